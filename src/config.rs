@@ -1,0 +1,300 @@
+//! The `[digest_auth]` configuration, read from Rocket's figment at ignite
+//! (Rocket.toml `[default.digest_auth]`, or `ROCKET_DIGEST_AUTH`), with every
+//! value checked before launch.
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{Algorithm, QopKind};
+use crate::store::DEFAULT_NC_WINDOW;
+
+/// The `[digest_auth]` table. Every key has a default; see the README for the
+/// full table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `realm`: the protection space shown to users. Default `"rocket"`.
+    pub realm: String,
+    /// `algorithms`: offered in this order, one challenge each. Default
+    /// `["SHA-256", "MD5"]`.
+    pub algorithms: Vec<Algorithm>,
+    /// `qop`: `"auth"` and/or `"auth-int"`. Default `["auth"]`.
+    pub qop: Vec<Qop>,
+    /// `allow_rfc2069`: accept requests without `qop` (RFC 2069). Default false.
+    pub allow_rfc2069: bool,
+    /// `nonce_lifetime`: seconds a nonce is accepted. Default 300.
+    pub nonce_lifetime: u64,
+    /// `nextnonce_within`: send `nextnonce` when the nonce has fewer seconds
+    /// left than this. Default 60; 0 disables.
+    pub nextnonce_within: u64,
+    /// `secret`: signs nonces; at least 32 bytes. Default: random per launch.
+    pub secret: Option<String>,
+    /// `opaque`: echoed by clients and checked. Default: none.
+    pub opaque: Option<String>,
+    /// `userhash`: offer `userhash=true`. Default false.
+    pub userhash: bool,
+    /// `domain`: URIs of the protection space for the challenge. Default: none.
+    pub domain: Vec<String>,
+    /// `store`: `"database"` or `"memory"`. Default `"database"`.
+    pub store: StoreKind,
+    /// `token_storage`: `"token"` or `"ha1"` (keep only HA1 values). Default `"token"`.
+    pub token_storage: TokenStorage,
+    /// `uri_prefix`: a path prefix a rewriting proxy strips before the app
+    /// sees the request; the client's signed `uri` may carry it. Default: none.
+    pub uri_prefix: Option<String>,
+    /// `nc_window`: how far below the highest `nc` seen on a nonce a count may
+    /// arrive and still be accepted once. Default 256, at least 64.
+    pub nc_window: u32,
+    /// `max_failures`: failed attempts per (username, client address) in
+    /// `failure_window` before 429. Default 10.
+    pub max_failures: u32,
+    /// `failure_window`: seconds. Default 300.
+    pub failure_window: u64,
+    /// `max_tracked_clients`: bound on the failure bookkeeping. Default 100000.
+    pub max_tracked_clients: usize,
+    /// `cleanup_interval`: seconds between removals of expired nonce counts. Default 60.
+    pub cleanup_interval: u64,
+    /// `catcher`: register the 401 catcher. Default true.
+    pub catcher: bool,
+}
+
+/// A `qop` value in the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Qop {
+    /// `auth`
+    #[serde(rename = "auth")]
+    Auth,
+    /// `auth-int`
+    #[serde(rename = "auth-int")]
+    AuthInt,
+}
+
+impl From<Qop> for QopKind {
+    fn from(q: Qop) -> QopKind {
+        match q {
+            Qop::Auth => QopKind::Auth,
+            Qop::AuthInt => QopKind::AuthInt,
+        }
+    }
+}
+
+/// Which built-in store the fairing uses when the app passes none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// The database configured as `[databases.digest_auth]` (SQLite or PostgreSQL).
+    Database,
+    /// In this process's memory (single process; nonces bound to it).
+    Memory,
+}
+
+/// How the database store keeps users' secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenStorage {
+    /// The token itself.
+    Token,
+    /// Only HA1 values for the realm; the token is shown once at creation.
+    Ha1,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            realm: "rocket".into(),
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+            qop: vec![Qop::Auth],
+            allow_rfc2069: false,
+            nonce_lifetime: 300,
+            nextnonce_within: 60,
+            secret: None,
+            opaque: None,
+            userhash: false,
+            domain: Vec::new(),
+            store: StoreKind::Database,
+            token_storage: TokenStorage::Token,
+            uri_prefix: None,
+            nc_window: DEFAULT_NC_WINDOW,
+            max_failures: 10,
+            failure_window: 300,
+            max_tracked_clients: 100_000,
+            cleanup_interval: 60,
+            catcher: true,
+        }
+    }
+}
+
+/// A configuration value that cannot work; the message names the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid `digest_auth.{key}`: {message}")]
+pub struct InvalidConfig {
+    /// The key, under `digest_auth`.
+    pub key: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// Shortest `secret` accepted, in bytes.
+pub const MIN_SECRET_LEN: usize = 32;
+
+impl Config {
+    /// Checks every value; the first problem is returned.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let bad = |key, message: &str| {
+            Err(InvalidConfig {
+                key,
+                message: message.into(),
+            })
+        };
+        if self.realm.trim().is_empty() {
+            return bad("realm", "must not be empty");
+        }
+        if self.realm.chars().any(char::is_control) {
+            return bad("realm", "must not contain control characters");
+        }
+        if self.algorithms.is_empty() {
+            return bad("algorithms", "offer at least one algorithm");
+        }
+        if has_duplicates(&self.algorithms) {
+            return bad("algorithms", "lists an algorithm twice");
+        }
+        if self.qop.is_empty() && !self.allow_rfc2069 {
+            return bad(
+                "qop",
+                "is empty, so no client could authenticate; list \"auth\" or set allow_rfc2069 = true",
+            );
+        }
+        if has_duplicates(&self.qop) {
+            return bad("qop", "lists a value twice");
+        }
+        if self.nonce_lifetime == 0 {
+            return bad("nonce_lifetime", "must be at least 1 second");
+        }
+        if self.nonce_lifetime > 7 * 24 * 3600 {
+            return bad("nonce_lifetime", "must be at most a week (604800 seconds)");
+        }
+        if self.nextnonce_within >= self.nonce_lifetime {
+            return bad("nextnonce_within", "must be less than nonce_lifetime");
+        }
+        if let Some(secret) = &self.secret {
+            if secret.len() < MIN_SECRET_LEN {
+                return bad(
+                    "secret",
+                    &format!("must be at least {MIN_SECRET_LEN} bytes (use a random string)"),
+                );
+            }
+        }
+        if let Some(opaque) = &self.opaque {
+            if opaque.is_empty() || opaque.chars().any(char::is_control) {
+                return bad("opaque", "must be non-empty, without control characters");
+            }
+        }
+        if self
+            .domain
+            .iter()
+            .any(|d| d.is_empty() || d.contains(char::is_whitespace))
+        {
+            return bad(
+                "domain",
+                "entries must be non-empty URIs without whitespace",
+            );
+        }
+        if let Some(prefix) = &self.uri_prefix {
+            if !prefix.starts_with('/') || prefix.ends_with('/') {
+                return bad("uri_prefix", "must start with `/` and not end with `/`");
+            }
+        }
+        if self.nc_window < 64 {
+            return bad("nc_window", "must be at least 64");
+        }
+        if self.max_failures == 0 {
+            return bad("max_failures", "must be at least 1");
+        }
+        if self.failure_window == 0 {
+            return bad("failure_window", "must be at least 1 second");
+        }
+        if self.max_tracked_clients == 0 {
+            return bad("max_tracked_clients", "must be at least 1");
+        }
+        if self.cleanup_interval == 0 {
+            return bad("cleanup_interval", "must be at least 1 second");
+        }
+        Ok(())
+    }
+}
+
+fn has_duplicates<T: PartialEq>(items: &[T]) -> bool {
+    items
+        .iter()
+        .enumerate()
+        .any(|(i, a)| items[..i].contains(a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::providers::{Format, Toml};
+    use figment::Figment;
+
+    fn from_toml(toml: &str) -> Result<Config, String> {
+        let config: Config = Figment::from(Toml::string(toml))
+            .extract()
+            .map_err(|e| e.to_string())?;
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(from_toml(""), Ok(Config::default()));
+    }
+
+    #[test]
+    fn parses_every_key() {
+        let c = from_toml(
+            r#"
+            realm = "api"
+            algorithms = ["sha-512-256", "MD5-sess"]
+            qop = ["auth", "auth-int"]
+            nonce_lifetime = 60
+            nextnonce_within = 10
+            secret = "0123456789abcdef0123456789abcdef"
+            opaque = "xyz"
+            userhash = true
+            domain = ["/api", "/admin"]
+            store = "memory"
+            token_storage = "ha1"
+            uri_prefix = "/app"
+            nc_window = 64
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.algorithms, [Algorithm::Sha512_256, Algorithm::Md5Sess]);
+        assert_eq!(c.qop, [Qop::Auth, Qop::AuthInt]);
+        assert_eq!(c.store, StoreKind::Memory);
+        assert_eq!(c.token_storage, TokenStorage::Ha1);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("realm = \"\"", "digest_auth.realm"),
+            ("algorithms = []", "digest_auth.algorithms"),
+            ("algorithms = [\"MD5\", \"md5\"]", "digest_auth.algorithms"),
+            ("nonce_lifetime = 0", "digest_auth.nonce_lifetime"),
+            ("secret = \"short\"", "digest_auth.secret"),
+            ("qop = []", "digest_auth.qop"),
+            ("nc_window = 10", "digest_auth.nc_window"),
+            ("uri_prefix = \"app\"", "digest_auth.uri_prefix"),
+            ("max_failures = 0", "digest_auth.max_failures"),
+        ];
+        for (toml, key) in cases {
+            let err = from_toml(toml).unwrap_err();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
+        // Unknown values and keys are named by figment.
+        let err = from_toml("algorithms = [\"SHA-1\"]").unwrap_err();
+        assert!(err.contains("SHA-1") && err.contains("algorithms"), "{err}");
+        let err = from_toml("realms = \"x\"").unwrap_err();
+        assert!(err.contains("realms"), "{err}");
+    }
+}

@@ -1,0 +1,267 @@
+//! The fairing: reads `[digest_auth]`, opens the store, manages the verifier,
+//! registers the catcher, cleans expired nonce counts, and adds the
+//! `Authentication-Info` and `Retry-After` headers to responses.
+//!
+//! ```no_run
+//! use rocket_digest_auth::DigestAuth;
+//!
+//! #[rocket::launch]
+//! fn rocket() -> _ {
+//!     rocket::build().attach(DigestAuth::fairing())
+//! }
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rocket::fairing::{self, Fairing, Info, Kind};
+use rocket::figment::providers::Serialized;
+use rocket::figment::Figment;
+use rocket::http::Header;
+use rocket::{Build, Orbit, Request, Response, Rocket};
+
+use crate::config::{Config, StoreKind, TokenStorage};
+use crate::guard::CachedVerification;
+use crate::store::{
+    CredentialStore, MemoryStore, NonceCountStore, StoreError, StoreOptions, TokenAdmin,
+};
+use crate::verifier::{Rejection, Verifier};
+use crate::Error;
+
+/// The database URL used when `[databases.digest_auth]` gives none.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://digest_auth.db?mode=rwc";
+
+/// The name of the rocket_db_pools database this crate uses:
+/// `[default.databases.digest_auth]`.
+pub const DATABASE_NAME: &str = "digest_auth";
+
+/// The fairing. Attach [`DigestAuth::fairing()`] in `rocket::build()`;
+/// optionally pass the app's own stores.
+#[derive(Default)]
+pub struct DigestAuth {
+    credentials: Option<Arc<dyn CredentialStore>>,
+    counts: Option<Arc<dyn NonceCountStore>>,
+}
+
+/// The managed state the guard and catcher use.
+#[derive(Debug)]
+pub struct DigestAuthState {
+    verifier: Verifier,
+}
+
+impl DigestAuthState {
+    /// The verifier, e.g. to build challenges in an app's own catcher.
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+}
+
+/// Create, rotate and revoke users' tokens in the built-in store. Managed by
+/// the fairing when a built-in credential store is in use: take
+/// `&State<Tokens>` in a route, or `rocket.state::<Tokens>()` after ignite.
+#[derive(Clone)]
+pub struct Tokens(Arc<dyn TokenAdmin>);
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tokens")
+    }
+}
+
+impl Tokens {
+    /// Wraps a store.
+    pub fn new(admin: Arc<dyn TokenAdmin>) -> Tokens {
+        Tokens(admin)
+    }
+
+    /// Creates `username`'s token, or rotates it if there is one; returns
+    /// the new token (the old one stops working at once).
+    pub async fn issue(&self, username: &str) -> Result<String, StoreError> {
+        if username.is_empty() || username.len() > 256 || username.chars().any(char::is_control) {
+            return Err(StoreError::new(
+                "a username must be 1 to 256 bytes without control characters",
+            ));
+        }
+        self.0.issue_token(username).await
+    }
+
+    /// Revokes `username`'s token; returns whether there was one.
+    pub async fn revoke(&self, username: &str) -> Result<bool, StoreError> {
+        self.0.revoke_token(username).await
+    }
+}
+
+/// The built-in stores the configuration chose, where the app passed none.
+type BuiltinStores = (
+    Option<Arc<dyn CredentialStore>>,
+    Option<Arc<dyn NonceCountStore>>,
+    Option<Tokens>,
+);
+
+impl DigestAuth {
+    /// The fairing, with the stores chosen by configuration.
+    pub fn fairing() -> DigestAuth {
+        DigestAuth::default()
+    }
+
+    /// Uses the app's own credential store instead of a built-in one.
+    pub fn with_credential_store(mut self, store: impl CredentialStore) -> DigestAuth {
+        self.credentials = Some(Arc::new(store));
+        self
+    }
+
+    /// Uses the app's own nonce-count store instead of a built-in one.
+    pub fn with_nonce_count_store(mut self, store: impl NonceCountStore) -> DigestAuth {
+        self.counts = Some(Arc::new(store));
+        self
+    }
+
+    /// Reads and validates `[digest_auth]` from a Rocket figment.
+    pub fn config(figment: &Figment) -> Result<Config, Error> {
+        let config: Config = figment.focus("digest_auth").extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The figment for `[databases.digest_auth]` with rocket_db_pools'
+    /// defaults joined in, and the embedded SQLite file as the default URL.
+    pub fn database_figment(figment: &Figment) -> Figment {
+        let workers: usize = figment
+            .extract_inner(rocket::Config::WORKERS)
+            .unwrap_or_else(|_| rocket::Config::default().workers);
+        figment
+            .focus(&format!("databases.{DATABASE_NAME}"))
+            .join(Serialized::default("url", DEFAULT_DATABASE_URL))
+            .join(Serialized::default("max_connections", workers * 4))
+            .join(Serialized::default("connect_timeout", 5))
+    }
+
+    async fn build(&self, figment: &Figment) -> Result<(Verifier, Option<Tokens>), Error> {
+        let config = Self::config(figment)?;
+        let options = StoreOptions {
+            realm: config.realm.clone(),
+            nc_window: config.nc_window,
+            ha1_only: config.token_storage == TokenStorage::Ha1,
+        };
+        let needs_builtin = self.credentials.is_none() || self.counts.is_none();
+        let (builtin_credentials, builtin_counts, tokens): BuiltinStores = match config.store {
+            _ if !needs_builtin => (None, None, None),
+            StoreKind::Memory => {
+                let store = Arc::new(MemoryStore::new(options));
+                (
+                    Some(store.clone()),
+                    Some(store.clone()),
+                    Some(Tokens(store)),
+                )
+            }
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            StoreKind::Database => {
+                let db = Self::database_figment(figment);
+                let store = Arc::new(crate::store::SqlStore::connect(&db, options).await?);
+                (
+                    Some(store.clone()),
+                    Some(store.clone()),
+                    Some(Tokens(store)),
+                )
+            }
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            StoreKind::Database => {
+                return Err(Error::Config(crate::config::InvalidConfig {
+                    key: "store",
+                    message: "\"database\" needs the `sqlite` or `postgres` feature".into(),
+                }))
+            }
+        };
+        // A custom credential store means the built-in tokens are not the ones in use.
+        let tokens = if self.credentials.is_some() {
+            None
+        } else {
+            tokens
+        };
+        let credentials = self
+            .credentials
+            .clone()
+            .or(builtin_credentials)
+            .expect("some store");
+        let counts = self.counts.clone().or(builtin_counts).expect("some store");
+        Ok((Verifier::new(config, credentials, counts)?, tokens))
+    }
+}
+
+#[rocket::async_trait]
+impl Fairing for DigestAuth {
+    fn info(&self) -> Info {
+        Info {
+            name: "Digest Authentication",
+            kind: Kind::Ignite | Kind::Liftoff | Kind::Response,
+        }
+    }
+
+    async fn on_ignite(&self, rocket: Rocket<Build>) -> fairing::Result {
+        let (verifier, tokens) = match self.build(rocket.figment()).await {
+            Ok(built) => built,
+            Err(e) => {
+                rocket::error!("Digest authentication failed to start: {e}");
+                return Err(rocket);
+            }
+        };
+        let config = verifier.config();
+        if config.secret.is_none() {
+            rocket::warn!(
+                "digest_auth.secret is not set: nonces are signed with a random key that dies \
+                 with this process. Several instances behind a load balancer, or nonces that \
+                 survive a restart, need a shared `secret`."
+            );
+        }
+        let catcher = config.catcher;
+        let mut rocket = rocket.manage(DigestAuthState { verifier });
+        if let Some(tokens) = tokens {
+            rocket = rocket.manage(tokens);
+        }
+        if catcher {
+            rocket = rocket.register("/", rocket::catchers![crate::catcher::challenge]);
+        }
+        Ok(rocket)
+    }
+
+    async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {
+        let Some(state) = rocket.state::<DigestAuthState>() else {
+            return;
+        };
+        let counts = state.verifier.nonce_counts().clone();
+        let every = Duration::from_secs(state.verifier.config().cleanup_interval);
+        let mut shutdown = rocket.shutdown();
+        rocket::tokio::spawn(async move {
+            let mut interval = rocket::tokio::time::interval(every);
+            loop {
+                rocket::tokio::select! {
+                    _ = interval.tick() => {
+                        let now = chrono::Utc::now().timestamp();
+                        if let Err(e) = counts.remove_expired(now).await {
+                            rocket::warn!("digest_auth: removing expired nonce counts failed: {e}");
+                        }
+                    }
+                    _ = &mut shutdown => break,
+                }
+            }
+        });
+    }
+
+    async fn on_response<'r>(&self, request: &'r Request<'_>, response: &mut Response<'r>) {
+        let cached = request.local_cache(|| CachedVerification(None));
+        match &cached.0 {
+            Some(Ok(verified)) => {
+                response.set_header(Header::new(
+                    "Authentication-Info",
+                    verified.authentication_info.to_string(),
+                ));
+            }
+            Some(Err(Rejection::TooManyAttempts { retry_after }))
+                if response.status().code == 429 && !response.headers().contains("Retry-After") =>
+            {
+                response.set_header(Header::new("Retry-After", retry_after.to_string()));
+            }
+            _ => {}
+        }
+    }
+}

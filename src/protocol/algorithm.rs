@@ -1,0 +1,179 @@
+//! The six Digest algorithms of RFC 7616 and the hashes they are built on.
+//!
+//! ```
+//! use rocket_digest_auth::protocol::Algorithm;
+//!
+//! let alg: Algorithm = "sha-256".parse().unwrap();
+//! assert_eq!(alg, Algorithm::Sha256);
+//! assert_eq!(alg.hash(b"abc").len(), 64);
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+use md5::Md5;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256, Sha512_256};
+
+/// The hash function under an [`Algorithm`]; `-sess` variants share it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HashFunction {
+    /// MD5 (RFC 1321).
+    Md5,
+    /// SHA-256 (FIPS 180-4).
+    Sha256,
+    /// SHA-512/256 (FIPS 180-4), not SHA-512 truncated: see RFC 7616 erratum 4897.
+    Sha512_256,
+}
+
+impl HashFunction {
+    /// Every hash function, in the order their columns appear in the stores.
+    pub const ALL: [HashFunction; 3] = [Self::Md5, Self::Sha256, Self::Sha512_256];
+
+    /// Lower-case hex digest of the concatenation of `parts`.
+    pub fn hex(self, parts: &[&[u8]]) -> String {
+        fn run<D: Digest>(parts: &[&[u8]]) -> String {
+            let mut d = D::new();
+            for p in parts {
+                d.update(p);
+            }
+            hex::encode(d.finalize())
+        }
+        match self {
+            Self::Md5 => run::<Md5>(parts),
+            Self::Sha256 => run::<Sha256>(parts),
+            Self::Sha512_256 => run::<Sha512_256>(parts),
+        }
+    }
+
+    /// Length of the hex digest.
+    pub fn hex_len(self) -> usize {
+        match self {
+            Self::Md5 => 32,
+            Self::Sha256 | Self::Sha512_256 => 64,
+        }
+    }
+}
+
+/// A Digest `algorithm` parameter value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Algorithm {
+    /// `MD5`: RFC 2617's default, the only one many old clients know.
+    Md5,
+    /// `MD5-sess`.
+    Md5Sess,
+    /// `SHA-256`.
+    Sha256,
+    /// `SHA-256-sess`.
+    Sha256Sess,
+    /// `SHA-512-256`.
+    Sha512_256,
+    /// `SHA-512-256-sess`.
+    Sha512_256Sess,
+}
+
+impl Algorithm {
+    /// All six, strongest first.
+    pub const ALL: [Algorithm; 6] = [
+        Self::Sha512_256,
+        Self::Sha512_256Sess,
+        Self::Sha256,
+        Self::Sha256Sess,
+        Self::Md5,
+        Self::Md5Sess,
+    ];
+
+    /// The name as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Md5 => "MD5",
+            Self::Md5Sess => "MD5-sess",
+            Self::Sha256 => "SHA-256",
+            Self::Sha256Sess => "SHA-256-sess",
+            Self::Sha512_256 => "SHA-512-256",
+            Self::Sha512_256Sess => "SHA-512-256-sess",
+        }
+    }
+
+    /// The underlying hash function.
+    pub fn hash_function(self) -> HashFunction {
+        match self {
+            Self::Md5 | Self::Md5Sess => HashFunction::Md5,
+            Self::Sha256 | Self::Sha256Sess => HashFunction::Sha256,
+            Self::Sha512_256 | Self::Sha512_256Sess => HashFunction::Sha512_256,
+        }
+    }
+
+    /// Whether this is a `-sess` variant (HA1 also covers nonce and cnonce).
+    pub fn is_session(self) -> bool {
+        matches!(
+            self,
+            Self::Md5Sess | Self::Sha256Sess | Self::Sha512_256Sess
+        )
+    }
+
+    /// Lower-case hex digest of `data` with this algorithm's hash.
+    pub fn hash(self, data: &[u8]) -> String {
+        self.hash_function().hex(&[data])
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error for an `algorithm` name this crate does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown Digest algorithm `{0}` (expected one of MD5, MD5-sess, SHA-256, SHA-256-sess, SHA-512-256, SHA-512-256-sess)")]
+pub struct UnknownAlgorithm(pub String);
+
+impl FromStr for Algorithm {
+    type Err = UnknownAlgorithm;
+
+    /// Case-insensitive, as clients differ (`MD5-SESS` from Python requests).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Algorithm::ALL
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownAlgorithm(s.to_owned()))
+    }
+}
+
+impl TryFrom<String> for Algorithm {
+    type Error = UnknownAlgorithm;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Algorithm> for String {
+    fn from(a: Algorithm) -> String {
+        a.as_str().to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_case_insensitively() {
+        for a in Algorithm::ALL {
+            assert_eq!(a.as_str().to_uppercase().parse::<Algorithm>(), Ok(a));
+            assert_eq!(a.to_string().parse::<Algorithm>(), Ok(a));
+        }
+        assert!("SHA-512".parse::<Algorithm>().is_err());
+    }
+
+    #[test]
+    fn sha512_256_is_the_fips_function_not_truncated_sha512() {
+        // FIPS 180-4 example "abc".
+        assert_eq!(
+            Algorithm::Sha512_256.hash(b"abc"),
+            "53048e2681941ef99b2e29b76b4c7dabe4c2d0c634fc6d46e0e2f13107e7af23"
+        );
+    }
+}

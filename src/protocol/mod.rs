@@ -1,0 +1,33 @@
+//! The Digest protocol as plain Rust, with no Rocket in it: header parsing,
+//! hashing, nonces and challenges. Unit-testable, fuzzable and usable on its
+//! own.
+//!
+//! ```
+//! use rocket_digest_auth::protocol::{digest, Algorithm, Authorization};
+//!
+//! let header = r#"Digest username="Mufasa", realm="testrealm@host.com",
+//!     nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", uri="/dir/index.html",
+//!     qop=auth, nc=00000001, cnonce="0a4f113b",
+//!     response="6629fae49393a05397450978507c4ef1""#;
+//! let auth = Authorization::parse(header).unwrap().unwrap();
+//! let ha1 = digest::ha1(auth.algorithm, &auth.username, &auth.realm, "Circle Of Life");
+//! let q = auth.qop.as_ref().unwrap();
+//! let expected = digest::response(
+//!     auth.algorithm, &ha1, &auth.nonce, "GET", &auth.uri,
+//!     Some(digest::QopParams { kind: q.kind, nc: &q.nc_raw, cnonce: &q.cnonce }), "",
+//! );
+//! assert_eq!(expected, auth.response);
+//! ```
+
+mod algorithm;
+mod challenge;
+pub mod digest;
+mod header;
+mod nonce;
+
+pub use algorithm::{Algorithm, HashFunction, UnknownAlgorithm};
+pub use challenge::{AuthenticationInfo, Challenge};
+pub use header::{
+    Authorization, ParseError, Qop, QopKind, MAX_CNONCE_LEN, MAX_HEADER_LEN, MAX_PARAMS,
+};
+pub use nonce::{NonceKey, NonceStatus, MAX_CLOCK_SKEW_SECS};

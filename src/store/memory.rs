@@ -1,0 +1,131 @@
+//! The in-memory store: tokens and nonce counts in this process only.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, RwLock};
+
+use chrono::Utc;
+
+use super::{
+    generate_token, Claim, Credential, CredentialStore, HashFunction, NonceCountStore, Secret,
+    StoreError, StoreOptions, TokenAdmin,
+};
+
+/// Tokens and nonce counts in memory: for one process, tests and demos.
+///
+/// Its nonce counts die with the process, so it reports
+/// [`bound_to_process`](NonceCountStore::bound_to_process) and the fairing
+/// makes nonces from an earlier process `stale` rather than replayable.
+#[derive(Debug)]
+pub struct MemoryStore {
+    options: StoreOptions,
+    users: RwLock<HashMap<String, Credential>>,
+    nonces: Mutex<HashMap<String, NonceRecord>>,
+}
+
+#[derive(Debug)]
+struct NonceRecord {
+    highest: u32,
+    seen: HashSet<(String, u32)>,
+    expires_at: i64,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new(options: StoreOptions) -> MemoryStore {
+        MemoryStore {
+            options,
+            users: RwLock::default(),
+            nonces: Mutex::default(),
+        }
+    }
+
+    /// Adds or replaces a user with a token chosen by the caller.
+    pub fn insert_token(&self, username: &str, token: &str) {
+        let credential = Credential {
+            username: username.to_owned(),
+            secret: Secret::Token(token.to_owned()),
+            created_at: Some(Utc::now()),
+        };
+        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
+        users.insert(username.to_owned(), credential);
+    }
+
+    /// How many nonces have records (for tests of the cleanup).
+    pub fn nonce_records(&self) -> usize {
+        self.nonces.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+#[rocket::async_trait]
+impl CredentialStore for MemoryStore {
+    async fn credential(&self, username: &str) -> Result<Option<Credential>, StoreError> {
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        Ok(users.get(username).cloned())
+    }
+
+    async fn credential_by_userhash(
+        &self,
+        hash: HashFunction,
+        userhash: &str,
+    ) -> Result<Option<Credential>, StoreError> {
+        // A scan: fine for the few users a memory store holds.
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        Ok(users
+            .values()
+            .find(|c| self.options.userhash(hash, &c.username) == userhash)
+            .cloned())
+    }
+}
+
+#[rocket::async_trait]
+impl NonceCountStore for MemoryStore {
+    async fn claim(
+        &self,
+        nonce: &str,
+        cnonce: &str,
+        nc: u32,
+        expires_at: i64,
+    ) -> Result<Claim, StoreError> {
+        let mut nonces = self.nonces.lock().unwrap_or_else(|e| e.into_inner());
+        let record = nonces
+            .entry(nonce.to_owned())
+            .or_insert_with(|| NonceRecord {
+                highest: 0,
+                seen: HashSet::new(),
+                expires_at,
+            });
+        if u64::from(nc) + u64::from(self.options.nc_window) <= u64::from(record.highest) {
+            return Ok(Claim::Replayed);
+        }
+        if !record.seen.insert((cnonce.to_owned(), nc)) {
+            return Ok(Claim::Replayed);
+        }
+        record.highest = record.highest.max(nc);
+        Ok(Claim::Accepted)
+    }
+
+    async fn remove_expired(&self, now: i64) -> Result<u64, StoreError> {
+        let mut nonces = self.nonces.lock().unwrap_or_else(|e| e.into_inner());
+        let before = nonces.len();
+        nonces.retain(|_, r| r.expires_at > now);
+        Ok((before - nonces.len()) as u64)
+    }
+
+    fn bound_to_process(&self) -> bool {
+        true
+    }
+}
+
+#[rocket::async_trait]
+impl TokenAdmin for MemoryStore {
+    async fn issue_token(&self, username: &str) -> Result<String, StoreError> {
+        let token = generate_token();
+        self.insert_token(username, &token);
+        Ok(token)
+    }
+
+    async fn revoke_token(&self, username: &str) -> Result<bool, StoreError> {
+        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
+        Ok(users.remove(username).is_some())
+    }
+}

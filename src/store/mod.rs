@@ -1,0 +1,245 @@
+//! Where secrets come from and where nonce counts live: two traits an app can
+//! implement, and the built-in stores (memory, SQLite, PostgreSQL).
+//!
+//! The seed package's swappable backend had `get_password()`, `get_counter()`
+//! and `set_counter()`; here the secret lookup is [`CredentialStore`] and the
+//! counter is one atomic [`NonceCountStore::claim`], never a get followed by a
+//! set, so two requests cannot both win with the same count.
+//!
+//! ```
+//! use rocket_digest_auth::store::{Claim, MemoryStore, NonceCountStore, StoreOptions, TokenAdmin};
+//!
+//! # rocket::async_test(async {
+//! let store = MemoryStore::new(StoreOptions::new("example"));
+//! let token = store.issue_token("alice").await.unwrap();
+//! assert_eq!(token.len(), 40);
+//!
+//! let expires_at = i64::MAX;
+//! assert_eq!(store.claim("nonce", "cnonce", 1, expires_at).await.unwrap(), Claim::Accepted);
+//! assert_eq!(store.claim("nonce", "cnonce", 1, expires_at).await.unwrap(), Claim::Replayed);
+//! # });
+//! ```
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+
+use crate::protocol::{digest, Algorithm, HashFunction};
+
+mod memory;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+#[doc(hidden)]
+pub mod suite;
+
+pub use memory::MemoryStore;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sql::SqlStore;
+
+/// A store failure: the database is unreachable, a query failed... The
+/// request it happened on fails closed with 503.
+#[derive(Debug, thiserror::Error)]
+#[error("digest auth store: {0}")]
+pub struct StoreError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+impl StoreError {
+    /// Wraps any error.
+    pub fn new(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+        StoreError(e.into())
+    }
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        StoreError::new(e)
+    }
+}
+
+/// The secret a user authenticates with.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    /// The token itself (the Digest "password").
+    Token(String),
+    /// Only HA1 values, `H(username:realm:token)` per hash function, for the
+    /// realm they were made for. A missing one means that algorithm cannot be
+    /// used for this user.
+    Ha1 {
+        /// HA1 with MD5.
+        md5: Option<String>,
+        /// HA1 with SHA-256.
+        sha256: Option<String>,
+        /// HA1 with SHA-512/256.
+        sha512_256: Option<String>,
+    },
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Secret::Token(_) => f.write_str("Token(<redacted>)"),
+            Secret::Ha1 { .. } => f.write_str("Ha1(<redacted>)"),
+        }
+    }
+}
+
+impl Secret {
+    /// HA1 values of `token` for MD5, SHA-256 and SHA-512/256 (in the order
+    /// of [`HashFunction::ALL`]).
+    pub fn ha1_values(username: &str, realm: &str, token: &str) -> [String; 3] {
+        HashFunction::ALL.map(|h| {
+            h.hex(&[
+                username.as_bytes(),
+                b":",
+                realm.as_bytes(),
+                b":",
+                token.as_bytes(),
+            ])
+        })
+    }
+}
+
+/// A user's credential as a [`CredentialStore`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// The real username (also when the client sent a userhash).
+    pub username: String,
+    /// The secret.
+    pub secret: Secret,
+    /// When the token was created, where the store knows it.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl Credential {
+    /// HA1 for `alg` (before any `-sess` step), or `None` when this credential
+    /// cannot serve that algorithm.
+    pub fn ha1(&self, alg: Algorithm, realm: &str) -> Option<String> {
+        match &self.secret {
+            Secret::Token(token) => Some(digest::ha1(alg, &self.username, realm, token)),
+            Secret::Ha1 {
+                md5,
+                sha256,
+                sha512_256,
+            } => match alg.hash_function() {
+                HashFunction::Md5 => md5.clone(),
+                HashFunction::Sha256 => sha256.clone(),
+                HashFunction::Sha512_256 => sha512_256.clone(),
+            },
+        }
+    }
+}
+
+/// Where the secret for a username comes from.
+#[rocket::async_trait]
+pub trait CredentialStore: Send + Sync + 'static {
+    /// The credential of `username`, `Ok(None)` when there is no such user.
+    async fn credential(&self, username: &str) -> Result<Option<Credential>, StoreError>;
+
+    /// The credential whose userhash `H(username:realm)` under `hash` is
+    /// `userhash`. The default finds nobody: override it to serve clients
+    /// that send `userhash=true`.
+    async fn credential_by_userhash(
+        &self,
+        hash: HashFunction,
+        userhash: &str,
+    ) -> Result<Option<Credential>, StoreError> {
+        let _ = (hash, userhash);
+        Ok(None)
+    }
+
+    /// The hash functions this store can serve. A store holding only MD5
+    /// HA1 values (an htdigest file) returns `&[HashFunction::Md5]`, and a
+    /// configuration that offers other algorithms is refused at ignite.
+    fn hash_functions(&self) -> &'static [HashFunction] {
+        &HashFunction::ALL
+    }
+}
+
+/// The outcome of a [`NonceCountStore::claim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// First use of this (nonce, cnonce, nc), within the window: recorded.
+    Accepted,
+    /// Seen before, or below the window: refused.
+    Replayed,
+}
+
+/// Where nonce counts live: every (nonce, cnonce, nc) is accepted once.
+///
+/// Window semantics: a claim is refused when the same (nonce, cnonce, nc) was
+/// accepted before, or when `nc` is `window` or more below the highest `nc`
+/// accepted on that nonce. Everything else is accepted in any order, so
+/// requests in flight together on one nonce may arrive out of order.
+#[rocket::async_trait]
+pub trait NonceCountStore: Send + Sync + 'static {
+    /// Checks and records in one atomic step. `expires_at` is the unix time
+    /// after which the nonce is no longer accepted, so the record may go.
+    async fn claim(
+        &self,
+        nonce: &str,
+        cnonce: &str,
+        nc: u32,
+        expires_at: i64,
+    ) -> Result<Claim, StoreError>;
+
+    /// Deletes the records of nonces that expired at or before `now`;
+    /// returns how many went. Called periodically by the fairing.
+    async fn remove_expired(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// Whether the records die with the process (an in-memory store). The
+    /// fairing then binds nonces to the process, so that after a restart old
+    /// nonces get `stale=true` instead of being replayable.
+    fn bound_to_process(&self) -> bool {
+        false
+    }
+}
+
+/// Creating, rotating and revoking users' tokens in a built-in store.
+#[rocket::async_trait]
+pub trait TokenAdmin: Send + Sync + 'static {
+    /// Creates a token for a new user, or rotates an existing user's token;
+    /// returns the new token. The old token stops working at once.
+    async fn issue_token(&self, username: &str) -> Result<String, StoreError>;
+
+    /// Revokes `username`'s token; returns whether there was one.
+    async fn revoke_token(&self, username: &str) -> Result<bool, StoreError>;
+}
+
+/// A fresh token: 160 random bits as 40 hex digits, like the seed's tokens.
+pub fn generate_token() -> String {
+    let mut bytes = [0u8; 20];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// What the built-in stores need to know of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// The realm: userhash lookups and HA1 values depend on it.
+    pub realm: String,
+    /// See [`NonceCountStore`]: how far below the highest count a count may arrive.
+    pub nc_window: u32,
+    /// Keep only HA1 values, not tokens (database store only).
+    pub ha1_only: bool,
+}
+
+impl StoreOptions {
+    /// Options for `realm` with the default window, storing tokens.
+    pub fn new(realm: impl Into<String>) -> StoreOptions {
+        StoreOptions {
+            realm: realm.into(),
+            nc_window: DEFAULT_NC_WINDOW,
+            ha1_only: false,
+        }
+    }
+
+    /// The userhash of `username` under `hash` for this realm.
+    pub fn userhash(&self, hash: HashFunction, username: &str) -> String {
+        hash.hex(&[username.as_bytes(), b":", self.realm.as_bytes()])
+    }
+}
+
+/// The default `nc` window: how far below the highest accepted count a count
+/// may arrive and still be accepted once.
+pub const DEFAULT_NC_WINDOW: u32 = 256;

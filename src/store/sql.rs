@@ -1,0 +1,393 @@
+//! The database store: tokens and nonce counts in SQLite (default) or
+//! PostgreSQL (feature `postgres`), pooled through rocket_db_pools'
+//! configuration and migrated at ignite.
+//!
+//! Both backends run the same SQL (`$n` placeholders work in both); only the
+//! pool type and the expired-row cleanup differ.
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use rocket::figment::Figment;
+use sqlx::Row;
+
+use super::{
+    generate_token, Claim, Credential, CredentialStore, HashFunction, NonceCountStore, Secret,
+    StoreError, StoreOptions, TokenAdmin,
+};
+
+#[derive(Debug, Clone)]
+enum Pool {
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::SqlitePool),
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgPool),
+}
+
+/// Runs `$body` with `$p` bound to whichever pool this is: the SQL is shared,
+/// the row and executor types are not.
+macro_rules! with_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite($p) => $body,
+            #[cfg(feature = "postgres")]
+            Pool::Postgres($p) => $body,
+        }
+    };
+}
+
+/// Tokens and nonce counts in a SQL database.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: Pool,
+    options: StoreOptions,
+}
+
+const CLAIM: &str = "INSERT INTO digest_auth_nonce_counts (nonce, nc, cnonce, expires_at) \
+     SELECT $1, $2, $3, $4 \
+     WHERE $2 + $5 > COALESCE((SELECT MAX(nc) FROM digest_auth_nonce_counts WHERE nonce = $1), 0) \
+     ON CONFLICT DO NOTHING";
+
+const SELECT_CREDENTIAL: &str =
+    "SELECT username, token, ha1_md5, ha1_sha256, ha1_sha512_256, created_at FROM digest_auth_tokens";
+
+const UPSERT_TOKEN: &str = "INSERT INTO digest_auth_tokens (username, token, ha1_md5, ha1_sha256, \
+     ha1_sha512_256, userhash_realm, userhash_md5, userhash_sha256, userhash_sha512_256, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+     ON CONFLICT (username) DO UPDATE SET token = excluded.token, ha1_md5 = excluded.ha1_md5, \
+     ha1_sha256 = excluded.ha1_sha256, ha1_sha512_256 = excluded.ha1_sha512_256, \
+     userhash_realm = excluded.userhash_realm, userhash_md5 = excluded.userhash_md5, \
+     userhash_sha256 = excluded.userhash_sha256, userhash_sha512_256 = excluded.userhash_sha512_256, \
+     created_at = excluded.created_at";
+
+const SET_USERHASHES: &str =
+    "UPDATE digest_auth_tokens SET userhash_realm = $2, userhash_md5 = $3, \
+     userhash_sha256 = $4, userhash_sha512_256 = $5 WHERE username = $1";
+
+const DELETE_EXPIRED: &str = "DELETE FROM digest_auth_nonce_counts WHERE expires_at <= $1";
+
+/// Key of the PostgreSQL advisory lock that lets one instance at a time clean up.
+#[cfg(feature = "postgres")]
+const CLEANUP_LOCK: i64 = 0x0d16_e57a_0000_0001;
+
+fn userhash_column(hash: HashFunction) -> &'static str {
+    match hash {
+        HashFunction::Md5 => "userhash_md5",
+        HashFunction::Sha256 => "userhash_sha256",
+        HashFunction::Sha512_256 => "userhash_sha512_256",
+    }
+}
+
+macro_rules! credential_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        let username: String = row.try_get("username")?;
+        let token: Option<String> = row.try_get("token")?;
+        let secret = match token {
+            Some(token) => Secret::Token(token),
+            None => Secret::Ha1 {
+                md5: row.try_get("ha1_md5")?,
+                sha256: row.try_get("ha1_sha256")?,
+                sha512_256: row.try_get("ha1_sha512_256")?,
+            },
+        };
+        let created_at: i64 = row.try_get("created_at")?;
+        Credential {
+            username,
+            secret,
+            created_at: Utc.timestamp_opt(created_at, 0).single(),
+        }
+    }};
+}
+
+impl SqlStore {
+    /// Connects with a rocket_db_pools configuration (the figment focused on
+    /// `databases.digest_auth`, defaults joined in), runs the migrations and
+    /// refreshes userhash values for the realm.
+    ///
+    /// The backend follows the URL: `sqlite://...` or `postgres://...`.
+    pub async fn connect(figment: &Figment, options: StoreOptions) -> Result<SqlStore, StoreError> {
+        let config: rocket_db_pools::Config = figment.extract().map_err(StoreError::new)?;
+        let url = config.url.as_str();
+        let pool = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Self::postgres(figment).await?
+        } else if url.starts_with("sqlite:") {
+            Self::sqlite(&config).await?
+        } else {
+            return Err(StoreError::new(format!(
+                "unsupported database URL `{url}`: expected sqlite://... or postgres://..."
+            )));
+        };
+        let store = SqlStore { pool, options };
+        store.migrate().await?;
+        store.refresh_userhashes().await?;
+        Ok(store)
+    }
+
+    /// Connects to `url` with rocket_db_pools' defaults (tests, tools).
+    pub async fn connect_url(url: &str, options: StoreOptions) -> Result<SqlStore, StoreError> {
+        let figment = Figment::new()
+            .merge(("url", url))
+            .merge(("max_connections", 16))
+            .merge(("connect_timeout", 5));
+        Self::connect(&figment, options).await
+    }
+
+    #[cfg(feature = "sqlite")]
+    async fn sqlite(config: &rocket_db_pools::Config) -> Result<Pool, StoreError> {
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+        use sqlx::ConnectOptions;
+        use std::str::FromStr;
+
+        // Built here rather than by rocket_db_pools so that every connection
+        // gets WAL with synchronous=NORMAL: one fsync per checkpoint, not per
+        // counter insert, which is what makes a write per request affordable.
+        let opts = SqliteConnectOptions::from_str(&config.url)?
+            .create_if_missing(true)
+            .busy_timeout(Duration::from_secs(config.connect_timeout))
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .disable_statement_logging();
+        // Each connection to `sqlite::memory:` is its own database: keep one.
+        let in_memory = config.url.contains(":memory:") || config.url.contains("mode=memory");
+        let max = if in_memory {
+            1
+        } else {
+            config.max_connections as u32
+        };
+        let pool = sqlx::pool::PoolOptions::new()
+            .max_connections(max)
+            .min_connections(if in_memory {
+                1
+            } else {
+                config.min_connections.unwrap_or_default()
+            })
+            .acquire_timeout(Duration::from_secs(config.connect_timeout))
+            .idle_timeout(if in_memory {
+                None
+            } else {
+                config.idle_timeout.map(Duration::from_secs)
+            })
+            .max_lifetime(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(30 * 60))
+            })
+            .connect_with(opts)
+            .await?;
+        Ok(Pool::Sqlite(pool))
+    }
+
+    #[cfg(not(feature = "sqlite"))]
+    async fn sqlite(_: &rocket_db_pools::Config) -> Result<Pool, StoreError> {
+        Err(StoreError::new("SQLite support needs the `sqlite` feature"))
+    }
+
+    #[cfg(feature = "postgres")]
+    async fn postgres(figment: &Figment) -> Result<Pool, StoreError> {
+        let pool = <sqlx::PgPool as rocket_db_pools::Pool>::init(figment)
+            .await
+            .map_err(|e| StoreError::new(format!("{e:?}")))?;
+        Ok(Pool::Postgres(pool))
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    async fn postgres(_: &Figment) -> Result<Pool, StoreError> {
+        Err(StoreError::new(
+            "PostgreSQL support needs the `postgres` feature",
+        ))
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        // sqlx's migrator takes an advisory lock on PostgreSQL, so instances
+        // starting together migrate once.
+        with_pool!(&self.pool, p => {
+            let mut migrator = match self.pool {
+                #[cfg(feature = "sqlite")]
+                Pool::Sqlite(_) => sqlx::migrate!("migrations/sqlite"),
+                #[cfg(feature = "postgres")]
+                Pool::Postgres(_) => sqlx::migrate!("migrations/postgres"),
+            };
+            // The app may keep its own sqlx migrations in the same database.
+            migrator.set_ignore_missing(true);
+            migrator.run(p).await.map_err(StoreError::new)
+        })
+    }
+
+    /// Recomputes the userhash columns of rows made for another realm.
+    async fn refresh_userhashes(&self) -> Result<(), StoreError> {
+        let realm = self.options.realm.as_str();
+        with_pool!(&self.pool, p => {
+            let rows = sqlx::query(
+                "SELECT username FROM digest_auth_tokens \
+                 WHERE userhash_realm IS NULL OR userhash_realm <> $1",
+            )
+            .bind(realm)
+            .fetch_all(p)
+            .await?;
+            for row in rows {
+                let username: String = row.try_get("username")?;
+                let [md5, sha256, sha512] =
+                    HashFunction::ALL.map(|h| self.options.userhash(h, &username));
+                sqlx::query(SET_USERHASHES)
+                    .bind(&username)
+                    .bind(realm)
+                    .bind(md5)
+                    .bind(sha256)
+                    .bind(sha512)
+                    .execute(p)
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+
+    /// How many (nonce, cnonce, nc) records the store holds.
+    pub async fn nonce_records(&self) -> Result<i64, StoreError> {
+        with_pool!(&self.pool, p => {
+            let row = sqlx::query("SELECT COUNT(*) AS n FROM digest_auth_nonce_counts")
+                .fetch_one(p)
+                .await?;
+            Ok(row.try_get::<i64, _>("n")?)
+        })
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        with_pool!(&self.pool, p => p.close().await)
+    }
+}
+
+#[rocket::async_trait]
+impl CredentialStore for SqlStore {
+    async fn credential(&self, username: &str) -> Result<Option<Credential>, StoreError> {
+        with_pool!(&self.pool, p => {
+            let sql = format!("{SELECT_CREDENTIAL} WHERE username = $1");
+            match sqlx::query(&sql).bind(username).fetch_optional(p).await? {
+                Some(row) => Ok(Some(credential_from_row!(row))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    async fn credential_by_userhash(
+        &self,
+        hash: HashFunction,
+        userhash: &str,
+    ) -> Result<Option<Credential>, StoreError> {
+        let sql = format!(
+            "{SELECT_CREDENTIAL} WHERE {} = $1 AND userhash_realm = $2",
+            userhash_column(hash)
+        );
+        with_pool!(&self.pool, p => {
+            let row = sqlx::query(&sql)
+                .bind(userhash)
+                .bind(&self.options.realm)
+                .fetch_optional(p)
+                .await?;
+            match row {
+                Some(row) => Ok(Some(credential_from_row!(row))),
+                None => Ok(None),
+            }
+        })
+    }
+}
+
+#[rocket::async_trait]
+impl NonceCountStore for SqlStore {
+    async fn claim(
+        &self,
+        nonce: &str,
+        cnonce: &str,
+        nc: u32,
+        expires_at: i64,
+    ) -> Result<Claim, StoreError> {
+        with_pool!(&self.pool, p => {
+            let done = sqlx::query(CLAIM)
+                .bind(nonce)
+                .bind(i64::from(nc))
+                .bind(cnonce)
+                .bind(expires_at)
+                .bind(i64::from(self.options.nc_window))
+                .execute(p)
+                .await?;
+            Ok(if done.rows_affected() == 1 { Claim::Accepted } else { Claim::Replayed })
+        })
+    }
+
+    async fn remove_expired(&self, now: i64) -> Result<u64, StoreError> {
+        match &self.pool {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(p) => Ok(sqlx::query(DELETE_EXPIRED)
+                .bind(now)
+                .execute(p)
+                .await?
+                .rows_affected()),
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => {
+                // One instance cleans at a time; the others skip this round
+                // instead of deleting the same rows and waiting on each other.
+                let mut tx = p.begin().await?;
+                let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                    .bind(CLEANUP_LOCK)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if !locked {
+                    return Ok(0);
+                }
+                let n = sqlx::query(DELETE_EXPIRED)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok(n)
+            }
+        }
+    }
+}
+
+#[rocket::async_trait]
+impl TokenAdmin for SqlStore {
+    async fn issue_token(&self, username: &str) -> Result<String, StoreError> {
+        let token = generate_token();
+        let o = &self.options;
+        // In HA1-only mode the token is returned once and never stored.
+        let (stored, [ha1_md5, ha1_sha256, ha1_sha512]) = if o.ha1_only {
+            (
+                None,
+                Secret::ha1_values(username, &o.realm, &token).map(Some),
+            )
+        } else {
+            (Some(token.clone()), [None, None, None])
+        };
+        let [uh_md5, uh_sha256, uh_sha512] = HashFunction::ALL.map(|h| o.userhash(h, username));
+        with_pool!(&self.pool, p => {
+            sqlx::query(UPSERT_TOKEN)
+                .bind(username)
+                .bind(&stored)
+                .bind(&ha1_md5)
+                .bind(&ha1_sha256)
+                .bind(&ha1_sha512)
+                .bind(&o.realm)
+                .bind(&uh_md5)
+                .bind(&uh_sha256)
+                .bind(&uh_sha512)
+                .bind(Utc::now().timestamp())
+                .execute(p)
+                .await?;
+        });
+        Ok(token)
+    }
+
+    async fn revoke_token(&self, username: &str) -> Result<bool, StoreError> {
+        with_pool!(&self.pool, p => {
+            let done = sqlx::query("DELETE FROM digest_auth_tokens WHERE username = $1")
+                .bind(username)
+                .execute(p)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+}

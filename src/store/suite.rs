@@ -1,0 +1,209 @@
+//! One test suite for every [`NonceCountStore`]: the built-in ones run it,
+//! and an app can run it on its own store with
+//! [`nonce_count_store_suite!`](crate::nonce_count_store_suite).
+//!
+//! Each check takes a fresh nonce of its own, so one store (one database)
+//! can serve all of them at once.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use super::{Claim, NonceCountStore};
+
+/// A store under test and the `nc` window it was configured with.
+pub type StoreUnderTest = (Arc<dyn NonceCountStore>, u32);
+
+/// Runs one check on a multi-threaded runtime. `make` returns `None` when
+/// the store's backend is not available here and the check is skipped
+/// (it should print why).
+pub fn run<M, MF, T, TF>(make: M, check: T)
+where
+    M: FnOnce() -> MF,
+    MF: Future<Output = Option<StoreUnderTest>>,
+    T: FnOnce(StoreUnderTest) -> TF,
+    TF: Future<Output = ()>,
+{
+    let runtime = rocket::tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async move {
+        if let Some(store) = make().await {
+            check(store).await;
+        }
+    });
+}
+
+fn fresh_nonce(tag: &str) -> String {
+    format!("suite-{tag}-{}", super::generate_token())
+}
+
+fn far_future() -> i64 {
+    chrono::Utc::now().timestamp() + 3600
+}
+
+async fn claim(store: &dyn NonceCountStore, nonce: &str, cnonce: &str, nc: u32) -> Claim {
+    store
+        .claim(nonce, cnonce, nc, far_future())
+        .await
+        .expect("claim should not fail")
+}
+
+/// Each (nonce, cnonce, nc) is accepted once; another cnonce is another key.
+pub async fn accepts_once((store, _): StoreUnderTest) {
+    let n = fresh_nonce("once");
+    assert_eq!(claim(&*store, &n, "c1", 1).await, Claim::Accepted);
+    assert_eq!(claim(&*store, &n, "c1", 1).await, Claim::Replayed);
+    assert_eq!(claim(&*store, &n, "c2", 1).await, Claim::Accepted);
+    assert_eq!(claim(&*store, &n, "c1", 2).await, Claim::Accepted);
+    assert_eq!(claim(&*store, &n, "c1", 2).await, Claim::Replayed);
+    // Another nonce is independent.
+    let other = fresh_nonce("once-other");
+    assert_eq!(claim(&*store, &other, "c1", 1).await, Claim::Accepted);
+}
+
+/// Counts may arrive in any order within the window, each once.
+pub async fn out_of_order_within_window((store, window): StoreUnderTest) {
+    assert!(window >= 64, "the window must be at least 64, got {window}");
+    let n = fresh_nonce("ooo");
+    for nc in [64, 1, 30, 63, 2, 100, 40] {
+        assert_eq!(
+            claim(&*store, &n, "c", nc).await,
+            Claim::Accepted,
+            "nc {nc}"
+        );
+    }
+    for nc in [64, 1, 30, 100] {
+        assert_eq!(
+            claim(&*store, &n, "c", nc).await,
+            Claim::Replayed,
+            "repeat of nc {nc}"
+        );
+    }
+}
+
+/// A count `window` or more below the highest accepted is refused, even
+/// unseen and with another cnonce; one just inside is accepted.
+pub async fn below_window_rejected((store, window): StoreUnderTest) {
+    let n = fresh_nonce("below");
+    let top = window + 1000;
+    assert_eq!(claim(&*store, &n, "c", top).await, Claim::Accepted);
+    assert_eq!(claim(&*store, &n, "c", top - window).await, Claim::Replayed);
+    assert_eq!(
+        claim(&*store, &n, "other", top - window).await,
+        Claim::Replayed
+    );
+    assert_eq!(claim(&*store, &n, "c", 1).await, Claim::Replayed);
+    assert_eq!(
+        claim(&*store, &n, "c", top - window + 1).await,
+        Claim::Accepted
+    );
+}
+
+/// `nc` goes up to 0xffffffff.
+pub async fn full_nc_range((store, _): StoreUnderTest) {
+    let n = fresh_nonce("max");
+    assert_eq!(claim(&*store, &n, "c", u32::MAX).await, Claim::Accepted);
+    assert_eq!(claim(&*store, &n, "c", u32::MAX).await, Claim::Replayed);
+    assert_eq!(claim(&*store, &n, "c", u32::MAX - 1).await, Claim::Accepted);
+}
+
+/// Records of expired nonces are removed; live ones stay.
+pub async fn expired_records_are_removed((store, _): StoreUnderTest) {
+    let now = chrono::Utc::now().timestamp();
+    let old = fresh_nonce("expired");
+    let live = fresh_nonce("live");
+    for nc in 1..=5 {
+        assert_eq!(
+            store.claim(&old, "c", nc, now - 10).await.unwrap(),
+            Claim::Accepted
+        );
+    }
+    assert_eq!(
+        store.claim(&live, "c", 1, now + 3600).await.unwrap(),
+        Claim::Accepted
+    );
+    // Other stores' suites may share the database: at least ours went.
+    let removed = store.remove_expired(now).await.expect("cleanup");
+    assert!(
+        removed >= 5,
+        "removed {removed} records, expected at least 5"
+    );
+    // The expired nonce's records are gone (a claim would be new again)...
+    assert_eq!(
+        store.claim(&old, "c", 1, now - 10).await.unwrap(),
+        Claim::Accepted
+    );
+    // ...while the live nonce still refuses its replay.
+    assert_eq!(
+        store.claim(&live, "c", 1, now + 3600).await.unwrap(),
+        Claim::Replayed
+    );
+}
+
+/// 200 concurrent claims on one nonce: 100 distinct counts, each claimed
+/// twice at once. Every count wins exactly once; every duplicate loses.
+pub async fn concurrent_claims_win_once((store, _): StoreUnderTest) {
+    let n = Arc::new(fresh_nonce("concurrent"));
+    let mut tasks = Vec::new();
+    for round in 0..2 {
+        for nc in 1..=100u32 {
+            let (store, n) = (store.clone(), n.clone());
+            tasks.push(rocket::tokio::spawn(async move {
+                let claim = store.claim(&n, "c", nc, far_future()).await.expect("claim");
+                (nc, round, claim)
+            }));
+        }
+    }
+    let mut wins = [0u32; 101];
+    for t in tasks {
+        let (nc, _, claim) = t.await.expect("task");
+        if claim == Claim::Accepted {
+            wins[nc as usize] += 1;
+        }
+    }
+    for (nc, w) in wins.iter().enumerate().skip(1) {
+        assert_eq!(*w, 1, "nc {nc} won {w} times");
+    }
+}
+
+/// Instantiates the whole [`NonceCountStore`] suite as `#[test]`s.
+///
+/// `$make` is an async fn returning `Option<(Arc<dyn NonceCountStore>, u32)>`:
+/// the store and the `nc` window it was made with, or `None` to skip (when
+/// its database is not reachable; print why).
+///
+/// ```
+/// use std::sync::Arc;
+/// use rocket_digest_auth::store::{MemoryStore, StoreOptions, suite::StoreUnderTest};
+///
+/// async fn make() -> Option<StoreUnderTest> {
+///     let options = StoreOptions::new("suite");
+///     let window = options.nc_window;
+///     Some((Arc::new(MemoryStore::new(options)), window))
+/// }
+///
+/// rocket_digest_auth::nonce_count_store_suite!(make);
+/// ```
+#[macro_export]
+macro_rules! nonce_count_store_suite {
+    ($make:path) => {
+        $crate::nonce_count_store_suite!(@tests $make,
+            accepts_once,
+            out_of_order_within_window,
+            below_window_rejected,
+            full_nc_range,
+            expired_records_are_removed,
+            concurrent_claims_win_once
+        );
+    };
+    (@tests $make:path, $($check:ident),*) => {
+        $(
+            #[test]
+            fn $check() {
+                $crate::store::suite::run($make, $crate::store::suite::$check);
+            }
+        )*
+    };
+}

@@ -1,0 +1,443 @@
+//! The whole verification of one request, as plain async Rust over the store
+//! traits: what the request guard runs, and what the fuzz target drives.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use rocket_digest_auth::{Config, Verifier, RequestParts, Rejection};
+//! use rocket_digest_auth::store::{MemoryStore, StoreOptions};
+//!
+//! # rocket::async_test(async {
+//! let config = Config { secret: Some("x".repeat(32)), ..Config::default() };
+//! let store = Arc::new(MemoryStore::new(StoreOptions::new(&config.realm)));
+//! let verifier = Verifier::new(config, store.clone(), store).unwrap();
+//!
+//! // No Authorization header: a challenge.
+//! let parts = RequestParts::new("GET", "/me", None);
+//! assert!(matches!(verifier.verify(&parts).await, Err(Rejection::Challenge { stale: false })));
+//! assert_eq!(verifier.challenges(false).len(), 2); // SHA-256, then MD5
+//! # });
+//! ```
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use subtle::ConstantTimeEq;
+
+use crate::config::Config;
+use crate::limiter::FailureLimiter;
+use crate::protocol::{
+    digest, AuthenticationInfo, Authorization, Challenge, NonceKey, NonceStatus, ParseError,
+    QopKind,
+};
+use crate::store::{Claim, Credential, CredentialStore, NonceCountStore, StoreError};
+
+/// What the verifier needs to know of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestParts<'a> {
+    /// The method, e.g. `GET`.
+    pub method: &'a str,
+    /// The request-target as received: path and query, not percent-decoded.
+    pub target: &'a str,
+    /// The `Authorization` header value, if any.
+    pub authorization: Option<&'a str>,
+    /// The client's address, for brute-force limiting.
+    pub client: Option<IpAddr>,
+    /// The request body, as far as the caller can see it.
+    pub body: Body<'a>,
+}
+
+impl<'a> RequestParts<'a> {
+    /// A bodiless request from an unknown address.
+    pub fn new(method: &'a str, target: &'a str, authorization: Option<&'a str>) -> Self {
+        RequestParts {
+            method,
+            target,
+            authorization,
+            client: None,
+            body: Body::Empty,
+        }
+    }
+}
+
+/// The request body as seen by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body<'a> {
+    /// The request has no body.
+    Empty,
+    /// The request has a body the caller cannot read (a request guard):
+    /// `auth-int` cannot be checked and is refused.
+    Unread,
+    /// The whole body, read by the data guard.
+    Bytes(&'a [u8]),
+}
+
+/// Why a request was not authenticated, and so what to answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Rejection {
+    /// 401 with a fresh challenge: no or another scheme, wrong realm,
+    /// algorithm, opaque or qop, a forged nonce, unknown user or wrong secret,
+    /// a replayed `nc`. `stale` when the digest was right but the nonce
+    /// expired (or was replayed): the client retries without asking the user.
+    #[error("authentication required (stale: {stale})")]
+    Challenge {
+        /// Send `stale=true`.
+        stale: bool,
+    },
+    /// 400: the Authorization header is not valid Digest.
+    #[error("malformed Authorization header: {0}")]
+    Malformed(#[from] ParseError),
+    /// 400: the signed `uri` does not name this request's target.
+    #[error("the Digest uri does not match the request-target")]
+    UriMismatch,
+    /// 400: `qop=auth-int` on a request with a body, at a route that cannot
+    /// read the body (it uses the request guard, not the data guard).
+    #[error("qop=auth-int over a request body needs the DigestAuthenticatedData guard")]
+    BodyNotCovered,
+    /// 429: too many failures for this (username, client address).
+    #[error("too many failed attempts; retry after {retry_after} s")]
+    TooManyAttempts {
+        /// Seconds until attempts are accepted again.
+        retry_after: u64,
+    },
+    /// 503: a store could not answer; the request is refused (fails closed).
+    #[error("authentication store unavailable: {0}")]
+    Unavailable(Arc<StoreError>),
+}
+
+impl From<StoreError> for Rejection {
+    fn from(e: StoreError) -> Rejection {
+        Rejection::Unavailable(Arc::new(e))
+    }
+}
+
+impl Rejection {
+    /// The HTTP status code this rejection is answered with.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            Rejection::Challenge { .. } => 401,
+            Rejection::Malformed(_) | Rejection::UriMismatch | Rejection::BodyNotCovered => 400,
+            Rejection::TooManyAttempts { .. } => 429,
+            Rejection::Unavailable(_) => 503,
+        }
+    }
+}
+
+/// A request that checked out.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The user's credential (real username, also after a userhash).
+    pub credential: Credential,
+    /// The `Authentication-Info` header value to send with the response.
+    pub authentication_info: AuthenticationInfo,
+}
+
+/// Verifies requests against the configuration and the stores.
+pub struct Verifier {
+    config: Config,
+    key: NonceKey,
+    qop: Vec<QopKind>,
+    domain: Option<String>,
+    credentials: Arc<dyn CredentialStore>,
+    counts: Arc<dyn NonceCountStore>,
+    limiter: FailureLimiter,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("realm", &self.config.realm)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The secret in place of a missing user's, so that an unknown username costs
+/// the same hashing as a wrong secret.
+const DUMMY_SECRET: &str = "rocket_digest_auth dummy secret";
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl Verifier {
+    /// A verifier for a configuration (validated here) and stores. Without
+    /// `config.secret`, nonces are signed with a random per-process key.
+    pub fn new(
+        config: Config,
+        credentials: Arc<dyn CredentialStore>,
+        counts: Arc<dyn NonceCountStore>,
+    ) -> Result<Verifier, crate::Error> {
+        config.validate()?;
+        let supported = credentials.hash_functions();
+        if let Some(alg) = config
+            .algorithms
+            .iter()
+            .find(|a| !supported.contains(&a.hash_function()))
+        {
+            return Err(crate::Error::Config(crate::config::InvalidConfig {
+                key: "algorithms",
+                message: format!("{alg} is offered, but the credential store cannot serve it"),
+            }));
+        }
+        let secret = match &config.secret {
+            Some(s) => s.as_bytes().to_vec(),
+            None => {
+                let mut random = [0u8; 32];
+                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
+                random.to_vec()
+            }
+        };
+        let epoch = counts.bound_to_process().then(rand::random::<[u8; 4]>);
+        let key = NonceKey::new(&secret, &config.realm, epoch);
+        let limiter = FailureLimiter::new(
+            config.max_failures,
+            config.failure_window,
+            config.max_tracked_clients,
+        );
+        Ok(Verifier {
+            qop: config.qop.iter().map(|&q| q.into()).collect(),
+            domain: (!config.domain.is_empty()).then(|| config.domain.join(" ")),
+            key,
+            credentials,
+            counts,
+            limiter,
+            config,
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The nonce-count store (the fairing runs its cleanup).
+    pub fn nonce_counts(&self) -> &Arc<dyn NonceCountStore> {
+        &self.counts
+    }
+
+    /// `WWW-Authenticate` values, one per configured algorithm in order,
+    /// sharing one fresh nonce.
+    pub fn challenges(&self, stale: bool) -> Vec<String> {
+        let nonce = self.key.mint(now());
+        self.config
+            .algorithms
+            .iter()
+            .map(|&algorithm| {
+                Challenge {
+                    realm: &self.config.realm,
+                    domain: self.domain.as_deref(),
+                    nonce: &nonce,
+                    opaque: self.config.opaque.as_deref(),
+                    algorithm,
+                    qop: &self.qop,
+                    stale,
+                    userhash: self.config.userhash,
+                }
+                .to_string()
+            })
+            .collect()
+    }
+
+    /// Verifies a request now.
+    pub async fn verify(&self, req: &RequestParts<'_>) -> Result<Verified, Rejection> {
+        self.verify_at(req, now()).await
+    }
+
+    /// Verifies a request as if at unix time `now`.
+    pub async fn verify_at(&self, req: &RequestParts<'_>, now: i64) -> Result<Verified, Rejection> {
+        let challenge = Rejection::Challenge { stale: false };
+        let Some(header) = req.authorization else {
+            return Err(challenge);
+        };
+        let Some(auth) = Authorization::parse(header)? else {
+            return Err(challenge);
+        };
+
+        // What the server did not offer is answered with what it does offer.
+        let qop_offered = match &auth.qop {
+            None => self.config.allow_rfc2069,
+            Some(q) => self.qop.contains(&q.kind),
+        };
+        let opaque_ok = match &self.config.opaque {
+            None => true,
+            Some(o) => auth.opaque.as_deref() == Some(o.as_str()),
+        };
+        if auth.realm != self.config.realm
+            || !self.config.algorithms.contains(&auth.algorithm)
+            || !qop_offered
+            || !opaque_ok
+            || (auth.userhash && !self.config.userhash)
+        {
+            return Err(challenge);
+        }
+        let body: &[u8] = match (auth.qop.as_ref().map(|q| q.kind), req.body) {
+            (Some(QopKind::AuthInt), Body::Unread) => return Err(Rejection::BodyNotCovered),
+            (_, Body::Bytes(bytes)) => bytes,
+            _ => b"",
+        };
+        if !self.uri_matches_target(&auth.uri, req.target) {
+            return Err(Rejection::UriMismatch);
+        }
+
+        let issued_at = match self.key.check(&auth.nonce, now, self.lifetime()) {
+            NonceStatus::Invalid => return Err(challenge),
+            NonceStatus::Stale => None,
+            NonceStatus::Fresh { issued_at } => Some(issued_at),
+        };
+
+        if let Err(retry_after) = self.limiter.check(&auth.username, req.client, now) {
+            return Err(Rejection::TooManyAttempts { retry_after });
+        }
+
+        let found = if auth.userhash {
+            let h = auth.algorithm.hash_function();
+            self.credentials
+                .credential_by_userhash(h, &auth.username)
+                .await?
+        } else {
+            self.credentials.credential(&auth.username).await?
+        };
+        let (credential, ha1) = match found.as_ref().and_then(|c| {
+            c.ha1(auth.algorithm, &self.config.realm)
+                .map(|ha1| (c, ha1))
+        }) {
+            Some((c, ha1)) => (Some(c), ha1),
+            None => (
+                None,
+                digest::ha1(
+                    auth.algorithm,
+                    &auth.username,
+                    &self.config.realm,
+                    DUMMY_SECRET,
+                ),
+            ),
+        };
+
+        let qop = auth.qop.as_ref().map(|q| digest::QopParams {
+            kind: q.kind,
+            nc: &q.nc_raw,
+            cnonce: &q.cnonce,
+        });
+        let cnonce = auth.qop.as_ref().map(|q| q.cnonce.as_str());
+        let effective_ha1 = digest::session_ha1(auth.algorithm, &ha1, &auth.nonce, cnonce);
+        let body_hash = match qop.map(|q| q.kind) {
+            Some(QopKind::AuthInt) => auth.algorithm.hash(body),
+            _ => String::new(),
+        };
+        let expected = digest::response(
+            auth.algorithm,
+            &effective_ha1,
+            &auth.nonce,
+            req.method,
+            &auth.uri,
+            qop,
+            &body_hash,
+        );
+        let matches: bool = expected.as_bytes().ct_eq(auth.response.as_bytes()).into();
+        let credential = match credential {
+            Some(c) if matches => c.clone(),
+            _ => {
+                self.limiter.fail(&auth.username, req.client, now);
+                return Err(challenge);
+            }
+        };
+
+        // The digest is right: from here on the client knows the secret, and
+        // a refusal carries stale=true so it retries without asking the user.
+        let Some(issued_at) = issued_at else {
+            return Err(Rejection::Challenge { stale: true });
+        };
+        let expires_at = issued_at + self.lifetime();
+        // Recorded only now that the response checked out, so nobody can burn
+        // a legitimate client's count with a bad response. RFC 2069 requests
+        // have no count: their nonce is single-use.
+        let (cnonce, nc) = auth
+            .qop
+            .as_ref()
+            .map_or(("", 0), |q| (q.cnonce.as_str(), q.nc));
+        match self
+            .counts
+            .claim(&auth.nonce, cnonce, nc, expires_at)
+            .await?
+        {
+            Claim::Accepted => {}
+            Claim::Replayed => return Err(Rejection::Challenge { stale: true }),
+        }
+        self.limiter.succeed(&auth.username, req.client);
+
+        let nextnonce = (self.config.nextnonce_within > 0
+            && expires_at - now <= self.config.nextnonce_within as i64)
+            .then(|| self.key.mint(now));
+        let rspauth = digest::response(
+            auth.algorithm,
+            &effective_ha1,
+            &auth.nonce,
+            "",
+            &auth.uri,
+            // rspauth's A2 covers the response body under auth-int, which a
+            // guard cannot know; it is computed as for `auth`.
+            qop.map(|q| digest::QopParams {
+                kind: QopKind::Auth,
+                ..q
+            }),
+            "",
+        );
+        Ok(Verified {
+            authentication_info: AuthenticationInfo {
+                rspauth,
+                qop: auth.qop.map(|q| (q.kind, q.nc_raw, q.cnonce)),
+                nextnonce,
+            },
+            credential,
+        })
+    }
+
+    fn lifetime(&self) -> i64 {
+        self.config.nonce_lifetime as i64
+    }
+
+    /// Whether the signed `uri` names `target`: compared as received, after
+    /// dropping an absolute-form's scheme and authority, optionally behind
+    /// the configured `uri_prefix`.
+    fn uri_matches_target(&self, signed: &str, target: &str) -> bool {
+        let signed = strip_absolute_form(signed);
+        signed == target
+            || self
+                .config
+                .uri_prefix
+                .as_deref()
+                .and_then(|prefix| signed.strip_prefix(prefix))
+                .is_some_and(|rest| rest == target)
+    }
+}
+
+/// `http://host:port/path?q` → `/path?q`; `http://host` → `/`.
+fn strip_absolute_form(uri: &str) -> &str {
+    let lower_scheme = |s: &str| {
+        s.get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+            || s.get(..7)
+                .is_some_and(|p| p.eq_ignore_ascii_case("http://"))
+    };
+    if !lower_scheme(uri) {
+        return uri;
+    }
+    let after_scheme = &uri[uri.find("://").map_or(0, |i| i + 3)..];
+    match after_scheme.find(['/', '?']) {
+        Some(i) if after_scheme.as_bytes()[i] == b'/' => &after_scheme[i..],
+        _ => "/",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absolute_form_is_reduced_to_origin_form() {
+        assert_eq!(strip_absolute_form("http://h:8000/a?b=c"), "/a?b=c");
+        assert_eq!(strip_absolute_form("HTTPS://h/x"), "/x");
+        assert_eq!(strip_absolute_form("http://h"), "/");
+        assert_eq!(strip_absolute_form("/a"), "/a");
+    }
+}
