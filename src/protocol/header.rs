@@ -222,7 +222,7 @@ impl Params {
 
 /// Splits `name=value, name="quoted \"value\""` into lower-cased names and
 /// unescaped values, refusing duplicates.
-fn parse_params(s: &str) -> Result<Vec<(String, String)>, ParseError> {
+pub(crate) fn parse_params(s: &str) -> Result<Vec<(String, String)>, ParseError> {
     let bytes = s.as_bytes();
     let mut out: Vec<(String, String)> = Vec::new();
     let mut i = 0;

@@ -21,12 +21,14 @@
 
 mod algorithm;
 mod challenge;
+mod client;
 pub mod digest;
 mod header;
 mod nonce;
 
 pub use algorithm::{Algorithm, HashFunction, UnknownAlgorithm};
 pub use challenge::{AuthenticationInfo, Challenge};
+pub use client::{Answer, ClientChallenge, DigestClient};
 pub use header::{
     Authorization, ParseError, Qop, QopKind, MAX_CNONCE_LEN, MAX_HEADER_LEN, MAX_PARAMS,
 };
