@@ -10,11 +10,13 @@
 //! `ROCKET_*` variables (`ROCKET_PORT`, `ROCKET_DATABASES`, `ROCKET_DIGEST_AUTH`,
 //! `ROCKET_PROFILE=postgres`).
 
+mod common;
+
 use std::process::ExitCode;
 
 use rocket::serde::json::{json, Json, Value};
 use rocket::{get, routes, Build, Rocket};
-use rocket_digest_auth::{DigestAuth, DigestAuthenticated, Tokens, User};
+use rocket_digest_auth::{DigestAuth, DigestAuthenticated, User};
 
 #[get("/")]
 fn index() -> &'static str {
@@ -35,39 +37,7 @@ fn rocket() -> Rocket<Build> {
         .mount("/", routes![index, me])
 }
 
-async fn create_token(username: &str) -> Result<String, String> {
-    // Igniting runs the fairing: the same config, database and migrations.
-    let rocket = rocket().ignite().await.map_err(|e| e.to_string())?;
-    let tokens = rocket
-        .state::<Tokens>()
-        .ok_or("the configured credential store has no tokens to manage")?;
-    tokens.issue(username).await.map_err(|e| e.to_string())
-}
-
 #[rocket::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.as_slice() {
-        [] => match rocket().launch().await {
-            Ok(_) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::FAILURE
-            }
-        },
-        [command, username] if command == "create-token" => match create_token(username).await {
-            Ok(token) => {
-                println!("{token}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("create-token failed: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        _ => {
-            eprintln!("usage: server [create-token <username>]");
-            ExitCode::from(2)
-        }
-    }
+    common::main(rocket()).await
 }

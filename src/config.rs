@@ -38,6 +38,9 @@ pub struct Config {
     pub store: StoreKind,
     /// `token_storage`: `"token"` or `"ha1"` (keep only HA1 values). Default `"token"`.
     pub token_storage: TokenStorage,
+    /// `htdigest_file`: take credentials from this Apache `htdigest` file
+    /// (MD5 only) instead of the store's tokens. Default: none.
+    pub htdigest_file: Option<String>,
     /// `uri_prefix`: a path prefix a rewriting proxy strips before the app
     /// sees the request; the client's signed `uri` may carry it. Default: none.
     pub uri_prefix: Option<String>,
@@ -112,6 +115,7 @@ impl Default for Config {
             domain: Vec::new(),
             store: StoreKind::Database,
             token_storage: TokenStorage::Token,
+            htdigest_file: None,
             uri_prefix: None,
             nc_window: DEFAULT_NC_WINDOW,
             max_failures: 10,
@@ -197,6 +201,9 @@ impl Config {
                 "domain",
                 "entries must be non-empty URIs without whitespace",
             );
+        }
+        if self.htdigest_file.as_deref() == Some("") {
+            return bad("htdigest_file", "must be a path");
         }
         if let Some(prefix) = &self.uri_prefix {
             if !prefix.starts_with('/') || prefix.ends_with('/') {

@@ -20,10 +20,11 @@ use rocket::figment::Figment;
 use rocket::http::Header;
 use rocket::{Build, Orbit, Request, Response, Rocket};
 
-use crate::config::{Config, StoreKind, TokenStorage};
+use crate::config::{Config, InvalidConfig, StoreKind, TokenStorage};
 use crate::guard::CachedVerification;
 use crate::store::{
-    CredentialStore, MemoryStore, NonceCountStore, StoreError, StoreOptions, TokenAdmin,
+    CredentialStore, HtdigestFile, MemoryStore, NonceCountStore, StoreError, StoreOptions,
+    TokenAdmin,
 };
 use crate::verifier::{Rejection, Verifier};
 use crate::Error;
@@ -91,13 +92,6 @@ impl Tokens {
     }
 }
 
-/// The built-in stores the configuration chose, where the app passed none.
-type BuiltinStores = (
-    Option<Arc<dyn CredentialStore>>,
-    Option<Arc<dyn NonceCountStore>>,
-    Option<Tokens>,
-);
-
 impl DigestAuth {
     /// The fairing, with the stores chosen by configuration.
     pub fn fairing() -> DigestAuth {
@@ -138,53 +132,70 @@ impl DigestAuth {
 
     async fn build(&self, figment: &Figment) -> Result<(Verifier, Option<Tokens>), Error> {
         let config = Self::config(figment)?;
+        let credentials = match (&self.credentials, &config.htdigest_file) {
+            (Some(custom), _) => Some(custom.clone()),
+            (None, Some(path)) => {
+                let file = HtdigestFile::open(path, &config.realm).map_err(|e| InvalidConfig {
+                    key: "htdigest_file",
+                    message: e.to_string(),
+                })?;
+                Some(Arc::new(file) as Arc<dyn CredentialStore>)
+            }
+            (None, None) => None,
+        };
+        let (credentials, counts, tokens) = match (credentials, self.counts.clone()) {
+            (Some(credentials), Some(counts)) => (credentials, counts, None),
+            (credentials, counts) => {
+                let builtin = Builtin::open(figment, &config).await?;
+                // Tokens are managed only when the built-in store is the credential source.
+                let tokens = credentials.is_none().then_some(builtin.tokens);
+                (
+                    credentials.unwrap_or(builtin.credentials),
+                    counts.unwrap_or(builtin.counts),
+                    tokens,
+                )
+            }
+        };
+        Ok((Verifier::new(config, credentials, counts)?, tokens))
+    }
+}
+
+/// The built-in store the configuration chose (`store = ...`).
+struct Builtin {
+    credentials: Arc<dyn CredentialStore>,
+    counts: Arc<dyn NonceCountStore>,
+    tokens: Tokens,
+}
+
+impl Builtin {
+    fn of<S: CredentialStore + NonceCountStore + TokenAdmin>(store: Arc<S>) -> Builtin {
+        Builtin {
+            credentials: store.clone(),
+            counts: store.clone(),
+            tokens: Tokens(store),
+        }
+    }
+
+    async fn open(figment: &Figment, config: &Config) -> Result<Builtin, Error> {
         let options = StoreOptions {
             realm: config.realm.clone(),
             nc_window: config.nc_window,
             ha1_only: config.token_storage == TokenStorage::Ha1,
         };
-        let needs_builtin = self.credentials.is_none() || self.counts.is_none();
-        let (builtin_credentials, builtin_counts, tokens): BuiltinStores = match config.store {
-            _ if !needs_builtin => (None, None, None),
-            StoreKind::Memory => {
-                let store = Arc::new(MemoryStore::new(options));
-                (
-                    Some(store.clone()),
-                    Some(store.clone()),
-                    Some(Tokens(store)),
-                )
-            }
+        match config.store {
+            StoreKind::Memory => Ok(Builtin::of(Arc::new(MemoryStore::new(options)))),
             #[cfg(any(feature = "sqlite", feature = "postgres"))]
             StoreKind::Database => {
-                let db = Self::database_figment(figment);
-                let store = Arc::new(crate::store::SqlStore::connect(&db, options).await?);
-                (
-                    Some(store.clone()),
-                    Some(store.clone()),
-                    Some(Tokens(store)),
-                )
+                let db = DigestAuth::database_figment(figment);
+                let store = crate::store::SqlStore::connect(&db, options).await?;
+                Ok(Builtin::of(Arc::new(store)))
             }
             #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
-            StoreKind::Database => {
-                return Err(Error::Config(crate::config::InvalidConfig {
-                    key: "store",
-                    message: "\"database\" needs the `sqlite` or `postgres` feature".into(),
-                }))
-            }
-        };
-        // A custom credential store means the built-in tokens are not the ones in use.
-        let tokens = if self.credentials.is_some() {
-            None
-        } else {
-            tokens
-        };
-        let credentials = self
-            .credentials
-            .clone()
-            .or(builtin_credentials)
-            .expect("some store");
-        let counts = self.counts.clone().or(builtin_counts).expect("some store");
-        Ok((Verifier::new(config, credentials, counts)?, tokens))
+            StoreKind::Database => Err(Error::Config(InvalidConfig {
+                key: "store",
+                message: "\"database\" needs the `sqlite` or `postgres` feature".into(),
+            })),
+        }
     }
 }
 

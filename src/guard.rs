@@ -108,14 +108,9 @@ pub(crate) fn body_of(request: &Request<'_>) -> Body<'static> {
     }
 }
 
-pub(crate) fn outcome<T>(result: Result<T, Rejection>) -> Outcome<T, Rejection> {
-    match result {
-        Ok(value) => Outcome::Success(value),
-        Err(rejection) => {
-            let status = Status::from_code(rejection.status_code()).unwrap_or(Status::Unauthorized);
-            Outcome::Error((status, rejection))
-        }
-    }
+/// The status a rejection is answered with.
+pub(crate) fn status_of(rejection: &Rejection) -> Status {
+    Status::from_code(rejection.status_code()).unwrap_or(Status::Unauthorized)
 }
 
 #[rocket::async_trait]
@@ -123,20 +118,27 @@ impl<'r, U: DigestUser> FromRequest<'r> for DigestAuthenticated<U> {
     type Error = Rejection;
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Rejection> {
-        let result = authenticate::<U>(request, body_of(request)).await;
-        outcome(result.map(|user| DigestAuthenticated { user }))
+        match authenticate::<U>(request, body_of(request)).await {
+            Ok(user) => Outcome::Success(DigestAuthenticated { user }),
+            Err(rejection) => Outcome::Error((status_of(&rejection), rejection)),
+        }
     }
+}
+
+/// Stops launch when a route uses a guard of this crate without the fairing.
+pub(crate) fn fairing_missing(rocket: &Rocket<Ignite>, guard: &str) -> bool {
+    if rocket.state::<DigestAuthState>().is_none() {
+        rocket::error!(
+            "a route uses `{guard}`, but the Digest authentication fairing is not attached: \
+             attach it with `rocket::build().attach(DigestAuth::fairing())`"
+        );
+        return true;
+    }
+    false
 }
 
 impl<U> Sentinel for DigestAuthenticated<U> {
     fn abort(rocket: &Rocket<Ignite>) -> bool {
-        if rocket.state::<DigestAuthState>().is_none() {
-            rocket::error!(
-                "a route uses `DigestAuthenticated`, but the Digest authentication fairing is \
-                 not attached: attach it with `rocket::build().attach(DigestAuth::fairing())`"
-            );
-            return true;
-        }
-        false
+        fairing_missing(rocket, "DigestAuthenticated")
     }
 }

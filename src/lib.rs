@@ -62,6 +62,7 @@
 
 pub mod catcher;
 mod config;
+mod data;
 mod error;
 mod fairing;
 mod guard;
@@ -72,6 +73,7 @@ mod user;
 mod verifier;
 
 pub use config::{Config, InvalidConfig, Qop, StoreKind, TokenStorage, MIN_SECRET_LEN};
+pub use data::{DigestAuthenticatedData, FromAuthenticatedBody};
 pub use error::Error;
 pub use fairing::{DigestAuth, DigestAuthState, Tokens, DATABASE_NAME, DEFAULT_DATABASE_URL};
 pub use guard::DigestAuthenticated;

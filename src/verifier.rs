@@ -93,6 +93,16 @@ pub enum Rejection {
     /// read the body (it uses the request guard, not the data guard).
     #[error("qop=auth-int over a request body needs the DigestAuthenticatedData guard")]
     BodyNotCovered,
+    /// 413: the body is larger than the configured limit, so its hash
+    /// cannot be checked (never a hash of a truncated body).
+    #[error("request body larger than the limit")]
+    PayloadTooLarge,
+    /// 400: the body could not be read.
+    #[error("request body could not be read: {0}")]
+    BodyUnreadable(String),
+    /// 422: the authenticated body did not parse as the route's type.
+    #[error("request body is invalid: {0}")]
+    InvalidBody(String),
     /// 429: too many failures for this (username, client address).
     #[error("too many failed attempts; retry after {retry_after} s")]
     TooManyAttempts {
@@ -115,7 +125,12 @@ impl Rejection {
     pub fn status_code(&self) -> u16 {
         match self {
             Rejection::Challenge { .. } => 401,
-            Rejection::Malformed(_) | Rejection::UriMismatch | Rejection::BodyNotCovered => 400,
+            Rejection::Malformed(_)
+            | Rejection::UriMismatch
+            | Rejection::BodyNotCovered
+            | Rejection::BodyUnreadable(_) => 400,
+            Rejection::PayloadTooLarge => 413,
+            Rejection::InvalidBody(_) => 422,
             Rejection::TooManyAttempts { .. } => 429,
             Rejection::Unavailable(_) => 503,
         }
@@ -176,7 +191,10 @@ impl Verifier {
         {
             return Err(crate::Error::Config(crate::config::InvalidConfig {
                 key: "algorithms",
-                message: format!("{alg} is offered, but the credential store cannot serve it"),
+                message: format!(
+                    "{alg} is offered, but the credential store cannot serve it (an htdigest \
+                     file holds MD5 HA1 values only: offer MD5 and/or MD5-sess)"
+                ),
             }));
         }
         let secret = match &config.secret {

@@ -41,9 +41,13 @@ impl MemoryStore {
 
     /// Adds or replaces a user with a token chosen by the caller.
     pub fn insert_token(&self, username: &str, token: &str) {
+        self.insert(username, Secret::Token(token.to_owned()));
+    }
+
+    fn insert(&self, username: &str, secret: Secret) {
         let credential = Credential {
             username: username.to_owned(),
-            secret: Secret::Token(token.to_owned()),
+            secret,
             created_at: Some(Utc::now()),
         };
         let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
@@ -120,7 +124,19 @@ impl NonceCountStore for MemoryStore {
 impl TokenAdmin for MemoryStore {
     async fn issue_token(&self, username: &str) -> Result<String, StoreError> {
         let token = generate_token();
-        self.insert_token(username, &token);
+        // In HA1-only mode the token is returned once and never kept.
+        let secret = if self.options.ha1_only {
+            let [md5, sha256, sha512_256] =
+                Secret::ha1_values(username, &self.options.realm, &token).map(Some);
+            Secret::Ha1 {
+                md5,
+                sha256,
+                sha512_256,
+            }
+        } else {
+            Secret::Token(token.clone())
+        };
+        self.insert(username, secret);
         Ok(token)
     }
 

@@ -27,12 +27,14 @@ use rand::RngCore;
 
 use crate::protocol::{digest, Algorithm, HashFunction};
 
+mod htdigest;
 mod memory;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 #[doc(hidden)]
 pub mod suite;
 
+pub use htdigest::HtdigestFile;
 pub use memory::MemoryStore;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sql::SqlStore;

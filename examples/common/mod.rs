@@ -1,0 +1,47 @@
+//! The command line the examples share: no arguments launches the server,
+//! `create-token <username>` creates (or rotates) a token and prints it as
+//! the last line of stdout. Both read the same Rocket configuration.
+
+use std::process::ExitCode;
+
+use rocket::{Build, Rocket};
+use rocket_digest_auth::Tokens;
+
+async fn create_token(rocket: Rocket<Build>, username: &str) -> Result<String, String> {
+    // Igniting runs the fairing: the same config, database and migrations.
+    let rocket = rocket.ignite().await.map_err(|e| e.to_string())?;
+    let tokens = rocket
+        .state::<Tokens>()
+        .ok_or("the configured credential store has no tokens to manage")?;
+    tokens.issue(username).await.map_err(|e| e.to_string())
+}
+
+/// Runs `rocket` as the command line asks.
+pub async fn main(rocket: Rocket<Build>) -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [] => match rocket.launch().await {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        [command, username] if command == "create-token" => {
+            match create_token(rocket, username).await {
+                Ok(token) => {
+                    println!("{token}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("create-token failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        _ => {
+            eprintln!("usage: [create-token <username>]");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The data guard for `qop=auth-int`: a request guard cannot see the body,
+//! so this guard reads it (within Rocket's limits), verifies the response
+//! over the hash of exactly those bytes, and hands the route the user with
+//! the body. Routes using it still accept `qop=auth`.
+//!
+//! ```no_run
+//! use rocket::{post, routes};
+//! use rocket_digest_auth::{DigestAuth, DigestAuthenticatedData, User};
+//!
+//! #[post("/notes", data = "<note>")]
+//! fn create(note: DigestAuthenticatedData<User, String>) -> String {
+//!     format!("{} wrote {} bytes", note.user.username, note.data.len())
+//! }
+//!
+//! #[rocket::launch]
+//! fn rocket() -> _ {
+//!     // With qop = ["auth", "auth-int"] in [digest_auth]; the body limit is
+//!     // Rocket's `limits.string` here (`limits.bytes` for Vec<u8>).
+//!     rocket::build().attach(DigestAuth::fairing()).mount("/", routes![create])
+//! }
+//! ```
+
+use rocket::data::{ByteUnit, Data, FromData, Outcome};
+use rocket::{Ignite, Request, Rocket, Sentinel};
+
+use crate::guard::{authenticate, fairing_missing, status_of};
+use crate::user::{DigestUser, User};
+use crate::verifier::{Body, Rejection};
+
+/// A body type the data guard can hand over once it has checked the digest.
+pub trait FromAuthenticatedBody: Sized + Send {
+    /// The name in Rocket's `limits` that bounds this body (`"bytes"`,
+    /// `"string"`, `"json"`...). Unknown names fall back to 1 MiB.
+    const LIMIT: &'static str;
+
+    /// Turns the authenticated bytes into the value; an `Err` answers 422.
+    fn from_body(bytes: Vec<u8>) -> Result<Self, String>;
+}
+
+impl FromAuthenticatedBody for Vec<u8> {
+    const LIMIT: &'static str = "bytes";
+    fn from_body(bytes: Vec<u8>) -> Result<Self, String> {
+        Ok(bytes)
+    }
+}
+
+impl FromAuthenticatedBody for String {
+    const LIMIT: &'static str = "string";
+    fn from_body(bytes: Vec<u8>) -> Result<Self, String> {
+        String::from_utf8(bytes).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(feature = "json")]
+impl<T: serde::de::DeserializeOwned + Send> FromAuthenticatedBody for rocket::serde::json::Json<T> {
+    const LIMIT: &'static str = "json";
+    fn from_body(bytes: Vec<u8>) -> Result<Self, String> {
+        rocket::serde::json::from_slice(&bytes)
+            .map(rocket::serde::json::Json)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// An authenticated request with its body: `qop=auth-int` is verified over
+/// the body's bytes; `qop=auth` is accepted too.
+#[derive(Debug, Clone)]
+pub struct DigestAuthenticatedData<U = User, T = Vec<u8>> {
+    /// The user.
+    pub user: U,
+    /// The body.
+    pub data: T,
+}
+
+const FALLBACK_LIMIT: ByteUnit = ByteUnit::Mebibyte(1);
+
+#[rocket::async_trait]
+impl<'r, U: DigestUser, T: FromAuthenticatedBody> FromData<'r> for DigestAuthenticatedData<U, T> {
+    type Error = Rejection;
+
+    async fn from_data(request: &'r Request<'_>, data: Data<'r>) -> Outcome<'r, Self> {
+        let limit = request.limits().get(T::LIMIT).unwrap_or(FALLBACK_LIMIT);
+        let result = async {
+            // One byte over the limit is enough to know it is too large.
+            let capped = data
+                .open(limit)
+                .into_bytes()
+                .await
+                .map_err(|e| Rejection::BodyUnreadable(e.to_string()))?;
+            if !capped.is_complete() {
+                return Err(Rejection::PayloadTooLarge);
+            }
+            let bytes = capped.into_inner();
+            let user = authenticate::<U>(request, Body::Bytes(&bytes)).await?;
+            let data = T::from_body(bytes).map_err(Rejection::InvalidBody)?;
+            Ok(DigestAuthenticatedData { user, data })
+        }
+        .await;
+        match result {
+            Ok(value) => Outcome::Success(value),
+            Err(rejection) => Outcome::Error((status_of(&rejection), rejection)),
+        }
+    }
+}
+
+impl<U, T> Sentinel for DigestAuthenticatedData<U, T> {
+    fn abort(rocket: &Rocket<Ignite>) -> bool {
+        fairing_missing(rocket, "DigestAuthenticatedData")
+    }
+}

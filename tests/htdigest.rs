@@ -1,0 +1,163 @@
+//! Credentials from an Apache `htdigest` file written by Apache's own
+//! `htdigest` tool, served over TCP and answered by curl.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use rocket::figment::Figment;
+use rocket::{get, routes};
+use rocket_digest_auth::{DigestAuth, DigestAuthenticated, User};
+
+const REALM: &str = "htdigest test";
+
+#[get("/me")]
+fn me(user: DigestAuthenticated<User>) -> String {
+    user.username.clone()
+}
+
+/// Adds (or creates the file with) a user, with Apache's `htdigest` tool.
+fn htdigest(file: &Path, user: &str, password: &str, create: bool) {
+    let mut cmd = Command::new("htdigest");
+    if create {
+        cmd.arg("-c");
+    }
+    let mut child = cmd
+        .arg(file)
+        .arg(REALM)
+        .arg(user)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("htdigest (Debian package apache2-utils) must be installed; .ci/run installs it");
+    let stdin = child.stdin.as_mut().expect("stdin");
+    writeln!(stdin, "{password}\n{password}").expect("write password");
+    assert!(child.wait().expect("htdigest ran").success());
+}
+
+fn figment(file: &Path, algorithms: &[&str]) -> Figment {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    rocket::Config::figment()
+        .merge(("port", port))
+        .merge(("address", "127.0.0.1"))
+        .merge(("log_level", "off"))
+        .merge(("digest_auth.realm", REALM))
+        .merge(("digest_auth.algorithms", algorithms))
+        .merge(("digest_auth.store", "memory"))
+        .merge(("digest_auth.htdigest_file", file.to_str().unwrap()))
+}
+
+/// `curl --digest` status code for `user:password` at `port`.
+fn curl(port: u16, user: &str, password: &str) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--digest",
+            "-u",
+        ])
+        .arg(format!("{user}:{password}"))
+        .arg(format!("http://127.0.0.1:{port}/me"))
+        .output()
+        .expect("curl must be installed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[rocket::async_test]
+async fn users_from_an_htdigest_file_authenticate_and_new_users_appear_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users.htdigest");
+    htdigest(&file, "alice", "alice secret", true);
+
+    let figment = figment(&file, &["MD5", "MD5-sess"]);
+    let port: u16 = figment.extract_inner("port").unwrap();
+    let rocket = rocket::custom(figment)
+        .attach(DigestAuth::fairing())
+        .mount("/", routes![me])
+        .ignite()
+        .await
+        .expect("MD5-only config ignites");
+    let shutdown = rocket.shutdown();
+    let server = rocket::tokio::spawn(rocket.launch());
+    let mut ready = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            ready = true;
+            break;
+        }
+        rocket::tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "server did not start");
+
+    let check = move |user: &'static str, password: &'static str| {
+        rocket::tokio::task::spawn_blocking(move || curl(port, user, password))
+    };
+    assert_eq!(check("alice", "alice secret").await.unwrap(), "200");
+    assert_eq!(check("alice", "wrong").await.unwrap(), "401");
+    assert_eq!(check("bob", "bob secret").await.unwrap(), "401");
+
+    // A user added while the server runs is picked up without a restart.
+    htdigest(&file, "bob", "bob secret", false);
+    assert_eq!(check("bob", "bob secret").await.unwrap(), "200");
+    // And a changed password replaces the old one.
+    htdigest(&file, "alice", "new secret", false);
+    assert_eq!(check("alice", "new secret").await.unwrap(), "200");
+    assert_eq!(check("alice", "alice secret").await.unwrap(), "401");
+
+    shutdown.notify();
+    server.await.unwrap().expect("clean shutdown");
+}
+
+#[rocket::async_test]
+async fn offering_sha256_with_an_md5_only_file_is_refused_at_ignite() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users.htdigest");
+    htdigest(&file, "alice", "pw", true);
+    let err = rocket::custom(figment(&file, &["SHA-256", "MD5"]))
+        .attach(DigestAuth::fairing())
+        .ignite()
+        .await
+        .expect_err("SHA-256 cannot be served from MD5 HA1 values");
+    assert!(err.to_string().contains("fairing"), "{err}");
+    // The message naming the key goes to the log; check it directly too.
+    let config = DigestAuth::config(&figment(&file, &["SHA-256", "MD5"])).unwrap();
+    let store = rocket_digest_auth::store::HtdigestFile::open(&file, REALM).unwrap();
+    let counts = rocket_digest_auth::store::MemoryStore::new(
+        rocket_digest_auth::store::StoreOptions::new(REALM),
+    );
+    let err = rocket_digest_auth::Verifier::new(
+        config,
+        std::sync::Arc::new(store),
+        std::sync::Arc::new(counts),
+    )
+    .expect_err("refused");
+    let message = err.to_string();
+    assert!(message.contains("digest_auth.algorithms"), "{message}");
+    assert!(message.contains("SHA-256"), "{message}");
+}
+
+#[rocket::async_test]
+async fn a_missing_htdigest_file_is_refused_at_ignite_naming_the_key() {
+    let figment = figment(Path::new("/nonexistent/users.htdigest"), &["MD5"]);
+    let err = rocket::custom(figment)
+        .attach(DigestAuth::fairing())
+        .ignite()
+        .await
+        .expect_err("a missing file stops ignite");
+    assert!(err.to_string().contains("fairing"), "{err}");
+    let message =
+        match rocket_digest_auth::store::HtdigestFile::open("/nonexistent/users.htdigest", REALM) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("a missing file must not open"),
+        };
+    assert!(message.contains("/nonexistent/users.htdigest"), "{message}");
+}
