@@ -1,0 +1,1681 @@
+//! Rocket local-client integration tests: every row of the status table and
+//! the protocol of issue 2, against rockets built in-process with the memory
+//! store and with the default SQLite store (a temporary database file).
+//!
+//! Challenges are answered with the crate's own client
+//! (`protocol::{ClientChallenge, DigestClient, Answer}`); `Authentication-Info`
+//! is checked by recomputing `rspauth` with `protocol::digest`.
+//!
+//! Layout: helpers first (routes, rockets, requests, header parsing), then
+//! the tests, grouped as the status table is: challenges, success, malformed
+//! and uri, refusals, stale and replay, RFC 2069 and usernames, the Rocket
+//! glue (optional guard, Sentinel, config), custom types and stores,
+//! concurrency, brute force, tokens, and the SQLite store.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rocket::figment::Figment;
+use rocket::http::{Header, Status};
+use rocket::local::asynchronous::{Client, LocalRequest};
+use rocket::serde::json::{json, Json, Value};
+use rocket::{catch, catchers, get, post, routes, Build, Request, Rocket};
+use rocket_digest_auth::catcher::{ChallengeResponse, UNAUTHORIZED_BODY};
+use rocket_digest_auth::protocol::digest::{self, QopParams};
+use rocket_digest_auth::protocol::{
+    Algorithm, Answer, Authorization, ClientChallenge, DigestClient, HashFunction, QopKind,
+};
+use rocket_digest_auth::store::{
+    Claim, Credential, CredentialStore, MemoryStore, NonceCountStore, Secret, StoreError,
+    StoreOptions,
+};
+use rocket_digest_auth::{
+    Config, DigestAuth, DigestAuthenticated, DigestUser, Rejection, RequestParts, Tokens, User,
+    Verifier,
+};
+
+// ---------------------------------------------------------------------------
+// Routes
+// ---------------------------------------------------------------------------
+
+const REALM: &str = "local client tests";
+const SECRET: &str = "a nonce secret for the local-client tests, > 32 bytes";
+
+#[get("/")]
+fn public() -> &'static str {
+    "public"
+}
+
+#[get("/me")]
+fn me(user: DigestAuthenticated<User>) -> Json<Value> {
+    Json(json!({ "username": user.username }))
+}
+
+#[get("/maybe")]
+fn maybe(user: Option<DigestAuthenticated<User>>) -> Json<Value> {
+    Json(json!({ "username": user.map(|u| u.into_inner().username) }))
+}
+
+#[get("/vip")]
+fn vip(user: DigestAuthenticated<NotMallory>) -> Json<Value> {
+    Json(json!({ "vip": user.name }))
+}
+
+#[post("/upload", data = "<body>")]
+fn upload(user: DigestAuthenticated<User>, body: String) -> Json<Value> {
+    Json(json!({ "username": user.username, "bytes": body.len() }))
+}
+
+/// An app's own 401 catcher, for `catcher = false`.
+#[catch(401)]
+fn sign_in_please(request: &Request<'_>) -> ChallengeResponse {
+    ChallengeResponse::for_request(request).with_body("Please sign in.\n")
+}
+
+/// An app's user type that refuses one account although its digest is right
+/// (a disabled account).
+struct NotMallory {
+    name: String,
+}
+
+#[rocket::async_trait]
+impl DigestUser for NotMallory {
+    async fn from_credential(
+        credential: Credential,
+        _: &Request<'_>,
+    ) -> Result<Option<Self>, StoreError> {
+        Ok((credential.username != "mallory").then_some(NotMallory {
+            name: credential.username,
+        }))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Custom stores
+// ---------------------------------------------------------------------------
+
+/// An app's own credential store: fixed tokens.
+struct FixedTokens(BTreeMap<&'static str, &'static str>);
+
+#[rocket::async_trait]
+impl CredentialStore for FixedTokens {
+    async fn credential(&self, username: &str) -> Result<Option<Credential>, StoreError> {
+        Ok(self.0.get(username).map(|token| Credential {
+            username: username.to_owned(),
+            secret: Secret::Token((*token).to_owned()),
+            created_at: None,
+        }))
+    }
+}
+
+/// An htdigest-like store: only MD5 HA1 values.
+struct Md5Ha1Only {
+    username: &'static str,
+    ha1: String,
+}
+
+#[rocket::async_trait]
+impl CredentialStore for Md5Ha1Only {
+    async fn credential(&self, username: &str) -> Result<Option<Credential>, StoreError> {
+        Ok((username == self.username).then(|| Credential {
+            username: username.to_owned(),
+            secret: Secret::Ha1 {
+                md5: Some(self.ha1.clone()),
+                sha256: None,
+                sha512_256: None,
+            },
+            created_at: None,
+        }))
+    }
+
+    fn hash_functions(&self) -> &'static [HashFunction] {
+        &[HashFunction::Md5]
+    }
+}
+
+/// A credential store whose database is down.
+struct DownCredentials;
+
+#[rocket::async_trait]
+impl CredentialStore for DownCredentials {
+    async fn credential(&self, _: &str) -> Result<Option<Credential>, StoreError> {
+        Err(StoreError::new("connection refused"))
+    }
+}
+
+/// A nonce-count store whose database is down.
+struct DownCounts;
+
+#[rocket::async_trait]
+impl NonceCountStore for DownCounts {
+    async fn claim(&self, _: &str, _: &str, _: u32, _: i64) -> Result<Claim, StoreError> {
+        Err(StoreError::new("connection refused"))
+    }
+
+    async fn remove_expired(&self, _: i64) -> Result<u64, StoreError> {
+        Err(StoreError::new("connection refused"))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Rockets and clients
+// ---------------------------------------------------------------------------
+
+/// Rocket's defaults only: no Rocket.toml, no ROCKET_* environment.
+fn base_figment() -> Figment {
+    Figment::from(rocket::Config::debug_default()).merge(("log_level", "critical"))
+}
+
+/// `[digest_auth]` with the memory store, a fixed secret and realm, plus `settings`.
+fn memory(settings: Value) -> Figment {
+    base_figment()
+        .merge((
+            "digest_auth",
+            json!({ "store": "memory", "secret": SECRET, "realm": REALM }),
+        ))
+        .merge(("digest_auth", settings))
+}
+
+/// `[digest_auth]` with the default (database) store on a SQLite file in `dir`.
+fn sqlite(dir: &tempfile::TempDir, settings: Value) -> Figment {
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("digest_auth.db").display()
+    );
+    base_figment()
+        .merge(("digest_auth", json!({ "secret": SECRET, "realm": REALM })))
+        .merge(("digest_auth", settings))
+        .merge(("databases.digest_auth.url", url))
+}
+
+fn app(fairing: DigestAuth, figment: Figment) -> Rocket<Build> {
+    rocket::custom(figment)
+        .attach(fairing)
+        .mount("/", routes![public, me, maybe, vip, upload])
+}
+
+async fn client_with(fairing: DigestAuth, figment: Figment) -> Client {
+    match Client::tracked(app(fairing, figment)).await {
+        Ok(client) => client,
+        Err(e) => panic!("the rocket did not launch: {e}"),
+    }
+}
+
+async fn client(figment: Figment) -> Client {
+    client_with(DigestAuth::fairing(), figment).await
+}
+
+/// Creates (or rotates) `username`'s token through the managed `Tokens`.
+async fn issue(client: &Client, username: &str) -> String {
+    client
+        .rocket()
+        .state::<Tokens>()
+        .expect("the fairing manages Tokens")
+        .issue(username)
+        .await
+        .expect("token issued")
+}
+
+// ---------------------------------------------------------------------------
+// Requests and replies
+// ---------------------------------------------------------------------------
+
+/// A response, owned, for easy comparison.
+#[derive(Debug)]
+struct Reply {
+    status: Status,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    fn one(&self, name: &str) -> Option<&str> {
+        let all = self.all(name);
+        assert!(all.len() <= 1, "{name} sent {} times", all.len());
+        all.first().copied()
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {:?}", self.body))
+    }
+
+    /// The parsed `WWW-Authenticate: Digest` challenges, in order.
+    fn challenges(&self) -> Vec<ClientChallenge> {
+        self.all("WWW-Authenticate")
+            .into_iter()
+            .map(|v| {
+                ClientChallenge::parse(v)
+                    .unwrap()
+                    .expect("a Digest challenge")
+            })
+            .collect()
+    }
+
+    /// The first challenge's parameters (all share one nonce and flags).
+    fn challenge_params(&self) -> BTreeMap<String, String> {
+        let first = self.all("WWW-Authenticate");
+        params(first.first().expect("a WWW-Authenticate header"))
+    }
+
+    fn is_stale(&self) -> bool {
+        let challenges = self.challenges();
+        assert!(!challenges.is_empty(), "no challenge in {self:?}");
+        let stale = challenges[0].stale;
+        assert!(challenges.iter().all(|c| c.stale == stale));
+        stale
+    }
+
+    /// Sorted header names, repeated as often as sent.
+    fn header_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .headers
+            .iter()
+            .map(|(n, _)| n.to_ascii_lowercase())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn assert_401(&self, stale: bool) {
+        assert_eq!(self.status, Status::Unauthorized, "{self:?}");
+        assert_eq!(self.body, UNAUTHORIZED_BODY);
+        assert_eq!(self.is_stale(), stale, "stale flag in {self:?}");
+    }
+}
+
+async fn send(request: LocalRequest<'_>) -> Reply {
+    let response = request.dispatch().await;
+    let status = response.status();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|h| (h.name().to_string(), h.value().to_string()))
+        .collect();
+    let body = response.into_string().await.unwrap_or_default();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn with_auth<'c>(request: LocalRequest<'c>, authorization: Option<&str>) -> LocalRequest<'c> {
+    match authorization {
+        Some(a) => request.header(Header::new("Authorization", a.to_owned())),
+        None => request,
+    }
+}
+
+async fn get(client: &Client, uri: &str, authorization: Option<&str>) -> Reply {
+    send(with_auth(client.get(uri.to_owned()), authorization)).await
+}
+
+async fn get_from(
+    client: &Client,
+    remote: SocketAddr,
+    uri: &str,
+    authorization: Option<&str>,
+) -> Reply {
+    send(with_auth(client.get(uri.to_owned()), authorization).remote(remote)).await
+}
+
+/// The challenge a client gets for `alg` on an unauthenticated `GET /me`.
+async fn challenge_for(client: &Client, alg: Algorithm) -> ClientChallenge {
+    let reply = get(client, "/me", None).await;
+    assert_eq!(reply.status, Status::Unauthorized);
+    reply
+        .challenges()
+        .into_iter()
+        .find(|c| c.algorithm == alg)
+        .unwrap_or_else(|| panic!("no {alg} challenge in {reply:?}"))
+}
+
+/// A Digest session for `username` on a fresh nonce with `alg`.
+async fn session(client: &Client, username: &str, token: &str, alg: Algorithm) -> DigestClient {
+    DigestClient::new(username, token, challenge_for(client, alg).await)
+}
+
+/// A hand-crafted `qop=auth` GET answer.
+fn answer<'a>(
+    username: &'a str,
+    token: &'a str,
+    challenge: &'a ClientChallenge,
+    uri: &'a str,
+    nc: u32,
+    cnonce: &'a str,
+) -> Answer<'a> {
+    Answer {
+        username,
+        password: token,
+        challenge,
+        method: "GET",
+        uri,
+        qop: Some(QopKind::Auth),
+        nc,
+        cnonce,
+        body: b"",
+        userhash: false,
+    }
+}
+
+/// `name=value` and `name="quoted"` pairs of a header value, names lower-cased
+/// (a leading `Digest ` scheme is skipped).
+fn params(value: &str) -> BTreeMap<String, String> {
+    let s = value.strip_prefix("Digest ").unwrap_or(value);
+    let mut out = BTreeMap::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+            chars.next();
+        }
+        let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if name.is_empty() {
+            return out;
+        }
+        let mut v = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => v.extend(chars.next()),
+                    '"' => break,
+                    c => v.push(c),
+                }
+            }
+        } else {
+            v = chars.by_ref().take_while(|c| *c != ',').collect();
+        }
+        let previous = out.insert(name.trim().to_ascii_lowercase(), v.trim().to_owned());
+        assert!(previous.is_none(), "duplicate parameter in {value}");
+    }
+}
+
+/// Checks `Authentication-Info` against the request header `sent`:
+/// `rspauth` recomputed (A2 with an empty method), `qop`, `nc` and `cnonce`
+/// echoed. Returns its parameters.
+fn check_authentication_info(
+    reply: &Reply,
+    sent: &str,
+    username: &str,
+    token: &str,
+) -> BTreeMap<String, String> {
+    let info = params(
+        reply
+            .one("Authentication-Info")
+            .unwrap_or_else(|| panic!("no Authentication-Info in {reply:?}")),
+    );
+    let auth = Authorization::parse(sent).unwrap().unwrap();
+    let alg = auth.algorithm;
+    let q = auth.qop.as_ref().expect("a qop request");
+    let ha1 = digest::ha1(alg, username, &auth.realm, token);
+    let ha1 = digest::session_ha1(alg, &ha1, &auth.nonce, Some(&q.cnonce));
+    let rspauth = digest::response(
+        alg,
+        &ha1,
+        &auth.nonce,
+        "",
+        &auth.uri,
+        Some(QopParams {
+            kind: QopKind::Auth,
+            nc: &q.nc_raw,
+            cnonce: &q.cnonce,
+        }),
+        "",
+    );
+    assert_eq!(info.get("rspauth"), Some(&rspauth), "{alg}: {info:?}");
+    assert_eq!(info.get("qop").map(String::as_str), Some(q.kind.as_str()));
+    assert_eq!(info.get("nc"), Some(&q.nc_raw));
+    assert_eq!(info.get("cnonce"), Some(&q.cnonce));
+    info
+}
+
+fn addr(last: u8) -> SocketAddr {
+    SocketAddr::from(([192, 0, 2, last], 40000))
+}
+
+/// A verifier over a memory store with `alice`'s token, for tests that set
+/// the clock themselves.
+fn verifier_with_alice(config: Config) -> (Verifier, String) {
+    let store = Arc::new(MemoryStore::new(StoreOptions::new(&config.realm)));
+    let token = "alice's token, chosen by the test";
+    store.insert_token("alice", token);
+    (
+        Verifier::new(config, store.clone(), store).unwrap(),
+        token.to_owned(),
+    )
+}
+
+/// Challenges minted in one known unix second: `(challenges, second)`.
+fn challenges_at_known_second(verifier: &Verifier) -> (Vec<String>, i64) {
+    loop {
+        let before = chrono::Utc::now().timestamp();
+        let challenges = verifier.challenges(false);
+        if chrono::Utc::now().timestamp() == before {
+            return (challenges, before);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 401 challenges
+// ---------------------------------------------------------------------------
+
+#[rocket::async_test]
+async fn no_header_gets_one_challenge_per_algorithm_sha256_first_then_md5() {
+    let client = client(memory(json!({}))).await;
+    let reply = get(&client, "/me", None).await;
+    reply.assert_401(false);
+    let values = reply.all("WWW-Authenticate");
+    assert_eq!(values.len(), 2, "{values:?}");
+    let mut nonces = Vec::new();
+    for (value, algorithm) in values.iter().zip(["SHA-256", "MD5"]) {
+        assert!(value.starts_with("Digest "), "{value}");
+        let p = params(value);
+        assert_eq!(p["realm"], REALM);
+        assert_eq!(p["qop"], "auth");
+        assert_eq!(p["algorithm"], algorithm);
+        assert_eq!(p["charset"], "UTF-8");
+        assert!(!p["nonce"].is_empty());
+        for absent in ["opaque", "userhash", "domain", "stale"] {
+            assert!(!p.contains_key(absent), "{absent} in {value}");
+        }
+        nonces.push(p["nonce"].clone());
+    }
+    assert_eq!(nonces[0], nonces[1], "the challenges share one nonce");
+    // Every 401 carries a fresh nonce.
+    let again = get(&client, "/me", None).await;
+    assert_ne!(again.challenge_params()["nonce"], nonces[0]);
+}
+
+#[rocket::async_test]
+async fn other_schemes_get_the_challenge_like_no_header() {
+    let client = client(memory(json!({}))).await;
+    let none = get(&client, "/me", None).await;
+    for header in ["Basic YWxpY2U6c2VjcmV0", "Bearer abc.def", "Digest-ish x=y"] {
+        let reply = get(&client, "/me", Some(header)).await;
+        reply.assert_401(false);
+        assert_eq!(reply.header_names(), none.header_names(), "{header}");
+        let algorithms: Vec<Algorithm> = reply.challenges().iter().map(|c| c.algorithm).collect();
+        assert_eq!(algorithms, [Algorithm::Sha256, Algorithm::Md5], "{header}");
+    }
+}
+
+#[rocket::async_test]
+async fn challenge_carries_opaque_userhash_and_domain_when_configured() {
+    let client = client(memory(json!({
+        "opaque": "opaque-value",
+        "userhash": true,
+        "domain": ["/me", "/maybe"],
+        "algorithms": ["SHA-512-256", "MD5-sess"],
+    })))
+    .await;
+    let reply = get(&client, "/me", None).await;
+    reply.assert_401(false);
+    let values = reply.all("WWW-Authenticate");
+    assert_eq!(values.len(), 2);
+    for (value, algorithm) in values.iter().zip(["SHA-512-256", "MD5-sess"]) {
+        let p = params(value);
+        assert_eq!(p["algorithm"], algorithm);
+        assert_eq!(p["opaque"], "opaque-value");
+        assert_eq!(p["userhash"], "true");
+        assert_eq!(p["domain"], "/me /maybe");
+        assert_eq!(p["charset"], "UTF-8");
+        assert_eq!(p["realm"], REALM);
+        assert_eq!(p["qop"], "auth");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Success
+// ---------------------------------------------------------------------------
+
+#[rocket::async_test]
+async fn success_with_each_of_the_six_algorithms_verifies_rspauth() {
+    let all = Algorithm::ALL.map(Algorithm::as_str);
+    let client = client(memory(json!({ "algorithms": all }))).await;
+    let token = issue(&client, "alice").await;
+    let reply = get(&client, "/me", None).await;
+    let challenges = reply.challenges();
+    let offered: Vec<Algorithm> = challenges.iter().map(|c| c.algorithm).collect();
+    assert_eq!(offered, Algorithm::ALL, "in the configured order");
+    for challenge in challenges {
+        let alg = challenge.algorithm;
+        let mut session = DigestClient::new("alice", &token, challenge);
+        for _ in 0..2 {
+            let header = session.authorization("GET", "/me");
+            let reply = get(&client, "/me", Some(&header)).await;
+            assert_eq!(reply.status, Status::Ok, "{alg}: {reply:?}");
+            assert_eq!(reply.json(), json!({ "username": "alice" }));
+            let info = check_authentication_info(&reply, &header, "alice", &token);
+            assert!(!info.contains_key("nextnonce"), "{alg}: fresh nonce");
+        }
+    }
+}
+
+#[rocket::async_test]
+async fn default_config_authenticates_with_sha256_and_md5() {
+    let client = client(memory(json!({}))).await;
+    let token = issue(&client, "alice").await;
+    for alg in [Algorithm::Sha256, Algorithm::Md5] {
+        let mut s = session(&client, "alice", &token, alg).await;
+        let header = s.authorization("GET", "/me");
+        let reply = get(&client, "/me", Some(&header)).await;
+        assert_eq!(reply.status, Status::Ok, "{alg}: {reply:?}");
+        assert_eq!(reply.json(), json!({ "username": "alice" }));
+        check_authentication_info(&reply, &header, "alice", &token);
+        assert!(reply.all("WWW-Authenticate").is_empty());
+    }
+}
+
+#[rocket::async_test]
+async fn nextnonce_is_sent_when_the_nonce_nears_its_end_and_works() {
+    // 10 s nonces, nextnonce in the last 9 s: after one second it is due.
+    let client = client(memory(
+        json!({ "nonce_lifetime": 10, "nextnonce_within": 9 }),
+    ))
+    .await;
+    let token = issue(&client, "alice").await;
+    let mut s = session(&client, "alice", &token, Algorithm::Sha256).await;
+    rocket::tokio::time::sleep(Duration::from_millis(1100)).await;
+    let header = s.authorization("GET", "/me");
+    let reply = get(&client, "/me", Some(&header)).await;
+    assert_eq!(reply.status, Status::Ok, "{reply:?}");
+    let info = check_authentication_info(&reply, &header, "alice", &token);
+    let next = info.get("nextnonce").expect("nextnonce near the end");
+    assert_ne!(next, &s.challenge().nonce);
+    s.set_nonce(next);
+    let header = s.authorization("GET", "/me");
+    let reply = get(&client, "/me", Some(&header)).await;
+    assert_eq!(
+        reply.status,
+        Status::Ok,
+        "the nextnonce is accepted: {reply:?}"
+    );
+}
+
+#[rocket::async_test]
+async fn nextnonce_appears_exactly_nextnonce_within_seconds_before_expiry() {
+    let config = Config {
+        secret: Some(SECRET.into()),
+        nonce_lifetime: 300,
+        nextnonce_within: 60,
+        ..Config::default()
+    };
+    let (verifier, token) = verifier_with_alice(config);
+    let (challenges, t0) = challenges_at_known_second(&verifier);
+    let challenge = ClientChallenge::parse(&challenges[0]).unwrap().unwrap();
+    let mut s = DigestClient::new("alice", &token, challenge);
+
+    let h = s.authorization("GET", "/me");
+    let parts = RequestParts::new("GET", "/me", Some(&h));
+    let verified = verifier.verify_at(&parts, t0 + 239).await.unwrap();
+    assert_eq!(verified.authentication_info.nextnonce, None, "61 s left");
+
+    let h = s.authorization("GET", "/me");
+    let parts = RequestParts::new("GET", "/me", Some(&h));
+    let verified = verifier.verify_at(&parts, t0 + 240).await.unwrap();
+    let next = verified.authentication_info.nextnonce.expect("60 s left");
+
+    let h = s.authorization("GET", "/me");
+    let parts = RequestParts::new("GET", "/me", Some(&h));
+    assert!(matches!(
+        verifier.verify_at(&parts, t0 + 300).await,
+        Err(Rejection::Challenge { stale: true })
+    ));
+
+    s.set_nonce(&next);
+    let h = s.authorization("GET", "/me");
+    let parts = RequestParts::new("GET", "/me", Some(&h));
+    assert!(verifier.verify_at(&parts, t0 + 300).await.is_ok());
+}
+
+#[rocket::async_test]
+async fn auth_int_without_a_body_succeeds_and_with_an_unread_body_is_400() {
+    let client = client(memory(json!({ "qop": ["auth", "auth-int"] }))).await;
+    let token = issue(&client, "alice").await;
+    let challenge = challenge_for(&client, Algorithm::Sha256).await;
+    assert_eq!(challenge.qop, [QopKind::Auth, QopKind::AuthInt]);
+
+    let header = Answer {
+        qop: Some(QopKind::AuthInt),
+        ..answer("alice", &token, &challenge, "/me", 1, "c1")
+    }
+    .header();
+    let reply = get(&client, "/me", Some(&header)).await;
+    assert_eq!(reply.status, Status::Ok, "{reply:?}");
+    assert!(reply
+        .one("Authentication-Info")
+        .unwrap()
+        .contains("qop=auth-int"));
+
+    // A request guard cannot read the body: auth-int over a body is refused.
+    let header = Answer {
+        qop: Some(QopKind::AuthInt),
+        method: "POST",
+        body: b"payload",
+        ..answer("alice", &token, &challenge, "/upload", 2, "c1")
+    }
+    .header();
+    let request = client
+        .post("/upload")
+        .header(Header::new("Authorization", header))
+        .header(Header::new("Content-Length", "7"))
+        .body("payload");
+    let reply = send(request).await;
+    assert_eq!(reply.status, Status::BadRequest, "{reply:?}");
+}
+
+#[rocket::async_test]
+async fn real_client_quirks_are_tolerated() {
+    let client = client(memory(json!({}))).await;
+    // A username with a quote and a backslash travels escaped.
+    let name = r#"o"brien\x"#;
+    let token = issue(&client, name).await;
+    let challenge = challenge_for(&client, Algorithm::Md5).await;
+    // nc=0000000a: lower-case hex, and a count that does not start at 1.
+    let header = answer(name, &token, &challenge, "/me", 10, "f2/wE4q74E6zIJ").header();
+    assert!(header.contains("nc=0000000a") && header.contains(r#"o\"brien\\x"#));
+    let variants = [
+        // Python requests quotes token values.
+        header
+            .replace("algorithm=MD5", "algorithm=\"MD5\"")
+            .replace("qop=auth", "qop=\"auth\""),
+        // Any case in the scheme and parameter names, extra whitespace,
+        // an unknown parameter.
+        header
+            .replacen("Digest ", "DIGEST   ", 1)
+            .replace("username=", "UserName = ")
+            .replace(", uri=", " ,\t Uri=")
+            + ", x-unknown=\"ignored\"",
+    ];
+    // Each variant is sent as its own request (nc 1, 2, ...), with the
+    // response our client computes for that count.
+    let original = Authorization::parse(&header).unwrap().unwrap().response;
+    for (i, variant) in variants.iter().enumerate() {
+        let nc = i as u32 + 1;
+        let same = answer(name, &token, &challenge, "/me", nc, "f2/wE4q74E6zIJ").header();
+        let response = Authorization::parse(&same).unwrap().unwrap().response;
+        let variant = variant
+            .replace("nc=0000000a", &format!("nc={nc:08x}"))
+            .replace(&original, &response);
+        let reply = get(&client, "/me", Some(&variant)).await;
+        assert_eq!(reply.status, Status::Ok, "{variant}: {reply:?}");
+        assert_eq!(reply.json(), json!({ "username": name }));
+    }
+    let reply = get(&client, "/me", Some(&header)).await;
+    assert_eq!(reply.status, Status::Ok, "{reply:?}");
+    check_authentication_info(&reply, &header, name, &token);
+}
+
+// ---------------------------------------------------------------------------
+// 400: malformed header, uri
+// ---------------------------------------------------------------------------
+
+#[rocket::async_test]
+async fn malformed_digest_headers_get_400() {
+    let client = client(memory(json!({}))).await;
+    let token = issue(&client, "alice").await;
+    let challenge = challenge_for(&client, Algorithm::Sha256).await;
+    let good = answer("alice", &token, &challenge, "/me", 1, "abc").header();
+    assert!(good.contains("nc=00000001"));
+    let cases = [
+        ("duplicate parameter", format!("{good}, nc=00000002")),
+        (
+            "duplicate realm, other case",
+            format!("{good}, REALM=\"x\""),
+        ),
+        (
+            "unterminated quote",
+            good.replacen("cnonce=\"abc\"", "cnonce=\"abc", 1),
+        ),
+        ("non-hex nc", good.replace("nc=00000001", "nc=0000000g")),
+        ("short nc", good.replace("nc=00000001", "nc=1")),
+        ("nc without qop", good.replace("qop=auth, ", "")),
+        ("missing uri", good.replacen("uri=\"/me\", ", "", 1)),
+        (
+            "unknown algorithm",
+            good.replace("algorithm=SHA-256", "algorithm=SHA-1"),
+        ),
+        (
+            "non-hex response",
+            good.replacen("response=\"", "response=\"zz", 1),
+        ),
+        ("garbage", "Digest ,,, =".to_owned()),
+        ("too long", format!("{good}, x=\"{}\"", "a".repeat(20_000))),
+    ];
+    for (what, header) in cases {
+        let reply = get(&client, "/me", Some(&header)).await;
+        assert_eq!(reply.status, Status::BadRequest, "{what}: {reply:?}");
+    }
+    // The well-formed header still works: nothing was spent by the bad ones.
+    let reply = get(&client, "/me", Some(&good)).await;
+    assert_eq!(reply.status, Status::Ok, "{reply:?}");
+}
+
+#[rocket::async_test]
+async fn uri_that_is_not_the_request_target_gets_400() {
+    let client = client(memory(json!({}))).await;
+    let token = issue(&client, "alice").await;
+    let mut s = session(&client, "alice", &token, Algorithm::Sha256).await;
+    for signed in ["/maybe", "/me/", "/ME", "/me?x=1", "http://localhost/other"] {
+        let header = s.authorization("GET", signed);
+        let reply = get(&client, "/me", Some(&header)).await;
+        assert_eq!(reply.status, Status::BadRequest, "{signed}: {reply:?}");
+    }
+}
+
+#[rocket::async_test]
+async fn absolute_form_uri_is_accepted() {
+    let client = client(memory(json!({}))).await;
+    let token = issue(&client, "alice").await;
+    let mut s = session(&client, "alice", &token, Algorithm::Sha256).await;
+    for signed in ["http://localhost/me", "https://example.org:8443/me"] {
+        let header = s.authorization("GET", signed);
+        let reply = get(&client, "/me", Some(&header)).await;
+        assert_eq!(reply.status, Status::Ok, "{signed}: {reply:?}");
+        check_authentication_info(&reply, &header, "alice", &token);
+    }
+}
+
+#[rocket::async_test]
+async fn query_strings_are_compared_as_received() {
+    let client = client(memory(json!({}))).await;
+    let token = issue(&client, "alice").await;
+    let mut s = session(&client, "alice", &token, Algorithm::Sha256).await;
+    let header = s.authorization("GET", "/me?a=%20b");
+    let reply = get(&client, "/me?a=%20b", Some(&header)).await;
+    assert_eq!(reply.status, Status::Ok, "{reply:?}");
+    assert_eq!(reply.json(), json!({ "username": "alice" }));
+    for decoded_or_other in ["/me?a=+b", "/me?a=%20B", "/me"] {
+        let header = s.authorization("GET", decoded_or_other);
+        let reply = get(&client, "/me?a=%20b", Some(&header)).await;
+        assert_eq!(
+            reply.status,
+            Status::BadRequest,
+            "{decoded_or_other}: {reply:?}"
+        );
+    }
+}
+
+#[rocket::async_test]
+async fn uri_prefix_accepts_the_prefixed_uri_of_a_rewriting_proxy() {
+    let client = client(memory(json!({ "uri_prefix": "/app" }))).await;
+    let token = issue(&client, "alice").await;
+    let mut s = session(&client, "alice", &token, Algorithm::Sha256).await;
+    for signed in ["/app/me", "/me", "http://proxy.example/app/me"] {
+        let header = s.authorization("GET", signed);
+        let reply = get(&client, "/me", Some(&header)).await;
+        assert_eq!(reply.status, Status::Ok, "{signed}: {reply:?}");
+        check_authentication_info(&reply, &header, "alice", &token);
+    }
+    for signed in ["/other/me", "/appme", "/app"] {
+        let header = s.authorization("GET", signed);
+        let reply = get(&client, "/me", Some(&header)).await;
+        assert_eq!(reply.status, Status::BadRequest, "{signed}: {reply:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 401 without stale: what the server did not offer, forged nonces, wrong users
+// ---------------------------------------------------------------------------
+
+#[rocket::async_test]
+async fn wrong_realm_algorithm_qop_or_opaque_gets_401_without_stale() {
+    let client = client(memory(
+        json!({ "algorithms": ["SHA-256"], "opaque": "the-opaque" }),
+    ))
+    .await;
+    let token = issue(&client, "alice").await;
+    let good = challenge_for(&client, Algorithm::Sha256).await;
+    let variants = [
+        (
+            "wrong realm",
+            ClientChallenge {
+                realm: "other realm".into(),
+                ..good.clone()
+            },
+        ),
+        (
+            "MD5 not offered",
+            ClientChallenge {
+                algorithm: Algorithm::Md5,
+                ..good.clone()
+            },
+        ),
+        (
+            "opaque tampered",
+            ClientChallenge {
+                opaque: Some("the-opaque2".into()),
+                ..good.clone()
+            },
+        ),
+        (
+            "opaque left out",
+            ClientChallenge {
+                opaque: None,
+                ..good.clone()
+            },
+        ),
+    ];
+    for (what, challenge) in &variants {
+        let header = answer("alice", &token, challenge, "/me", 1, "c").header();
+        let reply = get(&client, "/me", Some(&header)).await;
+        reply.assert_401(false);
+        assert!(reply.one("Authentication-Info").is_none(), "{what}");
+    }
+    let auth_int = Answer {
+        qop: Some(QopKind::AuthInt),
+        ..answer("alice", &token, &good, "/me", 1, "c")
+    }
+    .header();
+    get(&client, "/me", Some(&auth_int)).await.assert_401(false);
+    // The untampered answer with the same nonce, nc and cnonce still works:
+    // refusals spent nothing.
+    let header = answer("alice", &token, &good, "/me", 1, "c").header();
+    let reply = get(&client, "/me", Some(&header)).await;
+    assert_eq!(reply.status, Status::Ok, "{reply:?}");
+}
+
+#[rocket::async_test]
+async fn forged_or_altered_nonce_gets_401_without_stale() {
+    let client = client(memory(json!({}))).await;
+    let token = issue(&client, "alice").await;
+    let good = challenge_for(&client, Algorithm::Sha256).await;
+    let mut altered = good.nonce.clone().into_bytes();
+    let last = altered.len() - 2;
+    altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+    let nonces = [
+        String::from_utf8(altered).unwrap(),
+        "dcd98b7102dd2f0e8b11d0f600bfb0c093".to_owned(),
+        "x".repeat(good.nonce.len()),
+        String::new(),
+    ];
+    for nonce in nonces {
+        let forged = ClientChallenge {
+            nonce: nonce.clone(),
+            ..good.clone()
+        };
+        let header = answer("alice", &token, &forged, "/me", 1, "c").header();
+        let reply = get(&client, "/me", Some(&header)).await;
+        reply.assert_401(false);
+        assert_ne!(reply.challenge_params()["nonce"], nonce);
+    }
+}
+
+#[rocket::async_test]
+async fn nonce_from_another_secret_gets_401_without_stale() {
+    let other = client(memory(
+        json!({ "secret": "another secret, also at least 32 bytes" }),
+    ))
+    .await;
+    let client = client(memory(json!({}))).await;
+    let token = issue(&client, "alice").await;
+    let foreign = challenge_for(&other, Algorithm::Sha256).await;
+    let header = answer("alice", &token, &foreign, "/me", 1, "c").header();
+    get(&client, "/me", Some(&header)).await.assert_401(false);
+}
+
+#[rocket::async_test]
+async fn memory_store_nonce_from_an_earlier_process_gets_stale_not_replay() {
+    // Same secret, another process (a restart): the memory store's replay
+    // records are gone, so its nonces must not be accepted, but a client that
+    // knows the secret retries without prompting.
+    let before_restart = client(memory(json!({}))).await;
+    let client = client(memory(json!({}))).await;
+    let token = issue(&client, "alice").await;
+    let old = challenge_for(&before_restart, Algorithm::Sha256).await;
+    let header = answer("alice", &token, &old, "/me", 1, "c").header();
+    let reply = get(&client, "/me", Some(&header)).await;
+    reply.assert_401(true);
+}
+
+#[rocket::async_test]
+async fn unknown_user_and_wrong_token_look_the_same() {
+    let client = client(memory(json!({}))).await;
+    let token = issue(&client, "alice").await;
+    let challenge = challenge_for(&client, Algorithm::Sha256).await;
+    let unknown = answer("nobody", &token, &challenge, "/me", 1, "c").header();
+    let wrong = answer("alice", "not-the-token", &challenge, "/me", 1, "c").header();
+    let a = get(&client, "/me", Some(&unknown)).await;
+    let b = get(&client, "/me", Some(&wrong)).await;
+    a.assert_401(false);
+    b.assert_401(false);
+    assert_eq!(a.status, b.status);
+    assert_eq!(a.body, b.body);
+    assert_eq!(a.header_names(), b.header_names());
+    let shape = |r: &Reply| -> Vec<String> {
+        r.all("WWW-Authenticate")
+            .iter()
+            .map(|v| {
+                let nonce = &params(v)["nonce"];
+                v.replace(nonce.as_str(), "<nonce>")
+            })
+            .collect()
+    };
+    assert_eq!(shape(&a), shape(&b));
+    assert_ne!(a.challenge_params()["nonce"], b.challenge_params()["nonce"]);
+    for (name, value) in &a.headers {
+        if !name.eq_ignore_ascii_case("WWW-Authenticate") {
+            assert_eq!(b.all(name), [value.as_str()], "{name}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 401 with stale=true: expired nonces and replays
+// ---------------------------------------------------------------------------
+
+#[rocket::async_test]
+async fn expired_nonce_with_right_digest_gets_stale_and_the_client_recovers() {
+    let client = client(memory(
+        json!({ "nonce_lifetime": 2, "nextnonce_within": 0 }),
+    ))
+    .await;
+    let token = issue(&client, "alice").await;
+    let mut s = session(&client, "alice", &token, Algorithm::Sha256).await;
+    rocket::tokio::time::sleep(Duration::from_millis(2100)).await;
+    let header = s.authorization("GET", "/me");
+    let reply = get(&client, "/me", Some(&header)).await;
+    reply.assert_401(true);
+    assert!(reply.one("Authentication-Info").is_none());
+
+    // The client takes the new nonce without asking the user again.
+    let fresh = reply
+        .challenges()
+        .into_iter()
+        .find(|c| c.algorithm == Algorithm::Sha256)
+        .unwrap();
+    s.set_nonce(&fresh.nonce);
+    let header = s.authorization("GET", "/me");
+    let reply = get(&client, "/me", Some(&header)).await;
+    assert_eq!(reply.status, Status::Ok, "{reply:?}");
+}
+
+#[rocket::async_test]
+async fn expired_nonce_with_wrong_digest_gets_401_without_stale() {
+    let client = client(memory(
+        json!({ "nonce_lifetime": 2, "nextnonce_within": 0 }),
+    ))
+    .await;
+    issue(&client, "alice").await;
+    let mut wrong = session(&client, "alice", "not-the-token", Algorithm::Sha256).await;
+    let mut unknown = session(&client, "nobody", "whatever", Algorithm::Sha256).await;
+    rocket::tokio::time::sleep(Duration::from_millis(2100)).await;
+    for header in [
+        wrong.authorization("GET", "/me"),
+        unknown.authorization("GET", "/me"),
+    ] {
+        get(&client, "/me", Some(&header)).await.assert_401(false);
+    }
+}
+
+#[rocket::async_test]
+async fn replay_of_the_same_header_gets_401_stale() {
+    let client = client(memory(json!({}))).await;
+    let token = issue(&client, "alice").await;
+    let mut s = session(&client, "alice", &token, Algorithm::Sha256).await;
+    let header = s.authorization("GET", "/me");
+    assert_eq!(get(&client, "/me", Some(&header)).await.status, Status::Ok);
+    let replay = get(&client, "/me", Some(&header)).await;
+    replay.assert_401(true);
+    assert!(replay.one("Authentication-Info").is_none());
+    // The session goes on with the next count.
+    let next = s.authorization("GET", "/me");
+    assert_eq!(get(&client, "/me", Some(&next)).await.status, Status::Ok);
+}
+
+#[rocket::async_test]
+async fn out_of_order_nc_within_the_window_succeed_once_each() {
+    let client = client(memory(json!({}))).await;
+    let token = issue(&client, "alice").await;
+    let challenge = challenge_for(&client, Algorithm::Sha256).await;
+    for nc in [5, 3, 4, 1, 2, 200, 7] {
+        let header = answer("alice", &token, &challenge, "/me", nc, "0a4f113b").header();
+        let reply = get(&client, "/me", Some(&header)).await;
+        assert_eq!(reply.status, Status::Ok, "nc {nc}: {reply:?}");
+        check_authentication_info(&reply, &header, "alice", &token);
+    }
+    for nc in [3, 200] {
+        let header = answer("alice", &token, &challenge, "/me", nc, "0a4f113b").header();
+        get(&client, "/me", Some(&header)).await.assert_401(true);
+    }
+}
+
+#[rocket::async_test]
+async fn nc_below_the_window_fails() {
+    let client = client(memory(json!({ "nc_window": 64 }))).await;
+    let token = issue(&client, "alice").await;
+    let challenge = challenge_for(&client, Algorithm::Sha256).await;
+    let at = |nc| answer("alice", &token, &challenge, "/me", nc, "c").header();
+    assert_eq!(get(&client, "/me", Some(&at(100))).await.status, Status::Ok);
+    // 100 - 64 = 36 is out of the window; 37 is the lowest still accepted.
+    get(&client, "/me", Some(&at(36))).await.assert_401(true);
+    get(&client, "/me", Some(&at(1))).await.assert_401(true);
+    assert_eq!(get(&client, "/me", Some(&at(37))).await.status, Status::Ok);
+}
+
+#[rocket::async_test]
+async fn a_wrong_response_does_not_burn_the_clients_count() {
+    let client = client(memory(json!({}))).await;
+    let token = issue(&client, "alice").await;
+    let challenge = challenge_for(&client, Algorithm::Sha256).await;
+    // An attacker sees nonce, nc and cnonce go by and sends them first with a bad response.
+    let attack = answer("alice", "guess", &challenge, "/me", 1, "c").header();
+    get(&client, "/me", Some(&attack)).await.assert_401(false);
+    let real = answer("alice", &token, &challenge, "/me", 1, "c").header();
+    assert_eq!(get(&client, "/me", Some(&real)).await.status, Status::Ok);
+}
+
+// ---------------------------------------------------------------------------
+// RFC 2069, username*, userhash
+// ---------------------------------------------------------------------------
+
+#[rocket::async_test]
+async fn rfc2069_request_without_qop_is_refused_by_default() {
+    let client = client(memory(json!({}))).await;
+    let token = issue(&client, "alice").await;
+    let challenge = challenge_for(&client, Algorithm::Sha256).await;
+    let header = Answer {
+        qop: None,
+        ..answer("alice", &token, &challenge, "/me", 1, "c")
+    }
+    .header();
+    assert!(!header.contains("qop=") && !header.contains("nc="));
+    get(&client, "/me", Some(&header)).await.assert_401(false);
+}
+
+#[rocket::async_test]
+async fn rfc2069_request_succeeds_once_per_nonce_when_allowed() {
+    let client = client(memory(json!({ "allow_rfc2069": true }))).await;
+    let token = issue(&client, "alice").await;
+    let challenge = challenge_for(&client, Algorithm::Md5).await;
+    let rfc2069 = |uri| {
+        Answer {
+            qop: None,
+            ..answer("alice", &token, &challenge, uri, 1, "c")
+        }
+        .header()
+    };
+    let reply = get(&client, "/me", Some(&rfc2069("/me"))).await;
+    assert_eq!(reply.status, Status::Ok, "{reply:?}");
+    assert_eq!(reply.json(), json!({ "username": "alice" }));
+    let info = params(
+        reply
+            .one("Authentication-Info")
+            .expect("Authentication-Info"),
+    );
+    assert!(
+        info.contains_key("rspauth") && !info.contains_key("nc"),
+        "{info:?}"
+    );
+    // The nonce is spent, also for another uri.
+    get(&client, "/me", Some(&rfc2069("/me")))
+        .await
+        .assert_401(true);
+    let other = get(&client, "/me?x", Some(&rfc2069("/me?x"))).await;
+    other.assert_401(true);
+    // A new nonce works once more.
+    let fresh = challenge_for(&client, Algorithm::Md5).await;
+    let header = Answer {
+        qop: None,
+        ..answer("alice", &token, &fresh, "/me", 1, "c")
+    }
+    .header();
+    assert_eq!(get(&client, "/me", Some(&header)).await.status, Status::Ok);
+}
+
+#[rocket::async_test]
+async fn username_star_rfc5987_resolves_to_the_real_user() {
+    let client = client(memory(json!({}))).await;
+    let name = "Jäsøn Doe";
+    let token = issue(&client, name).await;
+    let challenge = challenge_for(&client, Algorithm::Sha256).await;
+    let plain = answer(name, &token, &challenge, "/me", 1, "c").header();
+    let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    let header = plain.replacen(
+        &format!("username=\"{name}\""),
+        &format!("username*=UTF-8''{encoded}"),
+        1,
+    );
+    assert!(
+        header.is_ascii() && header.contains("username*="),
+        "{header}"
+    );
+    let reply = get(&client, "/me", Some(&header)).await;
+    assert_eq!(reply.status, Status::Ok, "{reply:?}");
+    assert_eq!(reply.json(), json!({ "username": name }));
+    check_authentication_info(&reply, &header, name, &token);
+}
+
+async fn userhash_resolves_to_the_real_user(client: &Client) {
+    let token = issue(client, "alice").await;
+    for alg in [Algorithm::Sha256, Algorithm::Md5] {
+        let challenge = challenge_for(client, alg).await;
+        assert!(challenge.userhash, "{alg}");
+        let header = Answer {
+            userhash: true,
+            ..answer("alice", &token, &challenge, "/me", 1, "c")
+        }
+        .header();
+        let sent = Authorization::parse(&header).unwrap().unwrap();
+        assert!(sent.userhash && sent.username != "alice", "{header}");
+        let reply = get(client, "/me", Some(&header)).await;
+        assert_eq!(reply.status, Status::Ok, "{alg}: {reply:?}");
+        assert_eq!(reply.json(), json!({ "username": "alice" }));
+        check_authentication_info(&reply, &header, "alice", &token);
+    }
+}
+
+#[rocket::async_test]
+async fn userhash_resolves_to_the_real_user_with_the_memory_store() {
+    userhash_resolves_to_the_real_user(&client(memory(json!({ "userhash": true }))).await).await;
+}
+
+#[rocket::async_test]
+async fn userhash_is_refused_when_not_offered() {
+    let client = client(memory(json!({}))).await;
+    let token = issue(&client, "alice").await;
+    let challenge = challenge_for(&client, Algorithm::Sha256).await;
+    let header = Answer {
+        userhash: true,
+        ..answer("alice", &token, &challenge, "/me", 1, "c")
+    }
+    .header();
+    get(&client, "/me", Some(&header)).await.assert_401(false);
+}
+
+// ---------------------------------------------------------------------------
+// The Rocket glue: optional guard, Sentinel, configuration
+// ---------------------------------------------------------------------------
+
+#[rocket::async_test]
+async fn optional_guard_is_anonymous_without_header_and_the_user_with_one() {
+    let client = client(memory(json!({}))).await;
+    let token = issue(&client, "alice").await;
+    let reply = get(&client, "/maybe", None).await;
+    assert_eq!(reply.status, Status::Ok);
+    assert_eq!(reply.json(), json!({ "username": null }));
+    assert!(reply.all("WWW-Authenticate").is_empty());
+
+    let challenge = challenge_for(&client, Algorithm::Sha256).await;
+    let mut s = DigestClient::new("alice", &token, challenge);
+    let header = s.authorization("GET", "/maybe");
+    let reply = get(&client, "/maybe", Some(&header)).await;
+    assert_eq!(reply.status, Status::Ok);
+    assert_eq!(reply.json(), json!({ "username": "alice" }));
+    check_authentication_info(&reply, &header, "alice", &token);
+}
+
+#[rocket::async_test]
+async fn guard_without_the_fairing_stops_launch_through_the_sentinel() {
+    use rocket::error::ErrorKind;
+
+    // Without guarded routes the same rocket ignites: the config is fine.
+    let plain = rocket::custom(base_figment()).mount("/", routes![public]);
+    assert!(plain.ignite().await.is_ok());
+
+    // Rocket 0.5 queries Sentinels inside `ignite()`, so it is ignite that fails.
+    for rocket in [
+        rocket::custom(base_figment()).mount("/", routes![public, me]),
+        rocket::custom(base_figment()).mount("/", routes![maybe]),
+    ] {
+        match rocket.ignite().await {
+            Ok(_) => panic!("ignite succeeded without the fairing"),
+            Err(e) => assert!(
+                matches!(e.kind(), ErrorKind::SentinelAborts(sentries) if !sentries.is_empty()),
+                "{e}"
+            ),
+        }
+    }
+    let rocket = rocket::custom(base_figment()).mount("/", routes![me]);
+    match Client::tracked(rocket).await {
+        Ok(_) => panic!("a client launched without the fairing"),
+        Err(e) => assert!(matches!(e.kind(), ErrorKind::SentinelAborts(_)), "{e}"),
+    }
+}
+
+#[rocket::async_test]
+async fn invalid_config_stops_ignite_naming_the_key() {
+    use rocket::error::ErrorKind;
+
+    let cases = [
+        (json!({ "realm": "" }), "realm"),
+        (json!({ "realm": "   " }), "realm"),
+        (json!({ "algorithms": ["SHA-1"] }), "algorithms"),
+        (json!({ "algorithms": [] }), "algorithms"),
+        (json!({ "nonce_lifetime": 0 }), "nonce_lifetime"),
+        (json!({ "secret": "too short" }), "secret"),
+        (json!({ "nc_window": 8 }), "nc_window"),
+        (json!({ "no_such_key": 1 }), "no_such_key"),
+    ];
+    for (settings, key) in cases {
+        let figment = memory(settings.clone());
+        let message = DigestAuth::config(&figment).unwrap_err().to_string();
+        assert!(message.contains(key), "{settings}: {message}");
+        match Client::tracked(app(DigestAuth::fairing(), figment)).await {
+            Ok(_) => panic!("{settings}: launched"),
+            Err(e) => assert!(
+                matches!(e.kind(), ErrorKind::FailedFairings(f)
+                    if f.iter().any(|i| i.name == "Digest Authentication")),
+                "{settings}: {e}"
+            ),
+        }
+    }
+}
+
+#[rocket::async_test]
+async fn catcher_false_leaves_the_401_to_the_apps_own_catcher() {
+    // Without any catcher: Rocket's default 401, no challenge.
+    let bare = client(memory(json!({ "catcher": false }))).await;
+    let reply = get(&bare, "/me", None).await;
+    assert_eq!(reply.status, Status::Unauthorized);
+    assert!(reply.all("WWW-Authenticate").is_empty(), "{reply:?}");
+
+    // An app's own catcher built on ChallengeResponse.
+    let rocket = app(DigestAuth::fairing(), memory(json!({ "catcher": false })))
+        .register("/", catchers![sign_in_please]);
+    let client = match Client::tracked(rocket).await {
+        Ok(client) => client,
+        Err(e) => panic!("{e}"),
+    };
+    let reply = get(&client, "/me", None).await;
+    assert_eq!(reply.status, Status::Unauthorized);
+    assert_eq!(reply.body, "Please sign in.\n");
+    assert_eq!(reply.challenges().len(), 2);
+    assert!(!reply.is_stale());
+    let token = issue(&client, "alice").await;
+    let mut s = session(&client, "alice", &token, Algorithm::Sha256).await;
+    let header = s.authorization("GET", "/me");
+    assert_eq!(get(&client, "/me", Some(&header)).await.status, Status::Ok);
+    // stale=true reaches the app's catcher too.
+    let replay = get(&client, "/me", Some(&header)).await;
+    assert_eq!(replay.status, Status::Unauthorized);
+    assert!(replay.is_stale(), "{replay:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Custom user types and stores; 503
+// ---------------------------------------------------------------------------
+
+#[rocket::async_test]
+async fn custom_user_type_refusing_a_user_gets_401() {
+    let client = client(memory(json!({}))).await;
+    let alice = issue(&client, "alice").await;
+    let mallory = issue(&client, "mallory").await;
+
+    let mut s = session(&client, "alice", &alice, Algorithm::Sha256).await;
+    let header = s.authorization("GET", "/vip");
+    let reply = get(&client, "/vip", Some(&header)).await;
+    assert_eq!(reply.status, Status::Ok, "{reply:?}");
+    assert_eq!(reply.json(), json!({ "vip": "alice" }));
+
+    let mut s = session(&client, "mallory", &mallory, Algorithm::Sha256).await;
+    let header = s.authorization("GET", "/vip");
+    let refused = get(&client, "/vip", Some(&header)).await;
+    refused.assert_401(false);
+    // Mallory's credentials are fine elsewhere: it is the user type that refused.
+    let header = s.authorization("GET", "/me");
+    assert_eq!(get(&client, "/me", Some(&header)).await.status, Status::Ok);
+}
+
+#[rocket::async_test]
+async fn custom_user_type_refusal_looks_like_any_other_401() {
+    let client = client(memory(json!({}))).await;
+    let mallory = issue(&client, "mallory").await;
+    let mut s = session(&client, "mallory", &mallory, Algorithm::Sha256).await;
+    let refused = get(&client, "/vip", Some(&s.authorization("GET", "/vip"))).await;
+    let mut wrong = session(&client, "mallory", "not-the-token", Algorithm::Sha256).await;
+    let failed = get(&client, "/vip", Some(&wrong.authorization("GET", "/vip"))).await;
+    refused.assert_401(false);
+    failed.assert_401(false);
+    // A refused request is not a successful authentication: no
+    // Authentication-Info (rspauth) on the 401.
+    assert_eq!(refused.header_names(), failed.header_names(), "{refused:?}");
+}
+
+#[rocket::async_test]
+async fn custom_credential_store_is_used_instead_of_the_builtin_one() {
+    let store = FixedTokens(BTreeMap::from([("carol", "carol's fixed token")]));
+    let fairing = DigestAuth::fairing().with_credential_store(store);
+    let client = client_with(fairing, memory(json!({}))).await;
+    assert!(
+        client.rocket().state::<Tokens>().is_none(),
+        "built-in Tokens would not be the ones in use"
+    );
+    let mut s = session(&client, "carol", "carol's fixed token", Algorithm::Sha256).await;
+    let header = s.authorization("GET", "/me");
+    let reply = get(&client, "/me", Some(&header)).await;
+    assert_eq!(reply.status, Status::Ok, "{reply:?}");
+    assert_eq!(reply.json(), json!({ "username": "carol" }));
+    check_authentication_info(&reply, &header, "carol", "carol's fixed token");
+
+    let mut wrong = session(&client, "carol", "other", Algorithm::Sha256).await;
+    get(&client, "/me", Some(&wrong.authorization("GET", "/me")))
+        .await
+        .assert_401(false);
+}
+
+#[rocket::async_test]
+async fn ha1_only_store_serves_its_algorithm_and_refuses_others_at_ignite() {
+    let ha1 = || Md5Ha1Only {
+        username: "dave",
+        ha1: digest::ha1(Algorithm::Md5, "dave", REALM, "dave's password"),
+    };
+    let fairing = DigestAuth::fairing().with_credential_store(ha1());
+    let client = client_with(fairing, memory(json!({ "algorithms": ["MD5"] }))).await;
+    let mut s = session(&client, "dave", "dave's password", Algorithm::Md5).await;
+    let header = s.authorization("GET", "/me");
+    let reply = get(&client, "/me", Some(&header)).await;
+    assert_eq!(reply.status, Status::Ok, "{reply:?}");
+    check_authentication_info(&reply, &header, "dave", "dave's password");
+
+    // The default config offers SHA-256, which this store cannot serve.
+    let rocket = app(
+        DigestAuth::fairing().with_credential_store(ha1()),
+        memory(json!({})),
+    );
+    match Client::tracked(rocket).await {
+        Ok(_) => panic!("launched offering SHA-256 over MD5-only credentials"),
+        Err(e) => assert!(
+            matches!(e.kind(), rocket::error::ErrorKind::FailedFairings(_)),
+            "{e}"
+        ),
+    }
+}
+
+#[rocket::async_test]
+async fn credential_store_down_gets_503_never_the_route() {
+    let fairing = DigestAuth::fairing().with_credential_store(DownCredentials);
+    let client = client_with(fairing, memory(json!({}))).await;
+    let mut s = session(&client, "alice", "token", Algorithm::Sha256).await;
+    let reply = get(&client, "/me", Some(&s.authorization("GET", "/me"))).await;
+    assert_eq!(reply.status, Status::ServiceUnavailable, "{reply:?}");
+    assert!(!reply.body.contains("alice"));
+    // No header: no store access needed, still the challenge.
+    get(&client, "/me", None).await.assert_401(false);
+}
+
+#[rocket::async_test]
+async fn nonce_count_store_down_gets_503_even_with_the_right_digest() {
+    let fairing = DigestAuth::fairing().with_nonce_count_store(DownCounts);
+    let client = client_with(fairing, memory(json!({}))).await;
+    let token = issue(&client, "alice").await;
+    let mut s = session(&client, "alice", &token, Algorithm::Sha256).await;
+    let reply = get(&client, "/me", Some(&s.authorization("GET", "/me"))).await;
+    assert_eq!(reply.status, Status::ServiceUnavailable, "{reply:?}");
+    assert!(reply.one("Authentication-Info").is_none());
+}
+
+// ---------------------------------------------------------------------------
+// Concurrency: 100 requests in flight on one nonce
+// ---------------------------------------------------------------------------
+
+async fn hundred_in_parallel_on_one_nonce_then_each_replayed(client: Client) {
+    let token = issue(&client, "alice").await;
+    let mut s = session(&client, "alice", &token, Algorithm::Sha256).await;
+    let headers: Vec<String> = (0..100).map(|_| s.authorization("GET", "/me")).collect();
+    let ncs: std::collections::BTreeSet<u32> = headers
+        .iter()
+        .map(|h| Authorization::parse(h).unwrap().unwrap().qop.unwrap().nc)
+        .collect();
+    assert_eq!(ncs.len(), 100, "distinct nc");
+
+    let client = Arc::new(client);
+    let run_all = |headers: Vec<String>| {
+        let tasks: Vec<_> = headers
+            .into_iter()
+            .map(|header| {
+                let client = client.clone();
+                rocket::tokio::spawn(async move {
+                    let reply = get(&client, "/me", Some(&header)).await;
+                    (reply.status, reply.is_stale_or_none())
+                })
+            })
+            .collect();
+        async move {
+            let mut out = Vec::new();
+            for task in tasks {
+                out.push(task.await.expect("task"));
+            }
+            out
+        }
+    };
+    let first = run_all(headers.clone()).await;
+    assert!(
+        first.iter().all(|(status, _)| *status == Status::Ok),
+        "{first:?}"
+    );
+    let replays = run_all(headers).await;
+    assert!(
+        replays
+            .iter()
+            .all(|r| *r == (Status::Unauthorized, Some(true))),
+        "{replays:?}"
+    );
+}
+
+impl Reply {
+    /// `Some(stale)` for a 401 with challenges, `None` otherwise.
+    fn is_stale_or_none(&self) -> Option<bool> {
+        (!self.all("WWW-Authenticate").is_empty()).then(|| self.is_stale())
+    }
+}
+
+#[rocket::tokio::test(flavor = "multi_thread", worker_threads = 2, crate = "rocket::tokio")]
+async fn hundred_parallel_requests_on_one_nonce_with_the_memory_store() {
+    hundred_in_parallel_on_one_nonce_then_each_replayed(client(memory(json!({}))).await).await;
+}
+
+// ---------------------------------------------------------------------------
+// 429: brute force per (user, address)
+// ---------------------------------------------------------------------------
+
+#[rocket::async_test]
+async fn too_many_failures_from_one_address_get_429_but_not_elsewhere() {
+    let client = client(memory(json!({ "max_failures": 3, "failure_window": 300 }))).await;
+    let token = issue(&client, "alice").await;
+    let mut guesser = session(&client, "alice", "guess", Algorithm::Sha256).await;
+    for attempt in 1..=3 {
+        let reply = get_from(
+            &client,
+            addr(1),
+            "/me",
+            Some(&guesser.authorization("GET", "/me")),
+        )
+        .await;
+        assert_eq!(reply.status, Status::Unauthorized, "attempt {attempt}");
+    }
+    let fourth = get_from(
+        &client,
+        addr(1),
+        "/me",
+        Some(&guesser.authorization("GET", "/me")),
+    )
+    .await;
+    assert_eq!(fourth.status, Status::TooManyRequests, "{fourth:?}");
+    let retry_after: u64 = fourth
+        .one("Retry-After")
+        .expect("Retry-After")
+        .parse()
+        .expect("seconds");
+    assert!((1..=300).contains(&retry_after), "{retry_after}");
+
+    // Even the right token is refused from that address for now...
+    let mut real = session(&client, "alice", &token, Algorithm::Sha256).await;
+    let reply = get_from(
+        &client,
+        addr(1),
+        "/me",
+        Some(&real.authorization("GET", "/me")),
+    )
+    .await;
+    assert_eq!(reply.status, Status::TooManyRequests);
+    // ...but the same user from another address is not locked out,
+    let reply = get_from(
+        &client,
+        addr(2),
+        "/me",
+        Some(&real.authorization("GET", "/me")),
+    )
+    .await;
+    assert_eq!(reply.status, Status::Ok, "{reply:?}");
+    // and neither is another user from the attacker's address.
+    let bob = issue(&client, "bob").await;
+    let mut bob = session(&client, "bob", &bob, Algorithm::Sha256).await;
+    let reply = get_from(
+        &client,
+        addr(1),
+        "/me",
+        Some(&bob.authorization("GET", "/me")),
+    )
+    .await;
+    assert_eq!(reply.status, Status::Ok, "{reply:?}");
+}
+
+#[rocket::async_test]
+async fn success_resets_the_failure_count() {
+    let client = client(memory(json!({ "max_failures": 3 }))).await;
+    let token = issue(&client, "alice").await;
+    let mut guesser = session(&client, "alice", "typo", Algorithm::Sha256).await;
+    let mut real = session(&client, "alice", &token, Algorithm::Sha256).await;
+    let attempt = |s: &mut DigestClient| s.authorization("GET", "/me");
+    for _ in 0..2 {
+        let reply = get_from(&client, addr(3), "/me", Some(&attempt(&mut guesser))).await;
+        assert_eq!(reply.status, Status::Unauthorized);
+    }
+    let reply = get_from(&client, addr(3), "/me", Some(&attempt(&mut real))).await;
+    assert_eq!(reply.status, Status::Ok);
+    // Counted from zero again: three more failures are 401s, then 429.
+    for n in 1..=3 {
+        let reply = get_from(&client, addr(3), "/me", Some(&attempt(&mut guesser))).await;
+        assert_eq!(
+            reply.status,
+            Status::Unauthorized,
+            "failure {n} after the reset"
+        );
+    }
+    let reply = get_from(&client, addr(3), "/me", Some(&attempt(&mut guesser))).await;
+    assert_eq!(reply.status, Status::TooManyRequests);
+}
+
+// ---------------------------------------------------------------------------
+// Tokens: issue, rotate, revoke
+// ---------------------------------------------------------------------------
+
+async fn tokens_rotate_and_revoke(client: &Client) {
+    let tokens = client.rocket().state::<Tokens>().expect("Tokens");
+    let old = tokens.issue("alice").await.unwrap();
+    let mut s = session(client, "alice", &old, Algorithm::Sha256).await;
+    assert_eq!(
+        get(client, "/me", Some(&s.authorization("GET", "/me")))
+            .await
+            .status,
+        Status::Ok
+    );
+
+    let new = tokens.issue("alice").await.unwrap();
+    assert_ne!(new, old);
+    assert!(new.len() >= 40, "at least 160 bits as hex: {new}");
+    get(client, "/me", Some(&s.authorization("GET", "/me")))
+        .await
+        .assert_401(false);
+    let mut s = session(client, "alice", &new, Algorithm::Sha256).await;
+    let header = s.authorization("GET", "/me");
+    let reply = get(client, "/me", Some(&header)).await;
+    assert_eq!(reply.status, Status::Ok, "{reply:?}");
+    check_authentication_info(&reply, &header, "alice", &new);
+
+    assert!(tokens.revoke("alice").await.unwrap());
+    get(client, "/me", Some(&s.authorization("GET", "/me")))
+        .await
+        .assert_401(false);
+    assert!(
+        !tokens.revoke("alice").await.unwrap(),
+        "nothing left to revoke"
+    );
+}
+
+#[rocket::async_test]
+async fn tokens_issue_rotates_and_revoke_refuses_with_the_memory_store() {
+    tokens_rotate_and_revoke(&client(memory(json!({}))).await).await;
+}
+
+// ---------------------------------------------------------------------------
+// The default store: SQLite in a temporary file
+// ---------------------------------------------------------------------------
+
+#[rocket::async_test]
+async fn sqlite_store_happy_path_and_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(sqlite(&dir, json!({}))).await;
+    assert!(dir.path().join("digest_auth.db").exists());
+    let token = issue(&client, "alice").await;
+    for alg in [Algorithm::Sha256, Algorithm::Md5] {
+        let mut s = session(&client, "alice", &token, alg).await;
+        let header = s.authorization("GET", "/me");
+        let reply = get(&client, "/me", Some(&header)).await;
+        assert_eq!(reply.status, Status::Ok, "{alg}: {reply:?}");
+        assert_eq!(reply.json(), json!({ "username": "alice" }));
+        check_authentication_info(&reply, &header, "alice", &token);
+        get(&client, "/me", Some(&header)).await.assert_401(true);
+        let next = s.authorization("GET", "/me");
+        assert_eq!(get(&client, "/me", Some(&next)).await.status, Status::Ok);
+    }
+    let challenge = challenge_for(&client, Algorithm::Sha256).await;
+    for nc in [9, 2, 5] {
+        let header = answer("alice", &token, &challenge, "/me", nc, "c").header();
+        assert_eq!(
+            get(&client, "/me", Some(&header)).await.status,
+            Status::Ok,
+            "nc {nc}"
+        );
+    }
+    let header = answer("alice", &token, &challenge, "/me", 2, "c").header();
+    get(&client, "/me", Some(&header)).await.assert_401(true);
+    // Unknown user and wrong token are 401s on this store too.
+    let unknown = answer("nobody", &token, &challenge, "/me", 20, "c").header();
+    get(&client, "/me", Some(&unknown)).await.assert_401(false);
+}
+
+#[rocket::async_test]
+async fn sqlite_store_instances_sharing_the_secret_share_nonces_and_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = client(sqlite(&dir, json!({}))).await;
+    let b = client(sqlite(&dir, json!({}))).await;
+    let token = issue(&a, "alice").await;
+    let challenge = challenge_for(&a, Algorithm::Sha256).await;
+    let header = answer("alice", &token, &challenge, "/me", 1, "c").header();
+    let reply = get(&b, "/me", Some(&header)).await;
+    assert_eq!(reply.status, Status::Ok, "A's nonce on B: {reply:?}");
+    get(&a, "/me", Some(&header)).await.assert_401(true);
+}
+
+#[rocket::async_test]
+async fn sqlite_store_tokens_rotate_and_revoke() {
+    let dir = tempfile::tempdir().unwrap();
+    tokens_rotate_and_revoke(&client(sqlite(&dir, json!({}))).await).await;
+}
+
+#[rocket::async_test]
+async fn sqlite_store_resolves_userhash() {
+    let dir = tempfile::tempdir().unwrap();
+    userhash_resolves_to_the_real_user(&client(sqlite(&dir, json!({ "userhash": true }))).await)
+        .await;
+}
+
+#[rocket::tokio::test(flavor = "multi_thread", worker_threads = 2, crate = "rocket::tokio")]
+async fn hundred_parallel_requests_on_one_nonce_with_the_sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    hundred_in_parallel_on_one_nonce_then_each_replayed(client(sqlite(&dir, json!({}))).await)
+        .await;
+}
