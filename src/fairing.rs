@@ -17,7 +17,7 @@ use std::time::Duration;
 use rocket::fairing::{self, Fairing, Info, Kind};
 use rocket::figment::providers::Serialized;
 use rocket::figment::Figment;
-use rocket::http::Header;
+use rocket::http::{Header, Status};
 use rocket::{Build, Orbit, Request, Response, Rocket};
 
 use crate::config::{Config, InvalidConfig, StoreKind, TokenStorage};
@@ -261,7 +261,9 @@ impl Fairing for DigestAuth {
     async fn on_response<'r>(&self, request: &'r Request<'_>, response: &mut Response<'r>) {
         let cached = request.local_cache(|| CachedVerification(None));
         match &cached.0 {
-            Some(Ok(verified)) => {
+            // Not on a 401: a user refused after the digest checked out (DigestUser
+            // returned None) must look like any other failure.
+            Some(Ok(verified)) if response.status() != Status::Unauthorized => {
                 response.set_header(Header::new(
                     "Authentication-Info",
                     verified.authentication_info.to_string(),
