@@ -54,6 +54,14 @@ pub struct Config {
     pub failure_window: u64,
     /// `max_tracked_clients`: bound on the failure bookkeeping. Default 100000.
     pub max_tracked_clients: usize,
+    /// `trust_ip_header`: take the client address for failure limiting from
+    /// Rocket's `ip_header` (X-Real-IP by default). Only behind a proxy that
+    /// overwrites that header; otherwise any client picks its own address and
+    /// escapes the limit. Default false: the connection's peer address.
+    pub trust_ip_header: bool,
+    /// `store_timeout`: seconds a store may take to answer before the request
+    /// fails closed with 503. Default 5.
+    pub store_timeout: u64,
     /// `cleanup_interval`: seconds between removals of expired nonce counts. Default 60.
     pub cleanup_interval: u64,
     /// `catcher`: register the 401 catcher. Default true.
@@ -121,6 +129,8 @@ impl Default for Config {
             max_failures: 10,
             failure_window: 300,
             max_tracked_clients: 100_000,
+            trust_ip_header: false,
+            store_timeout: 5,
             cleanup_interval: 60,
             catcher: true,
         }
@@ -221,6 +231,9 @@ impl Config {
         }
         if self.max_tracked_clients == 0 {
             return bad("max_tracked_clients", "must be at least 1");
+        }
+        if self.store_timeout == 0 {
+            return bad("store_timeout", "must be at least 1 second");
         }
         if self.cleanup_interval == 0 {
             return bad("cleanup_interval", "must be at least 1 second");

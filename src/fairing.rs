@@ -22,6 +22,7 @@ use rocket::{Build, Orbit, Request, Response, Rocket};
 
 use crate::config::{Config, InvalidConfig, StoreKind, TokenStorage};
 use crate::guard::CachedVerification;
+use crate::protocol::MAX_CLOCK_SKEW_SECS;
 use crate::store::{
     CredentialStore, HtdigestFile, MemoryStore, NonceCountStore, StoreError, StoreOptions,
     TokenAdmin,
@@ -247,7 +248,9 @@ impl Fairing for DigestAuth {
             loop {
                 rocket::tokio::select! {
                     _ = interval.tick() => {
-                        let now = chrono::Utc::now().timestamp();
+                        // Keep a margin: another instance whose clock is behind
+                        // still accepts nonces this clock calls expired.
+                        let now = chrono::Utc::now().timestamp() - MAX_CLOCK_SKEW_SECS;
                         if let Err(e) = counts.remove_expired(now).await {
                             rocket::warn!("digest_auth: removing expired nonce counts failed: {e}");
                         }

@@ -76,7 +76,11 @@ pub(crate) async fn authenticate<U: DigestUser>(
                 method: request.method().as_str(),
                 target: &target,
                 authorization: request.headers().get_one("Authorization"),
-                client: request.client_ip(),
+                client: if state.verifier().config().trust_ip_header {
+                    request.client_ip()
+                } else {
+                    request.remote().map(|addr| addr.ip())
+                },
                 body,
             };
             CachedVerification(Some(state.verifier().verify(&parts).await))

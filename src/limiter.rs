@@ -103,11 +103,13 @@ impl FailureLimiter {
     fn make_room(&self, entries: &mut HashMap<Key, Entry>, now: i64) {
         entries.retain(|_, e| now < e.window_start.saturating_add(self.window));
         if entries.len() >= self.capacity {
-            let mut starts: Vec<i64> = entries.values().map(|e| e.window_start).collect();
-            let cut = (self.capacity / 10).max(1).min(starts.len() - 1);
-            let (_, nth, _) = starts.select_nth_unstable(cut);
-            let cutoff = *nth;
-            entries.retain(|_, e| e.window_start > cutoff);
+            let mut oldest: Vec<(i64, Key)> =
+                entries.iter().map(|(k, e)| (e.window_start, *k)).collect();
+            let cut = (self.capacity / 10).clamp(1, oldest.len());
+            oldest.select_nth_unstable_by_key(cut - 1, |&(start, _)| start);
+            for (_, key) in &oldest[..cut] {
+                entries.remove(key);
+            }
         }
     }
 }
@@ -151,5 +153,11 @@ mod tests {
         // The newest attacker is still tracked.
         l.fail("user9999", A, 10_000);
         assert!(l.check("user9999", A, 10_000).is_err());
+        // Entries from one second are evicted a tenth at a time, not all at once.
+        let l = FailureLimiter::new(2, 60, 100);
+        for i in 0..101 {
+            l.fail(&format!("user{i}"), A, 0);
+        }
+        assert_eq!(l.tracked(), 91);
     }
 }

@@ -309,11 +309,11 @@ impl Verifier {
 
         let found = if auth.userhash {
             let h = auth.algorithm.hash_function();
-            self.credentials
-                .credential_by_userhash(h, &auth.username)
+            self.answer(self.credentials.credential_by_userhash(h, &auth.username))
                 .await?
         } else {
-            self.credentials.credential(&auth.username).await?
+            self.answer(self.credentials.credential(&auth.username))
+                .await?
         };
         let (credential, ha1) = match found.as_ref().and_then(|c| {
             c.ha1(auth.algorithm, &self.config.realm)
@@ -374,8 +374,7 @@ impl Verifier {
             .as_ref()
             .map_or(("", 0), |q| (q.cnonce.as_str(), q.nc));
         match self
-            .counts
-            .claim(&auth.nonce, cnonce, nc, expires_at)
+            .answer(self.counts.claim(&auth.nonce, cnonce, nc, expires_at))
             .await?
         {
             Claim::Accepted => {}
@@ -408,6 +407,23 @@ impl Verifier {
             },
             credential,
         })
+    }
+
+    /// A store's answer within `store_timeout`: a store that hangs fails the
+    /// request closed (503) instead of holding it.
+    async fn answer<T>(
+        &self,
+        query: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, Rejection> {
+        let limit = std::time::Duration::from_secs(self.config.store_timeout);
+        match rocket::tokio::time::timeout(limit, query).await {
+            Ok(answer) => Ok(answer?),
+            Err(_) => Err(StoreError::new(format!(
+                "no answer within store_timeout ({} s)",
+                self.config.store_timeout
+            ))
+            .into()),
+        }
     }
 
     fn lifetime(&self) -> i64 {

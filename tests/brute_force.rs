@@ -4,9 +4,10 @@
 //! user...), so the client address the limiter sees is the socket's peer
 //! address, as in production.
 //!
-//! The server runs with Rocket's `ip_header = false`, the setting for an app
-//! that is not behind a proxy (otherwise Rocket takes the client address from
-//! `X-Real-IP`, which a client can set at will; see
+//! The server runs with Rocket's defaults, including `ip_header = "X-Real-IP"`:
+//! the limiter keys on the connection's peer address unless
+//! `digest_auth.trust_ip_header` is set, so a client cannot pick its own
+//! address with that header (see
 //! `a_forged_x_real_ip_header_does_not_reset_the_count`).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
@@ -62,7 +63,6 @@ impl Server {
         let figment = Figment::from(rocket::Config::default())
             .merge(("address", "127.0.0.1"))
             .merge(("port", port))
-            .merge(("ip_header", false))
             .merge(("log_level", "off"))
             .merge(("shutdown.ctrlc", false))
             .merge(("databases.digest_auth.url", url))

@@ -358,14 +358,6 @@ fn sqlite_file_made_unwritable_mid_traffic_fails_closed_and_recovers() {
         std::fs::remove_file(&probe).unwrap();
 
         let db = dir.path().join("auth.db");
-        // WORKAROUND for a bug in src/store/sql.rs (reported): a connection
-        // the pool opens while the file cannot be opened read-write is
-        // silently opened read-only by SQLite and stays read-only after the
-        // file is writable again, failing 1 request in N with 503 for the
-        // connection's whole 30-minute lifetime. Opening every connection at
-        // start (min_connections = max_connections) keeps the pool from
-        // opening one during the outage. Drop `min_connections` here once
-        // the store refuses read-only connections in `after_connect`.
         let client = Arc::new(
             launch(
                 figment(
@@ -373,7 +365,6 @@ fn sqlite_file_made_unwritable_mid_traffic_fails_closed_and_recovers() {
                         "url": sqlite_url(&db),
                         "connect_timeout": 2,
                         "max_connections": 4,
-                        "min_connections": 4,
                     }),
                     json!({ "secret": SECRET }),
                 ),
@@ -707,4 +698,65 @@ fn postgres_server_stopping_mid_traffic_fails_closed_and_recovers() {
         assert!(is_stale(&reply), "a replay gets stale=true: {reply:?}");
     });
     drop(cluster);
+}
+
+/// A store that never answers (a stuck database, a partition mid-query):
+/// the request fails closed with 503 after `store_timeout`, not hanging.
+#[rocket::async_test]
+async fn a_store_that_never_answers_fails_closed_within_store_timeout() {
+    use rocket_digest_auth::store::{Claim, NonceCountStore};
+
+    struct Stuck;
+
+    #[rocket::async_trait]
+    impl NonceCountStore for Stuck {
+        async fn claim(&self, _: &str, _: &str, _: u32, _: i64) -> Result<Claim, StoreError> {
+            std::future::pending().await
+        }
+        async fn remove_expired(&self, _: i64) -> Result<u64, StoreError> {
+            Ok(0)
+        }
+    }
+
+    let figment = rocket::Config::figment()
+        .merge(("log_level", "off"))
+        .merge(("digest_auth.store", "memory"))
+        .merge(("digest_auth.store_timeout", 1));
+    let rocket = rocket::custom(figment)
+        .attach(DigestAuth::fairing().with_nonce_count_store(Stuck))
+        .mount("/", routes![stuck_me]);
+    let client = Client::tracked(rocket).await.unwrap();
+    let token = client
+        .rocket()
+        .state::<Tokens>()
+        .unwrap()
+        .issue("alice")
+        .await
+        .unwrap();
+    let www = client.get("/me").dispatch().await;
+    let www = www
+        .headers()
+        .get_one("WWW-Authenticate")
+        .unwrap()
+        .to_owned();
+    let challenge = ClientChallenge::parse(&www).unwrap().unwrap();
+    let auth = DigestClient::new("alice", &token, challenge).authorization("GET", "/me");
+    let started = Instant::now();
+    let r = client
+        .get("/me")
+        .header(Header::new("Authorization", auth))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::ServiceUnavailable);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "answered before the timeout: {took:?}"
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+#[get("/me")]
+fn stuck_me(user: DigestAuthenticated<User>) -> String {
+    user.username.clone()
 }

@@ -110,9 +110,15 @@ impl NonceCountStore for MemoryStore {
 
     async fn remove_expired(&self, now: i64) -> Result<u64, StoreError> {
         let mut nonces = self.nonces.lock().unwrap_or_else(|e| e.into_inner());
-        let before = nonces.len();
-        nonces.retain(|_, r| r.expires_at > now);
-        Ok((before - nonces.len()) as u64)
+        let mut removed = 0u64;
+        nonces.retain(|_, r| {
+            let keep = r.expires_at > now;
+            if !keep {
+                removed += r.seen.len() as u64;
+            }
+            keep
+        });
+        Ok(removed)
     }
 
     fn bound_to_process(&self) -> bool {

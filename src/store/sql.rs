@@ -68,6 +68,30 @@ const SET_USERHASHES: &str =
 const DELETE_EXPIRED: &str = "DELETE FROM digest_auth_nonce_counts WHERE expires_at <= $1";
 
 /// Key of the PostgreSQL advisory lock that lets one instance at a time clean up.
+/// Refuses a connection SQLite opened read-only. Opening `mode=rwc` while the
+/// file cannot be written silently falls back to read-only, and such a
+/// connection would keep failing every claim (503) long after the file is
+/// writable again. The statement deletes nothing; a refused connection makes
+/// the pool retry within its acquire timeout.
+#[cfg(feature = "sqlite")]
+async fn refuse_read_only(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+    const SQLITE_READONLY: i32 = 8;
+    match sqlx::query("DELETE FROM digest_auth_nonce_counts WHERE 0")
+        .execute(conn)
+        .await
+    {
+        Err(sqlx::Error::Database(e))
+            if e.code()
+                .and_then(|c| c.parse::<i32>().ok())
+                .is_some_and(|c| c & 0xff == SQLITE_READONLY) =>
+        {
+            Err(sqlx::Error::Database(e))
+        }
+        // Anything else (no table yet, before the migrations) is not our concern here.
+        _ => Ok(()),
+    }
+}
+
 #[cfg(feature = "postgres")]
 const CLEANUP_LOCK: i64 = 0x0d16_e57a_0000_0001;
 
@@ -174,6 +198,7 @@ impl SqlStore {
             } else {
                 Some(Duration::from_secs(30 * 60))
             })
+            .after_connect(|conn, _| Box::pin(refuse_read_only(conn)))
             .connect_with(opts)
             .await?;
         Ok(Pool::Sqlite(pool))

@@ -1,0 +1,300 @@
+//! A caching [`CredentialStore`] wrapper: credential lookups (by username
+//! and by userhash, found or not) are answered from memory for up to `ttl`,
+//! so that a database store costs one query per user per `ttl` instead of
+//! one per request.
+//!
+//! Tokens issued, rotated or revoked *through the wrapper* (its
+//! [`TokenAdmin`] impl, which the fairing's `Tokens` should use) empty the
+//! cache at once: this process never accepts a revoked or rotated token.
+//! Another process sharing the database (another instance behind a load
+//! balancer, or `server create-token` run from a shell) is not told: it may
+//! go on accepting a revoked or rotated-away token, and refusing a new one,
+//! for up to `ttl` after the change.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use rocket_digest_auth::store::{CachedCredentials, CredentialStore, MemoryStore, StoreOptions, TokenAdmin};
+//!
+//! # rocket::async_test(async {
+//! let store = Arc::new(MemoryStore::new(StoreOptions::new("example")));
+//! let cached = CachedCredentials::new(store.clone(), Duration::from_secs(5));
+//! let token = cached.issue_token("alice").await.unwrap();
+//! assert!(cached.credential("alice").await.unwrap().is_some());
+//! assert!(cached.revoke_token("alice").await.unwrap());
+//! assert!(cached.credential("alice").await.unwrap().is_none()); // at once
+//! # let _ = token;
+//! # });
+//! ```
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use super::{Credential, CredentialStore, HashFunction, StoreError, TokenAdmin};
+
+/// What a lookup was keyed on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Username(String),
+    Userhash(HashFunction, String),
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    credential: Option<Credential>,
+    fetched: Instant,
+}
+
+/// Caches another [`CredentialStore`]'s answers for up to a TTL; see the
+/// module documentation for what invalidates them.
+#[derive(Debug)]
+pub struct CachedCredentials<S: ?Sized> {
+    inner: Arc<S>,
+    ttl: Duration,
+    max_entries: usize,
+    entries: RwLock<HashMap<Key, Entry>>,
+    /// Bumped by every invalidation: a lookup that raced with one does not
+    /// store what it read.
+    generation: AtomicU64,
+}
+
+/// Default bound on cached lookups (found and not found).
+pub const DEFAULT_MAX_CACHED_CREDENTIALS: usize = 10_000;
+
+impl<S: ?Sized> CachedCredentials<S> {
+    /// Caches `inner`'s answers for `ttl` (zero: no caching), keeping at
+    /// most [`DEFAULT_MAX_CACHED_CREDENTIALS`] of them.
+    pub fn new(inner: Arc<S>, ttl: Duration) -> CachedCredentials<S> {
+        Self::with_capacity(inner, ttl, DEFAULT_MAX_CACHED_CREDENTIALS)
+    }
+
+    /// As [`new`](Self::new), keeping at most `max_entries` answers.
+    pub fn with_capacity(inner: Arc<S>, ttl: Duration, max_entries: usize) -> CachedCredentials<S> {
+        CachedCredentials {
+            inner,
+            ttl,
+            max_entries,
+            entries: RwLock::default(),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &Arc<S> {
+        &self.inner
+    }
+
+    /// How long an answer is reused.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Forgets every cached answer (call it after changing tokens behind the
+    /// wrapper's back).
+    pub fn invalidate(&self) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        entries.clear();
+    }
+
+    /// How many answers are cached (for tests).
+    pub fn cached(&self) -> usize {
+        self.entries.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    fn get(&self, key: &Key) -> Option<Option<Credential>> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(key)
+            .filter(|e| e.fetched.elapsed() < self.ttl)
+            .map(|e| e.credential.clone())
+    }
+
+    fn put(&self, key: Key, credential: Option<Credential>, generation: u64, fetched: Instant) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        // Read before an invalidation that happened while we were asking:
+        // what we read may be the old token.
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        if entries.len() >= self.max_entries && !entries.contains_key(&key) {
+            entries.retain(|_, e| e.fetched.elapsed() < self.ttl);
+            if entries.len() >= self.max_entries {
+                entries.clear();
+            }
+        }
+        entries.insert(
+            key,
+            Entry {
+                credential,
+                fetched,
+            },
+        );
+    }
+}
+
+impl<S: CredentialStore + ?Sized> CachedCredentials<S> {
+    async fn lookup(&self, key: Key) -> Result<Option<Credential>, StoreError> {
+        if self.ttl.is_zero() {
+            return match &key {
+                Key::Username(u) => self.inner.credential(u).await,
+                Key::Userhash(h, u) => self.inner.credential_by_userhash(*h, u).await,
+            };
+        }
+        if let Some(hit) = self.get(&key) {
+            return Ok(hit);
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        // The age counts from before the query: an answer is never reused
+        // longer than `ttl` after the store was asked.
+        let fetched = Instant::now();
+        let credential = match &key {
+            Key::Username(u) => self.inner.credential(u).await?,
+            Key::Userhash(h, u) => self.inner.credential_by_userhash(*h, u).await?,
+        };
+        self.put(key, credential.clone(), generation, fetched);
+        Ok(credential)
+    }
+}
+
+#[rocket::async_trait]
+impl<S: CredentialStore + ?Sized> CredentialStore for CachedCredentials<S> {
+    async fn credential(&self, username: &str) -> Result<Option<Credential>, StoreError> {
+        self.lookup(Key::Username(username.to_owned())).await
+    }
+
+    async fn credential_by_userhash(
+        &self,
+        hash: HashFunction,
+        userhash: &str,
+    ) -> Result<Option<Credential>, StoreError> {
+        self.lookup(Key::Userhash(hash, userhash.to_owned())).await
+    }
+
+    fn hash_functions(&self) -> &'static [HashFunction] {
+        self.inner.hash_functions()
+    }
+}
+
+#[rocket::async_trait]
+impl<S: TokenAdmin + ?Sized> TokenAdmin for CachedCredentials<S> {
+    async fn issue_token(&self, username: &str) -> Result<String, StoreError> {
+        let result = self.inner.issue_token(username).await;
+        // Also on failure: the change may have happened before the error.
+        self.invalidate();
+        result
+    }
+
+    async fn revoke_token(&self, username: &str) -> Result<bool, StoreError> {
+        let result = self.inner.revoke_token(username).await;
+        self.invalidate();
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MemoryStore, StoreOptions};
+
+    fn stores(ttl: Duration) -> (Arc<MemoryStore>, CachedCredentials<MemoryStore>) {
+        let inner = Arc::new(MemoryStore::new(StoreOptions::new("realm")));
+        let cached = CachedCredentials::new(inner.clone(), ttl);
+        (inner, cached)
+    }
+
+    fn token_of(c: &Option<Credential>) -> Option<String> {
+        match c.as_ref().map(|c| &c.secret) {
+            Some(crate::store::Secret::Token(t)) => Some(t.clone()),
+            _ => None,
+        }
+    }
+
+    #[rocket::async_test]
+    async fn answers_are_reused_until_the_ttl() {
+        let (inner, cached) = stores(Duration::from_millis(300));
+        inner.insert_token("alice", "one");
+        assert_eq!(token_of(&cached.credential("alice").await.unwrap()).as_deref(), Some("one"));
+        // Changed behind the wrapper's back: the cached answer stands...
+        inner.insert_token("alice", "two");
+        assert_eq!(token_of(&cached.credential("alice").await.unwrap()).as_deref(), Some("one"));
+        // ...until the TTL has passed.
+        rocket::tokio::time::sleep(Duration::from_millis(350)).await;
+        assert_eq!(token_of(&cached.credential("alice").await.unwrap()).as_deref(), Some("two"));
+    }
+
+    #[rocket::async_test]
+    async fn unknown_users_are_cached_too_and_issue_clears_them() {
+        let (_, cached) = stores(Duration::from_secs(60));
+        assert!(cached.credential("bob").await.unwrap().is_none());
+        assert_eq!(cached.cached(), 1);
+        let token = cached.issue_token("bob").await.unwrap();
+        assert_eq!(token_of(&cached.credential("bob").await.unwrap()), Some(token));
+    }
+
+    #[rocket::async_test]
+    async fn rotation_and_revocation_through_the_wrapper_apply_at_once() {
+        let (_, cached) = stores(Duration::from_secs(60));
+        let first = cached.issue_token("carol").await.unwrap();
+        assert_eq!(token_of(&cached.credential("carol").await.unwrap()), Some(first.clone()));
+        let second = cached.issue_token("carol").await.unwrap();
+        assert_ne!(first, second);
+        assert_eq!(token_of(&cached.credential("carol").await.unwrap()), Some(second));
+        assert!(cached.revoke_token("carol").await.unwrap());
+        assert!(cached.credential("carol").await.unwrap().is_none());
+    }
+
+    #[rocket::async_test]
+    async fn userhash_lookups_are_cached_and_invalidated() {
+        let (inner, cached) = stores(Duration::from_secs(60));
+        cached.issue_token("dave").await.unwrap();
+        let uh = StoreOptions::new("realm").userhash(HashFunction::Sha256, "dave");
+        let found = cached
+            .credential_by_userhash(HashFunction::Sha256, &uh)
+            .await
+            .unwrap();
+        assert_eq!(found.map(|c| c.username).as_deref(), Some("dave"));
+        assert!(cached.revoke_token("dave").await.unwrap());
+        assert!(cached
+            .credential_by_userhash(HashFunction::Sha256, &uh)
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(inner.nonce_records(), 0);
+    }
+
+    #[rocket::async_test]
+    async fn a_lookup_racing_an_invalidation_is_not_stored() {
+        let (inner, cached) = stores(Duration::from_secs(60));
+        inner.insert_token("erin", "old");
+        let generation = cached.generation.load(Ordering::SeqCst);
+        let read = inner.credential("erin").await.unwrap();
+        // The token changes and the cache is invalidated before the
+        // lookup that read the old token stores it.
+        inner.insert_token("erin", "new");
+        cached.invalidate();
+        cached.put(Key::Username("erin".into()), read, generation, Instant::now());
+        assert_eq!(cached.cached(), 0);
+        assert_eq!(token_of(&cached.credential("erin").await.unwrap()).as_deref(), Some("new"));
+    }
+
+    #[rocket::async_test]
+    async fn the_cache_stays_bounded() {
+        let inner = Arc::new(MemoryStore::new(StoreOptions::new("realm")));
+        let cached = CachedCredentials::with_capacity(inner, Duration::from_secs(60), 8);
+        for i in 0..100 {
+            assert!(cached.credential(&format!("nobody{i}")).await.unwrap().is_none());
+            assert!(cached.cached() <= 8);
+        }
+    }
+
+    #[rocket::async_test]
+    async fn a_zero_ttl_caches_nothing() {
+        let (inner, cached) = stores(Duration::ZERO);
+        inner.insert_token("frank", "one");
+        assert!(cached.credential("frank").await.unwrap().is_some());
+        assert_eq!(cached.cached(), 0);
+    }
+}
