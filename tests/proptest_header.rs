@@ -1,0 +1,527 @@
+//! Property tests of the `Authorization` header parser and of the whole
+//! verification path, on hostile input (issue 4, "Hostile input"):
+//!
+//! - any byte string as a header never panics, its parse output is bounded
+//!   by its input, an oversized header is refused at once with `TooLong`;
+//! - no generated header ever authenticates through `Verifier::verify`
+//!   (a memory store holding a real user, real nonces);
+//! - structured, valid-looking headers with random parameters never panic,
+//!   and a parameter given twice is refused, never resolved;
+//! - a correct answer built with `protocol::Answer` round-trips through the
+//!   parser for arbitrary usernames, uris and cnonces (escape handling) and
+//!   authenticates, while the same answer with a wrong token does not.
+//!
+//! The fuzz targets under `fuzz/` run the same ideas for much longer; these
+//! keep case counts modest so that the suite stays fast.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use rocket::tokio::runtime::{Builder, Runtime};
+use rocket_digest_auth::protocol::{
+    Algorithm, Answer, Authorization, ClientChallenge, ParseError, QopKind, MAX_CNONCE_LEN,
+    MAX_HEADER_LEN, MAX_PARAMS,
+};
+use rocket_digest_auth::store::{MemoryStore, StoreOptions};
+use rocket_digest_auth::{Body, Config, Qop, Rejection, RequestParts, Verified, Verifier};
+
+const REALM: &str = "proptest realm";
+const USER: &str = "alice";
+const TOKEN: &str = "3f7a9c0e5b1d2f4a6c8e0b1d3f5a7c9e1b3d5f7a";
+const OPAQUE: &str = "opaque-0123";
+
+thread_local! {
+    static RUNTIME: Runtime = Builder::new_current_thread().enable_all().build().unwrap();
+}
+
+/// A verifier over a fresh memory store holding `users` (each with `TOKEN`),
+/// and a nonce it just issued. Fresh per case, so failures of earlier cases
+/// never trip the brute-force limiter.
+fn verifier(users: &[&str]) -> (Verifier, ClientChallenge) {
+    let store = Arc::new(MemoryStore::new(StoreOptions::new(REALM)));
+    for user in users {
+        store.insert_token(user, TOKEN);
+    }
+    let config = Config {
+        realm: REALM.into(),
+        qop: vec![Qop::Auth, Qop::AuthInt],
+        secret: Some("a proptest secret of at least 32 bytes".into()),
+        opaque: Some(OPAQUE.into()),
+        userhash: true,
+        ..Config::default()
+    };
+    let verifier = Verifier::new(config, store.clone(), store).unwrap();
+    let challenge = ClientChallenge::parse(&verifier.challenges(false)[0])
+        .unwrap()
+        .expect("a Digest challenge");
+    (verifier, challenge)
+}
+
+fn verify(verifier: &Verifier, parts: &RequestParts<'_>) -> Result<Verified, Rejection> {
+    RUNTIME.with(|rt| rt.block_on(verifier.verify(parts)))
+}
+
+/// Parses `header` and checks what the parser promises, returning the result.
+fn parse_checked(header: &str) -> Result<Option<Authorization>, ParseError> {
+    let parsed = Authorization::parse(header);
+    if header.len() > MAX_HEADER_LEN {
+        assert_eq!(parsed, Err(ParseError::TooLong));
+    }
+    if let Ok(Some(a)) = &parsed {
+        // Bounded: unescaping and percent-decoding only shrink.
+        let out = a.username.len()
+            + a.realm.len()
+            + a.nonce.len()
+            + a.uri.len()
+            + a.response.len()
+            + a.opaque.as_ref().map_or(0, String::len)
+            + a.qop
+                .as_ref()
+                .map_or(0, |q| q.nc_raw.len() + q.cnonce.len());
+        assert!(out <= header.len(), "{out} bytes out of {}", header.len());
+        assert!(!a.response.is_empty());
+        assert!(a
+            .response
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        if let Some(q) = &a.qop {
+            assert_eq!(u32::from_str_radix(&q.nc_raw, 16), Ok(q.nc));
+            assert!(!q.cnonce.is_empty() && q.cnonce.len() <= MAX_CNONCE_LEN);
+        }
+    }
+    parsed
+}
+
+/// Asserts a hostile request is refused with 400 or 401 and never succeeds.
+fn assert_refused(result: Result<Verified, Rejection>, header: &str) {
+    match result {
+        Ok(v) => panic!(
+            "authenticated {:?} with header {header:?}",
+            v.credential.username
+        ),
+        Err(rejection) => {
+            let status = rejection.status_code();
+            assert!(
+                status == 400 || status == 401,
+                "{status} ({rejection}) for {header:?}"
+            );
+        }
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// A quick check that an operation on hostile input is not slow: the bound
+/// is hundreds of times what it takes, but far below a quadratic blow-up.
+fn assert_fast(what: &str, f: impl FnOnce()) {
+    let start = Instant::now();
+    f();
+    let took = start.elapsed();
+    assert!(took < Duration::from_millis(250), "{what} took {took:?}");
+}
+
+#[test]
+fn a_one_megabyte_header_is_refused_fast_with_too_long() {
+    let cases = [
+        format!("Digest username=\"{}\"", "a".repeat(1 << 20)),
+        format!("Digest username=\"{}", "\\\"".repeat(1 << 19)),
+        format!("Digest {}", ",".repeat(1 << 20)),
+        "x".repeat(1 << 20),
+    ];
+    let (verifier, _) = verifier(&[USER]);
+    for header in &cases {
+        assert_fast("parsing 1 MB", || {
+            assert_eq!(Authorization::parse(header), Err(ParseError::TooLong));
+        });
+        let result = verify(&verifier, &RequestParts::new("GET", "/", Some(header)));
+        assert!(
+            matches!(result, Err(Rejection::Malformed(ParseError::TooLong))),
+            "{result:?}"
+        );
+        assert_eq!(result.unwrap_err().status_code(), 400);
+    }
+}
+
+#[test]
+fn worst_case_headers_within_the_limit_parse_quickly() {
+    let room = MAX_HEADER_LEN - "Digest ".len();
+    let cases = [
+        // Longest separators run.
+        format!("Digest {}", ",".repeat(room)),
+        // Longest run of escapes in one quoted value, and unterminated.
+        format!("Digest a=\"{}\"", "\\\"".repeat((room - 4) / 2)),
+        format!("Digest a=\"{}", "\\\"".repeat((room - 3) / 2)),
+        // The most parameters, each as long as fits.
+        format!(
+            "Digest {}",
+            (0..MAX_PARAMS)
+                .map(|i| format!("p{i:02}={}", "v".repeat(room / MAX_PARAMS - 6)))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        // Far too many short parameters.
+        format!(
+            "Digest {}",
+            (0..room / 8)
+                .map(|i| format!("p{i}=1"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        // Multi-byte characters escaped one after another.
+        format!("Digest username=\"{}\"", "\\é".repeat((room - 20) / 3)),
+    ];
+    for header in &cases {
+        assert!(header.len() <= MAX_HEADER_LEN, "{}", header.len());
+        assert_fast("parsing a worst-case header", || {
+            let _ = parse_checked(header);
+        });
+    }
+}
+
+/// One `name=value` of a structured header.
+#[derive(Debug, Clone)]
+struct Param {
+    name: String,
+    value: String,
+    quoted: bool,
+}
+
+impl Param {
+    fn render(&self) -> String {
+        if self.quoted {
+            format!("{}=\"{}\"", self.name, escape(&self.value))
+        } else {
+            format!("{}={}", self.name, self.value)
+        }
+    }
+}
+
+fn any_case(name: &'static str) -> impl Strategy<Value = String> {
+    proptest::collection::vec(any::<bool>(), name.len()).prop_map(move |upper| {
+        name.chars()
+            .zip(upper)
+            .map(|(c, u)| if u { c.to_ascii_uppercase() } else { c })
+            .collect()
+    })
+}
+
+/// Any parameter name: a known one in any case, or another token.
+fn param_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(KNOWN.to_vec()).prop_flat_map(any_case),
+        "[a-zA-Z0-9!#$%&'*+.^_`|~-]{1,12}",
+    ]
+}
+
+const KNOWN: [&str; 12] = [
+    "username",
+    "username*",
+    "realm",
+    "nonce",
+    "uri",
+    "response",
+    "algorithm",
+    "qop",
+    "nc",
+    "cnonce",
+    "opaque",
+    "userhash",
+];
+
+/// Any value: a few that matter somewhere, hex, printable and any text.
+fn param_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[0-9a-fA-F]{0,70}",
+        prop::sample::select(vec![
+            "auth",
+            "auth-int",
+            "AUTH",
+            "MD5",
+            "SHA-256",
+            "sha-512-256-sess",
+            "true",
+            "false",
+            "00000001",
+            "ffffffff",
+            "0",
+            "-1",
+            "0x10",
+            "123456789",
+            "",
+            "UTF-8''%C3%A4",
+            "iso-8859-1''caf%E9",
+            "/me",
+        ])
+        .prop_map(String::from),
+        "[ -~]{0,40}",
+        any::<String>(),
+    ]
+}
+
+/// A value for a known parameter: mostly a valid one, sometimes anything.
+fn value_for(name: &'static str) -> BoxedStrategy<String> {
+    let valid: BoxedStrategy<String> = match name {
+        "username" | "realm" | "opaque" => any::<String>().boxed(),
+        "username*" => "(UTF-8|utf-8|ISO-8859-1)''[a-zA-Z0-9%]{0,20}".boxed(),
+        "nonce" | "cnonce" => "[A-Za-z0-9+/=_-]{1,48}".boxed(),
+        "uri" => "/[ -~]{0,40}".boxed(),
+        "response" => "[0-9a-fA-F]{32,64}".boxed(),
+        "algorithm" => prop::sample::select(vec![
+            "MD5",
+            "md5",
+            "MD5-sess",
+            "SHA-256",
+            "SHA-256-sess",
+            "SHA-512-256",
+        ])
+        .prop_map(String::from)
+        .boxed(),
+        "qop" => prop::sample::select(vec!["auth", "auth-int", "AUTH"])
+            .prop_map(String::from)
+            .boxed(),
+        "nc" => "[0-9a-fA-F]{8}".boxed(),
+        "userhash" => prop::sample::select(vec!["true", "false", "TRUE"])
+            .prop_map(String::from)
+            .boxed(),
+        other => unreachable!("{other}"),
+    };
+    prop_oneof![9 => valid, 1 => param_value()].boxed()
+}
+
+fn param(
+    name: impl Strategy<Value = String>,
+    value: impl Strategy<Value = String>,
+    quoted: impl Strategy<Value = bool>,
+) -> impl Strategy<Value = Param> {
+    (name, value, quoted).prop_map(|(name, value, quoted)| Param {
+        name,
+        value,
+        quoted,
+    })
+}
+
+/// A valid-looking header: each known parameter present with probability
+/// 0.95 (username* rarely: it excludes username), mostly with valid values,
+/// mostly quoted, in any order and case, plus a few arbitrary parameters
+/// (which may repeat a known name), with varied separators and scheme case.
+fn structured_header() -> impl Strategy<Value = (Vec<Param>, String)> {
+    let known: Vec<_> = KNOWN
+        .iter()
+        .map(|&name| {
+            let p = if name == "username*" { 0.05 } else { 0.95 };
+            proptest::option::weighted(
+                p,
+                param(any_case(name), value_for(name), prop::bool::weighted(0.9)),
+            )
+        })
+        .collect();
+    let extra = proptest::collection::vec(param(param_name(), param_value(), any::<bool>()), 0..3);
+    (
+        known,
+        extra,
+        prop::sample::select(vec![", ", ",", " ,\t", " , , "]),
+        prop::sample::select(vec!["Digest ", "digest ", "DIGEST\t", "Digest  "]),
+    )
+        .prop_flat_map(|(known, extra, sep, scheme)| {
+            let params: Vec<Param> = known.into_iter().flatten().chain(extra).collect();
+            Just(params).prop_shuffle().prop_map(move |params| {
+                let rendered: Vec<String> = params.iter().map(Param::render).collect();
+                let header = format!("{scheme}{}", rendered.join(sep));
+                (params, header)
+            })
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn any_bytes_never_panic_and_stay_bounded(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let header = String::from_utf8_lossy(&bytes);
+        let _ = parse_checked(&header);
+        let _ = parse_checked(&format!("Digest {header}"));
+    }
+
+    #[test]
+    fn any_string_never_panics(s in any::<String>(), tail in "[ -~]{0,64}") {
+        let _ = parse_checked(&s);
+        let _ = parse_checked(&format!("Digest {s}{tail}"));
+        let _ = parse_checked(&format!("Digest username=\"{s}"));
+    }
+
+    #[test]
+    fn structured_headers_never_panic_and_refuse_duplicates((params, header) in structured_header()) {
+        let parsed = parse_checked(&header);
+        let mut names: Vec<String> = params.iter().map(|p| p.name.to_ascii_lowercase()).collect();
+        names.sort();
+        let duplicated = names.windows(2).any(|w| w[0] == w[1]);
+        if duplicated {
+            prop_assert!(parsed.is_err(), "a duplicate was resolved: {header:?} -> {parsed:?}");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn arbitrary_headers_never_authenticate(
+        bytes in proptest::collection::vec(any::<u8>(), 0..512),
+        method in prop::sample::select(vec!["GET", "POST", "PUT", "DELETE", ""]),
+        target in prop::sample::select(vec!["/", "/me", "/a?b=c"]),
+        prefix in prop::sample::select(vec!["", "Digest ", "Digest username=\"alice\", "]),
+        unread_body in any::<bool>(),
+    ) {
+        let (verifier, _) = verifier(&[USER]);
+        let header = format!("{prefix}{}", String::from_utf8_lossy(&bytes));
+        let mut parts = RequestParts::new(method, target, Some(&header));
+        parts.client = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)));
+        if unread_body {
+            parts.body = Body::Unread;
+        }
+        assert_refused(verify(&verifier, &parts), &header);
+    }
+
+    #[test]
+    fn everything_right_but_the_response_never_authenticates(
+        response in "[0-9a-fA-F]{1,64}",
+        md5 in any::<bool>(),
+        qop in prop::sample::select(vec!["auth", "auth-int"]),
+        nc in "[0-9a-fA-F]{8}",
+        cnonce in "[a-zA-Z0-9]{1,32}",
+        extra in proptest::collection::vec(
+            param(
+                "[a-z]{1,8}".prop_filter("not a Digest parameter", |n| !KNOWN.contains(&n.as_str())),
+                param_value(),
+                any::<bool>(),
+            ),
+            0..4,
+        ),
+    ) {
+        // Real user, realm, opaque and fresh nonce, random unknown extra
+        // parameters, and a response nobody without the token can compute.
+        let (verifier, challenge) = verifier(&[USER]);
+        let mut header = format!(
+            "Digest username=\"{USER}\", realm=\"{REALM}\", nonce=\"{}\", uri=\"/me\", \
+             algorithm={}, qop={qop}, nc={nc}, cnonce=\"{cnonce}\", opaque=\"{OPAQUE}\", \
+             response=\"{response}\"",
+            challenge.nonce,
+            if md5 { "MD5" } else { "SHA-256" },
+        );
+        for p in &extra {
+            header.push_str(", ");
+            header.push_str(&p.render());
+        }
+        let result = verify(&verifier, &RequestParts::new("GET", "/me", Some(&header)));
+        if Authorization::parse(&header).is_ok() {
+            // It reached the response check, and failed there.
+            prop_assert!(
+                matches!(result, Err(Rejection::Challenge { stale: false })),
+                "{:?} for {}", result, header
+            );
+        }
+        assert_refused(result, &header);
+    }
+
+    #[test]
+    fn a_duplicated_parameter_is_refused_not_resolved(
+        which in 0usize..10,
+        at in any::<prop::sample::Index>(),
+        same_value in any::<bool>(),
+        upper in any::<bool>(),
+    ) {
+        // A correct header, with one of its parameters given a second time,
+        // anywhere, with the same or another value, in any case.
+        let (verifier, challenge) = verifier(&[USER]);
+        let header = Answer {
+            username: USER,
+            password: TOKEN,
+            challenge: &challenge,
+            method: "GET",
+            uri: "/me",
+            qop: Some(QopKind::Auth),
+            nc: 1,
+            cnonce: "0a4f113b",
+            body: b"",
+            userhash: false,
+        }
+        .header();
+        let rest = header.strip_prefix("Digest ").unwrap();
+        let mut params: Vec<String> = rest.split(", ").map(String::from).collect();
+        prop_assert_eq!(params.len(), 10, "{}", header);
+        let original = params[which].clone();
+        let (name, value) = original.split_once('=').unwrap();
+        let name = if upper { name.to_ascii_uppercase() } else { name.to_owned() };
+        let value = if same_value { value.to_owned() } else { "\"00000002\"".to_owned() };
+        params.insert(at.index(params.len() + 1), format!("{name}={value}"));
+        let duplicated = format!("Digest {}", params.join(", "));
+        prop_assert_eq!(
+            Authorization::parse(&duplicated),
+            Err(ParseError::Duplicate(name.to_ascii_lowercase()))
+        );
+        let result = verify(&verifier, &RequestParts::new("GET", "/me", Some(&duplicated)));
+        prop_assert!(
+            matches!(result, Err(Rejection::Malformed(ParseError::Duplicate(_)))),
+            "{:?}", result
+        );
+        // The original still authenticates: the refusal is about the duplicate.
+        prop_assert!(verify(&verifier, &RequestParts::new("GET", "/me", Some(&header))).is_ok());
+    }
+
+    #[test]
+    fn answers_round_trip_for_arbitrary_usernames_and_uris(
+        username in any::<String>(),
+        path in any::<String>(),
+        cnonce in any::<String>().prop_filter("1 to 256 bytes", |c| !c.is_empty() && c.len() <= MAX_CNONCE_LEN),
+        nc in any::<u32>(),
+        auth_int in any::<bool>(),
+        md5 in any::<bool>(),
+        userhash in any::<bool>(),
+        body in proptest::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let uri = format!("/{path}");
+        let (verifier, mut challenge) = verifier(&[&username]);
+        challenge.algorithm = if md5 { Algorithm::Md5 } else { Algorithm::Sha256 };
+        let qop = if auth_int { QopKind::AuthInt } else { QopKind::Auth };
+        let answer = |password| Answer {
+            username: &username,
+            password,
+            challenge: &challenge,
+            method: "POST",
+            uri: &uri,
+            qop: Some(qop),
+            nc,
+            cnonce: &cnonce,
+            body: &body,
+            userhash,
+        }
+        .header();
+        let header = answer(TOKEN);
+
+        let parsed = Authorization::parse(&header).unwrap().expect("a Digest header");
+        if !userhash {
+            prop_assert_eq!(&parsed.username, &username);
+        }
+        prop_assert_eq!(parsed.userhash, userhash);
+        prop_assert_eq!(&parsed.uri, &uri);
+        prop_assert_eq!(&parsed.realm, REALM);
+        prop_assert_eq!(&parsed.nonce, &challenge.nonce);
+        prop_assert_eq!(parsed.algorithm, challenge.algorithm);
+        let q = parsed.qop.expect("qop");
+        prop_assert_eq!((q.kind, q.nc, &q.cnonce), (qop, nc, &cnonce));
+
+        let mut parts = RequestParts::new("POST", &uri, Some(&header));
+        parts.body = Body::Bytes(&body);
+        let verified = verify(&verifier, &parts).expect("a correct answer authenticates");
+        prop_assert_eq!(&verified.credential.username, &username);
+
+        let wrong = answer("not the token");
+        let mut parts = RequestParts::new("POST", &uri, Some(&wrong));
+        parts.body = Body::Bytes(&body);
+        assert_refused(verify(&verifier, &parts), &wrong);
+    }
+}
