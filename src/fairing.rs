@@ -177,6 +177,10 @@ impl Builtin {
         }
     }
 
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        allow(unused_variables)
+    )]
     async fn open(figment: &Figment, config: &Config) -> Result<Builtin, Error> {
         let options = StoreOptions {
             realm: config.realm.clone(),

@@ -29,6 +29,7 @@ use rocket::request::{FromRequest, Outcome};
 use rocket::{Ignite, Request, Rocket, Sentinel};
 
 use crate::fairing::DigestAuthState;
+use crate::protocol::ParseError;
 use crate::user::{DigestUser, User};
 use crate::verifier::{Body, Rejection, RequestParts, Verified};
 
@@ -71,11 +72,18 @@ pub(crate) async fn authenticate<U: DigestUser>(
     };
     let cached = request
         .local_cache_async(async {
+            // Two Authorization headers are refused, not resolved by first-wins.
+            let mut headers = request.headers().get("Authorization");
+            let authorization = headers.next();
+            if headers.next().is_some() {
+                let duplicate = ParseError::Duplicate("authorization".into());
+                return CachedVerification(Some(Err(Rejection::Malformed(duplicate))));
+            }
             let target = request.uri().to_string();
             let parts = RequestParts {
                 method: request.method().as_str(),
                 target: &target,
-                authorization: request.headers().get_one("Authorization"),
+                authorization,
                 client: if state.verifier().config().trust_ip_header {
                     request.client_ip()
                 } else {

@@ -591,6 +591,18 @@ fn corpus() -> Vec<Case> {
         case(401, "another scheme (Basic)", |c| {
             c.get_me(b"Basic YWxpY2U6c2VjcmV0")
         }),
+        case(
+            400,
+            "two Authorization headers, Basic then a correct Digest",
+            |c| {
+                let good = c.spec(|_| {}).header();
+                let mut r =
+                    b"GET /me HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n".to_vec();
+                r.extend_from_slice(b"Authorization: Basic YWxpY2U6c2VjcmV0\r\n");
+                r.extend_from_slice(format!("Authorization: {good}\r\n\r\n").as_bytes());
+                r
+            },
+        ),
         case(400, "two Authorization headers, the first malformed", |c| {
             let good = c.spec(|_| {}).header();
             let mut r = b"GET /me HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n".to_vec();
