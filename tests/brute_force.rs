@@ -10,16 +10,17 @@
 //! address with that header (see
 //! `a_forged_x_real_ip_header_does_not_reset_the_count`).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use rocket::figment::Figment;
-use rocket::tokio::io::{AsyncReadExt, AsyncWriteExt};
-use rocket::tokio::net::TcpSocket;
-use rocket::tokio::time::{sleep, timeout};
-use rocket::{get, routes, Shutdown};
+use common::http::{self, Request, Response};
+use common::server::Running;
+use rocket::routes;
+use rocket::tokio::time::sleep;
 use rocket_digest_auth::protocol::{ClientChallenge, DigestClient};
-use rocket_digest_auth::{DigestAuth, DigestAuthenticated, FailureLimiter, Tokens, User};
+use rocket_digest_auth::{DigestAuth, FailureLimiter};
 use serde_json::{json, Value};
 
 const SECRET: &str = "brute force test secret 0123456789abcdef0123456789";
@@ -27,103 +28,66 @@ const SECRET: &str = "brute force test secret 0123456789abcdef0123456789";
 const ATTACKER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 const REAL_USER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
 
-#[get("/me")]
-fn me(user: DigestAuthenticated<User>) -> String {
-    user.username.clone()
-}
-
-/// The app on a real socket; shut down on drop.
+/// The app on a real socket with a SQLite database; shut down on drop.
 struct Server {
-    addr: SocketAddr,
-    tokens: Tokens,
-    shutdown: Shutdown,
+    running: Running,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.shutdown.clone().notify();
-    }
-}
-
 impl Server {
-    async fn start(digest_auth: Value) -> Server {
+    fn start(digest_auth: Value) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("auth.db").display());
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let mut config = json!({ "secret": SECRET });
         config
             .as_object_mut()
             .unwrap()
             .extend(digest_auth.as_object().unwrap().clone());
-        let figment = Figment::from(rocket::Config::default())
-            .merge(("address", "127.0.0.1"))
-            .merge(("port", port))
-            .merge(("log_level", "off"))
-            .merge(("shutdown.ctrlc", false))
-            .merge(("databases.digest_auth.url", url))
+        let figment = common::server::figment()
+            .merge((
+                "databases.digest_auth.url",
+                common::sqlite_url(&dir.path().join("auth.db")),
+            ))
             .merge(("digest_auth", config));
         let rocket = rocket::custom(figment)
             .attach(DigestAuth::fairing())
-            .mount("/", routes![me])
-            .ignite()
-            .await
-            .expect("the rocket ignites");
-        let tokens = rocket.state::<Tokens>().expect("Tokens").clone();
-        let shutdown = rocket.shutdown();
-        rocket::tokio::spawn(rocket.launch());
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while rocket::tokio::net::TcpStream::connect(addr).await.is_err() {
-            assert!(Instant::now() < deadline, "the server did not come up");
-            sleep(Duration::from_millis(20)).await;
-        }
+            .mount("/", routes![common::me]);
         Server {
-            addr,
-            tokens,
-            shutdown,
+            running: Running::start(rocket).expect("the server starts"),
             _dir: dir,
         }
     }
 
     async fn issue(&self, username: &str) -> String {
-        self.tokens.issue(username).await.expect("issue a token")
+        self.running.issue(username).await
     }
 
     /// `GET /me` from `from`, with an optional Authorization header and extra
-    /// header lines.
-    async fn get(&self, from: IpAddr, authorization: Option<&str>, extra: &str) -> Reply {
-        let request = format!(
-            "GET /me HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{}{}\r\n",
-            self.addr,
-            authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n")),
-            extra
-        );
-        let exchange = async {
-            let socket = TcpSocket::new_v4()?;
-            socket.bind(SocketAddr::new(from, 0))?;
-            let mut stream = socket.connect(self.addr).await?;
-            stream.write_all(request.as_bytes()).await?;
-            let mut raw = Vec::new();
-            stream.read_to_end(&mut raw).await?;
-            std::io::Result::Ok(raw)
-        };
-        let raw = timeout(Duration::from_secs(20), exchange)
-            .await
-            .expect("the server answers within 20 s")
-            .expect("an HTTP exchange");
-        Reply::parse(&raw)
+    /// headers.
+    async fn get(
+        &self,
+        from: IpAddr,
+        authorization: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> Response {
+        let mut request = Request::get("/me").authorization(authorization);
+        for (name, value) in extra {
+            request = request.header(name, value);
+        }
+        http::send_from(
+            from,
+            self.running.addr(),
+            &request.end(),
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("an HTTP exchange within 20 s")
     }
 
     /// A challenge, as any client gets it first.
     async fn challenge(&self, from: IpAddr) -> ClientChallenge {
-        let reply = self.get(from, None, "").await;
+        let reply = self.get(from, None, &[]).await;
         assert_eq!(reply.status, 401, "{reply:?}");
-        reply.challenges()[0].clone()
+        reply.headers.challenges()[0].clone()
     }
 
     /// One attempt by `username` with `secret` from `from` on `challenge`.
@@ -133,98 +97,45 @@ impl Server {
         challenge: &ClientChallenge,
         username: &str,
         secret: &str,
-    ) -> Reply {
+    ) -> Response {
         let header =
             DigestClient::new(username, secret, challenge.clone()).authorization("GET", "/me");
-        self.get(from, Some(&header), "").await
+        self.get(from, Some(&header), &[]).await
+    }
+
+    /// `times` wrong attempts, each refused with a plain 401 (no lockout).
+    async fn fail(
+        &self,
+        from: IpAddr,
+        challenge: &ClientChallenge,
+        username: &str,
+        secret: &str,
+        times: usize,
+    ) {
+        for i in 1..=times {
+            let reply = self.attempt(from, challenge, username, secret).await;
+            assert_eq!(reply.status, 401, "failure {i}: {reply:?}");
+            assert!(reply.headers.first("retry-after").is_none(), "{reply:?}");
+        }
     }
 }
 
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn parse(raw: &[u8]) -> Reply {
-        let end = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("a complete response head");
-        let head = std::str::from_utf8(&raw[..end]).expect("an ASCII head");
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap();
-        let status = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("status line {status_line:?}"));
-        let headers: Vec<(String, String)> = lines
-            .map(|l| {
-                let (name, value) = l.split_once(':').expect("a header line");
-                (name.trim().to_ascii_lowercase(), value.trim().to_owned())
-            })
-            .collect();
-        let mut body = raw[end + 4..].to_vec();
-        if headers
-            .iter()
-            .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"))
-        {
-            body = dechunk(&body);
-        }
-        Reply {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn challenges(&self) -> Vec<ClientChallenge> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n == "www-authenticate")
-            .map(|(_, v)| ClientChallenge::parse(v).unwrap().unwrap())
-            .collect()
-    }
-
-    /// `Retry-After` as the integer seconds it must be.
-    fn retry_after(&self) -> u64 {
-        let value = self.header("retry-after").expect("Retry-After on a 429");
-        value
-            .parse()
-            .unwrap_or_else(|_| panic!("Retry-After {value:?} is not an integer"))
-    }
-}
-
-fn dechunk(mut body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size_text = std::str::from_utf8(&body[..line_end]).unwrap();
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&body[..size]);
-        body = &body[size + 2..];
-    }
+/// `Retry-After` as the integer seconds it must be.
+fn retry_after(reply: &Response) -> u64 {
+    let value = reply
+        .headers
+        .first("retry-after")
+        .expect("Retry-After on a 429");
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("Retry-After {value:?} is not an integer"))
 }
 
 /// Asserts a 429 whose Retry-After is a positive integer within the window;
 /// returns it.
-fn assert_locked(reply: &Reply, window: u64) -> u64 {
+fn assert_locked(reply: &Response, window: u64) -> u64 {
     assert_eq!(reply.status, 429, "{reply:?}");
-    let retry_after = reply.retry_after();
+    let retry_after = retry_after(reply);
     assert!(
         (1..=window).contains(&retry_after),
         "Retry-After {retry_after} not in 1..={window}"
@@ -234,16 +145,12 @@ fn assert_locked(reply: &Reply, window: u64) -> u64 {
 
 #[rocket::async_test]
 async fn lockout_is_per_user_and_address_and_spares_the_real_user() {
-    let server = Server::start(json!({ "max_failures": 3, "failure_window": 60 })).await;
+    let server = Server::start(json!({ "max_failures": 3, "failure_window": 60 }));
     let alice = server.issue("alice").await;
     let bob = server.issue("bob").await;
     let c = server.challenge(ATTACKER).await;
 
-    for i in 1..=3 {
-        let reply = server.attempt(ATTACKER, &c, "alice", "guess").await;
-        assert_eq!(reply.status, 401, "failure {i}: {reply:?}");
-        assert!(reply.header("retry-after").is_none());
-    }
+    server.fail(ATTACKER, &c, "alice", "guess", 3).await;
     // The fourth attempt is refused before the secret is looked at: a wrong
     // guess and the right token alike (the lockout is no oracle).
     assert_locked(&server.attempt(ATTACKER, &c, "alice", "guess").await, 60);
@@ -270,15 +177,10 @@ async fn lockout_is_per_user_and_address_and_spares_the_real_user() {
 #[rocket::async_test]
 async fn attempts_are_accepted_again_after_retry_after_seconds() {
     const WINDOW: u64 = 2;
-    let server = Server::start(json!({ "max_failures": 2, "failure_window": WINDOW })).await;
+    let server = Server::start(json!({ "max_failures": 2, "failure_window": WINDOW }));
     let alice = server.issue("alice").await;
     let c = server.challenge(ATTACKER).await;
-    for _ in 0..2 {
-        assert_eq!(
-            server.attempt(ATTACKER, &c, "alice", "guess").await.status,
-            401
-        );
-    }
+    server.fail(ATTACKER, &c, "alice", "guess", 2).await;
     let retry_after = assert_locked(&server.attempt(ATTACKER, &c, "alice", &alice).await, WINDOW);
     // Waiting exactly what Retry-After says is enough.
     sleep(Duration::from_secs(retry_after)).await;
@@ -293,46 +195,30 @@ async fn attempts_are_accepted_again_after_retry_after_seconds() {
 
 #[rocket::async_test]
 async fn a_success_resets_the_failure_count() {
-    let server = Server::start(json!({ "max_failures": 3, "failure_window": 60 })).await;
+    let server = Server::start(json!({ "max_failures": 3, "failure_window": 60 }));
     let alice = server.issue("alice").await;
     let c = server.challenge(REAL_USER).await;
-    for _ in 0..2 {
-        assert_eq!(
-            server.attempt(REAL_USER, &c, "alice", "typo").await.status,
-            401
-        );
-    }
+    server.fail(REAL_USER, &c, "alice", "typo", 2).await;
     assert_eq!(
         server.attempt(REAL_USER, &c, "alice", &alice).await.status,
         200
     );
     // Without the reset, the second failure below would be the fourth in the
     // window and the attempt after it refused.
-    for i in 1..=3 {
-        let reply = server.attempt(REAL_USER, &c, "alice", "typo").await;
-        assert_eq!(
-            reply.status, 401,
-            "failure {i} after the success: {reply:?}"
-        );
-    }
+    server.fail(REAL_USER, &c, "alice", "typo", 3).await;
     // The count does run: three new failures lock.
     assert_locked(&server.attempt(REAL_USER, &c, "alice", &alice).await, 60);
 }
 
 #[rocket::async_test]
 async fn a_forged_x_real_ip_header_does_not_reset_the_count() {
-    let server = Server::start(json!({ "max_failures": 2, "failure_window": 60 })).await;
+    let server = Server::start(json!({ "max_failures": 2, "failure_window": 60 }));
     let alice = server.issue("alice").await;
     let c = server.challenge(ATTACKER).await;
-    for _ in 0..2 {
-        assert_eq!(
-            server.attempt(ATTACKER, &c, "alice", "guess").await.status,
-            401
-        );
-    }
+    server.fail(ATTACKER, &c, "alice", "guess", 2).await;
     for forged in ["10.9.8.7", "127.0.0.3", "::1"] {
         let header = DigestClient::new("alice", &alice, c.clone()).authorization("GET", "/me");
-        let extra = format!("X-Real-IP: {forged}\r\nX-Forwarded-For: {forged}\r\n");
+        let extra = [("X-Real-IP", forged), ("X-Forwarded-For", forged)];
         let reply = server.get(ATTACKER, Some(&header), &extra).await;
         assert_locked(&reply, 60);
     }
@@ -340,11 +226,13 @@ async fn a_forged_x_real_ip_header_does_not_reset_the_count() {
 
 /// Status, header names in order, and header values with the parts that must
 /// differ per response (the nonce, the date) blanked out.
-fn shape(reply: &Reply) -> (u16, Vec<(String, String)>, Vec<u8>) {
+fn shape(reply: &Response) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let headers = reply
         .headers
+        .0
         .iter()
         .map(|(name, value)| {
+            let name = name.to_ascii_lowercase();
             let value = match name.as_str() {
                 "date" => "<date>".to_owned(),
                 "www-authenticate" => {
@@ -353,7 +241,7 @@ fn shape(reply: &Reply) -> (u16, Vec<(String, String)>, Vec<u8>) {
                 }
                 _ => value.clone(),
             };
-            (name.clone(), value)
+            (name, value)
         })
         .collect();
     (reply.status, headers, reply.body.clone())
@@ -361,7 +249,7 @@ fn shape(reply: &Reply) -> (u16, Vec<(String, String)>, Vec<u8>) {
 
 #[rocket::async_test]
 async fn unknown_user_and_wrong_secret_are_indistinguishable() {
-    let server = Server::start(json!({ "max_failures": 2, "failure_window": 60 })).await;
+    let server = Server::start(json!({ "max_failures": 2, "failure_window": 60 }));
     server.issue("alice").await;
     let c = server.challenge(ATTACKER).await;
 
@@ -370,9 +258,9 @@ async fn unknown_user_and_wrong_secret_are_indistinguishable() {
     assert_eq!(wrong_secret.status, 401, "{wrong_secret:?}");
     assert_eq!(shape(&wrong_secret), shape(&unknown_user));
     // Two challenges (SHA-256, MD5), the same as for no credentials at all.
-    let anonymous = server.get(ATTACKER, None, "").await;
+    let anonymous = server.get(ATTACKER, None, &[]).await;
     assert_eq!(shape(&wrong_secret), shape(&anonymous));
-    assert_eq!(wrong_secret.challenges().len(), 2);
+    assert_eq!(wrong_secret.headers.challenges().len(), 2);
 
     // The lockout does not tell them apart either.
     server.attempt(ATTACKER, &c, "alice", "guess").await;
@@ -383,8 +271,8 @@ async fn unknown_user_and_wrong_secret_are_indistinguishable() {
     assert_locked(&locked_unknown, 60);
     // Retry-After counts down by whole seconds: the two may be a second apart.
     for reply in [&mut locked_known, &mut locked_unknown] {
-        for (name, value) in &mut reply.headers {
-            if name == "retry-after" {
+        for (name, value) in &mut reply.headers.0 {
+            if name.eq_ignore_ascii_case("retry-after") {
                 *value = "<seconds>".into();
             }
         }
@@ -423,8 +311,7 @@ async fn the_limit_still_holds_after_a_flood_of_usernames() {
         "max_failures": 2,
         "failure_window": 60,
         "max_tracked_clients": 50,
-    }))
-    .await;
+    }));
     let alice = server.issue("alice").await;
     let c = server.challenge(ATTACKER).await;
     for i in 0..200 {
@@ -433,12 +320,7 @@ async fn the_limit_still_holds_after_a_flood_of_usernames() {
             .await;
         assert_eq!(reply.status, 401, "{reply:?}");
     }
-    for _ in 0..2 {
-        assert_eq!(
-            server.attempt(ATTACKER, &c, "alice", "guess").await.status,
-            401
-        );
-    }
+    server.fail(ATTACKER, &c, "alice", "guess", 2).await;
     assert_locked(&server.attempt(ATTACKER, &c, "alice", &alice).await, 60);
     let c_real = server.challenge(REAL_USER).await;
     assert_eq!(

@@ -23,9 +23,7 @@
 //! - Restart: the rocket is torn down and built again on the same database
 //!   file (or a new in-memory store).
 
-#[cfg(feature = "postgres")]
-#[path = "common/pg_cluster.rs"]
-mod pg_cluster;
+mod common;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -616,11 +614,11 @@ fn memory_store_nonces_from_before_a_restart_are_stale() {
 #[cfg(feature = "postgres")]
 #[test]
 fn postgres_server_stopping_mid_traffic_fails_closed_and_recovers() {
-    use pg_cluster::{require_postgres, PgCluster};
+    use common::pg_cluster::PgCluster;
 
     let cluster = match PgCluster::start() {
         Ok(cluster) => cluster,
-        Err(e) if require_postgres() => {
+        Err(e) if common::postgres::required() => {
             panic!("DIGEST_AUTH_REQUIRE_POSTGRES is set, but no private cluster: {e}")
         }
         Err(e) => {

@@ -10,44 +10,31 @@
 //! a status. A correct request must succeed after every entry, and a
 //! background client keeps making correct requests during the whole corpus.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::Duration;
 
-use rocket::fairing::AdHoc;
-use rocket::figment::Figment;
+use common::http::{self, Request, Response};
+use common::server::Running;
 use rocket::serde::json::{json, Value};
-use rocket::{get, post, routes, Shutdown};
+use rocket::{post, routes};
 use rocket_digest_auth::protocol::{
     Algorithm, Answer, ClientChallenge, DigestClient, NonceKey, QopKind,
 };
-use rocket_digest_auth::{DigestAuth, DigestAuthenticated, Tokens, User};
+use rocket_digest_auth::{DigestAuth, DigestAuthenticated, User};
 
 const REALM: &str = "hostile realm";
 const SECRET: &str = "hostile-test secret, at least thirty-two bytes";
 const OPAQUE: &str = "opaque-7f3a";
 const USER: &str = "alice";
 
-#[get("/me")]
-fn me(user: DigestAuthenticated<User>) -> String {
-    user.username.clone()
-}
-
 /// A request-guard route that takes a body it never reads: `auth-int` cannot
 /// be checked here.
 #[post("/submit")]
 fn submit(user: DigestAuthenticated<User>) -> String {
     user.username.clone()
-}
-
-struct Server {
-    port: u16,
-    token: String,
-    shutdown: Shutdown,
-    thread: JoinHandle<()>,
 }
 
 fn digest_config() -> Value {
@@ -64,132 +51,41 @@ fn digest_config() -> Value {
     })
 }
 
-/// Launches the server on a free port in its own thread and runtime.
-fn start_server() -> Server {
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let (token_tx, token_rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        rocket::execute(async move {
-            let figment = Figment::from(rocket::Config::default())
-                .merge(("address", "127.0.0.1"))
-                .merge(("port", 0))
-                .merge(("log_level", "off"))
-                .merge(("shutdown.grace", 1))
-                .merge(("shutdown.mercy", 1))
-                .merge(("digest_auth", digest_config()));
-            let rocket = rocket::custom(figment)
-                .attach(DigestAuth::fairing())
-                .attach(AdHoc::on_liftoff("report port", move |rocket| {
-                    Box::pin(async move {
-                        let _ = ready_tx.send((rocket.config().port, rocket.shutdown()));
-                    })
-                }))
-                .mount("/", routes![me, submit])
-                .ignite()
-                .await
-                .expect("the server ignites");
-            let tokens = rocket.state::<Tokens>().expect("memory store tokens");
-            token_tx
-                .send(tokens.issue(USER).await.expect("a token"))
-                .unwrap();
-            rocket.launch().await.expect("the server runs");
-        })
-    });
-    let token = token_rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("a token");
-    let (port, shutdown) = ready_rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the server lifts off");
-    Server {
-        port,
-        token,
-        shutdown,
-        thread,
-    }
+/// Launches the server on a free port, with a token for `USER`.
+fn start_server() -> (Running, String) {
+    let figment = common::server::figment().merge(("digest_auth", digest_config()));
+    let rocket = rocket::custom(figment)
+        .attach(DigestAuth::fairing())
+        .mount("/", routes![common::me, submit]);
+    let server = Running::start(rocket).expect("the server starts");
+    let token = common::block_on(server.issue(USER));
+    (server, token)
 }
 
-/// What came back for one raw request.
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+/// Whether a challenge says `stale=true`.
+fn stale(reply: &Response) -> bool {
+    reply
+        .headers
+        .all("WWW-Authenticate")
+        .iter()
+        .any(|v| v.contains("stale=true"))
 }
 
-impl Reply {
-    fn header_values(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    fn stale(&self) -> bool {
-        self.header_values("WWW-Authenticate")
-            .iter()
-            .any(|v| v.contains("stale=true"))
-    }
-}
-
-/// Writes `request` on a new connection and reads until the server closes
+/// Sends `request` on a new connection and reads until the server closes
 /// it. A write error (the server may stop reading an oversized request) is
 /// tolerated as long as a status comes back; a connection closed without a
 /// status is an error.
-fn send_raw(port: u16, request: &[u8]) -> Result<Reply, String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    stream
-        .set_write_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let write_error = stream.write_all(request).err();
-    let mut raw = Vec::new();
-    let read_error = stream.read_to_end(&mut raw).err();
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| {
-            format!(
-                "no complete response ({} bytes; write error {write_error:?}, read error {read_error:?})",
-                raw.len()
-            )
-        })?;
-    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .strip_prefix("HTTP/1.1 ")
-        .and_then(|s| s.get(..3))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    Ok(Reply {
-        status,
-        headers,
-        body: raw[end + 4..].to_vec(),
-    })
+fn send_raw(port: u16, request: &[u8]) -> Result<Response, String> {
+    http::send(port, request, Duration::from_secs(30))
 }
 
 fn request(method: &str, path: &str, authorization: Option<&[u8]>, body: &[u8]) -> Vec<u8> {
-    let mut r = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n")
-        .into_bytes();
-    if let Some(auth) = authorization {
-        r.extend_from_slice(b"Authorization: ");
-        r.extend_from_slice(auth);
-        r.extend_from_slice(b"\r\n");
+    let request = Request::new(method, path);
+    match authorization {
+        Some(auth) => request.header("Authorization", auth),
+        None => request,
     }
-    if !body.is_empty() {
-        r.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
-    }
-    r.extend_from_slice(b"\r\n");
-    r.extend_from_slice(body);
-    r
+    .body(body)
 }
 
 /// What the corpus entries build their requests from.
@@ -234,8 +130,7 @@ impl Ctx {
     fn challenge(&self) -> ClientChallenge {
         let reply = send_raw(self.port, &request("GET", "/me", None, b"")).unwrap();
         assert_eq!(reply.status, 401);
-        let first = reply.header_values("WWW-Authenticate")[0].to_owned();
-        ClientChallenge::parse(&first).unwrap().expect("Digest")
+        reply.headers.challenge()
     }
 
     /// A correct answer for `GET /me` on a fresh nonce, edited by `edit`.
@@ -596,19 +491,18 @@ fn corpus() -> Vec<Case> {
             "two Authorization headers, Basic then a correct Digest",
             |c| {
                 let good = c.spec(|_| {}).header();
-                let mut r =
-                    b"GET /me HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n".to_vec();
-                r.extend_from_slice(b"Authorization: Basic YWxpY2U6c2VjcmV0\r\n");
-                r.extend_from_slice(format!("Authorization: {good}\r\n\r\n").as_bytes());
-                r
+                Request::get("/me")
+                    .header("Authorization", "Basic YWxpY2U6c2VjcmV0")
+                    .header("Authorization", good)
+                    .end()
             },
         ),
         case(400, "two Authorization headers, the first malformed", |c| {
             let good = c.spec(|_| {}).header();
-            let mut r = b"GET /me HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n".to_vec();
-            r.extend_from_slice(b"Authorization: Digest username=\"alice\r\n");
-            r.extend_from_slice(format!("Authorization: {good}\r\n\r\n").as_bytes());
-            r
+            Request::get("/me")
+                .header("Authorization", "Digest username=\"alice")
+                .header("Authorization", good)
+                .end()
         }),
         stale_case("a correct request replayed", |c| {
             let h = c.spec(|_| {}).header();
@@ -659,8 +553,8 @@ fn correct_request(port: u16, token: &str) -> Result<(), String> {
         return Err(format!("challenge request got {}", reply.status));
     }
     let challenge = reply
-        .header_values("WWW-Authenticate")
-        .first()
+        .headers
+        .first("WWW-Authenticate")
         .and_then(|v| ClientChallenge::parse(v).ok().flatten())
         .ok_or("no Digest challenge")?;
     let mut client = DigestClient::new(USER, token, challenge);
@@ -678,10 +572,10 @@ fn correct_request(port: u16, token: &str) -> Result<(), String> {
 
 #[test]
 fn hostile_corpus_gets_documented_statuses_and_the_server_keeps_serving() {
-    let server = start_server();
+    let (server, token) = start_server();
     let ctx = Ctx {
         port: server.port,
-        token: server.token.clone(),
+        token,
     };
     correct_request(ctx.port, &ctx.token).expect("a correct request before the corpus");
 
@@ -717,11 +611,11 @@ fn hostile_corpus_gets_documented_statuses_and_the_server_keeps_serving() {
                     ));
                 } else if reply.status == 401 {
                     // Every 401 is a usable challenge: one per algorithm.
-                    let challenges = reply.header_values("WWW-Authenticate");
+                    let challenges = reply.headers.all("WWW-Authenticate");
                     if challenges.len() != 2 || !challenges[0].contains("algorithm=SHA-256") {
                         failures.push(format!("{}: challenges {challenges:?}", case.name));
                     }
-                    if reply.stale() != case.stale {
+                    if stale(&reply) != case.stale {
                         failures.push(format!(
                             "{}: expected stale={}, got {challenges:?}",
                             case.name, case.stale
@@ -748,6 +642,5 @@ fn hostile_corpus_gets_documented_statuses_and_the_server_keeps_serving() {
     assert!(successes.load(Ordering::Relaxed) > 0);
     correct_request(ctx.port, &ctx.token).expect("a correct request after the corpus");
 
-    server.shutdown.notify();
-    server.thread.join().expect("the server thread");
+    server.stop().expect("the server stops cleanly");
 }

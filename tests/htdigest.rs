@@ -1,22 +1,18 @@
 //! Credentials from an Apache `htdigest` file written by Apache's own
 //! `htdigest` tool, served over TCP and answered by curl.
 
+mod common;
+
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
+use common::server::Running;
 use rocket::figment::Figment;
-use rocket::{get, routes};
-use rocket_digest_auth::{DigestAuth, DigestAuthenticated, User};
+use rocket::routes;
+use rocket_digest_auth::DigestAuth;
 
 const REALM: &str = "htdigest test";
-
-#[get("/me")]
-fn me(user: DigestAuthenticated<User>) -> String {
-    user.username.clone()
-}
 
 /// Adds (or creates the file with) a user, with Apache's `htdigest` tool.
 fn htdigest(file: &Path, user: &str, password: &str, create: bool) {
@@ -39,12 +35,8 @@ fn htdigest(file: &Path, user: &str, password: &str, create: bool) {
 }
 
 fn figment(file: &Path, algorithms: &[&str]) -> Figment {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
     rocket::Config::figment()
-        .merge(("port", port))
+        .merge(("port", 0))
         .merge(("address", "127.0.0.1"))
         .merge(("log_level", "off"))
         .merge(("digest_auth.realm", REALM))
@@ -72,49 +64,31 @@ fn curl(port: u16, user: &str, password: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-#[rocket::async_test]
-async fn users_from_an_htdigest_file_authenticate_and_new_users_appear_live() {
+#[test]
+fn users_from_an_htdigest_file_authenticate_and_new_users_appear_live() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("users.htdigest");
     htdigest(&file, "alice", "alice secret", true);
 
-    let figment = figment(&file, &["MD5", "MD5-sess"]);
-    let port: u16 = figment.extract_inner("port").unwrap();
-    let rocket = rocket::custom(figment)
+    let rocket = rocket::custom(figment(&file, &["MD5", "MD5-sess"]))
         .attach(DigestAuth::fairing())
-        .mount("/", routes![me])
-        .ignite()
-        .await
-        .expect("MD5-only config ignites");
-    let shutdown = rocket.shutdown();
-    let server = rocket::tokio::spawn(rocket.launch());
-    let mut ready = false;
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            ready = true;
-            break;
-        }
-        rocket::tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ready, "server did not start");
+        .mount("/", routes![common::me]);
+    let server = Running::start(rocket).expect("MD5-only config launches");
 
-    let check = move |user: &'static str, password: &'static str| {
-        rocket::tokio::task::spawn_blocking(move || curl(port, user, password))
-    };
-    assert_eq!(check("alice", "alice secret").await.unwrap(), "200");
-    assert_eq!(check("alice", "wrong").await.unwrap(), "401");
-    assert_eq!(check("bob", "bob secret").await.unwrap(), "401");
+    let check = |user, password| curl(server.port, user, password);
+    assert_eq!(check("alice", "alice secret"), "200");
+    assert_eq!(check("alice", "wrong"), "401");
+    assert_eq!(check("bob", "bob secret"), "401");
 
     // A user added while the server runs is picked up without a restart.
     htdigest(&file, "bob", "bob secret", false);
-    assert_eq!(check("bob", "bob secret").await.unwrap(), "200");
+    assert_eq!(check("bob", "bob secret"), "200");
     // And a changed password replaces the old one.
     htdigest(&file, "alice", "new secret", false);
-    assert_eq!(check("alice", "new secret").await.unwrap(), "200");
-    assert_eq!(check("alice", "alice secret").await.unwrap(), "401");
+    assert_eq!(check("alice", "new secret"), "200");
+    assert_eq!(check("alice", "alice secret"), "401");
 
-    shutdown.notify();
-    server.await.unwrap().expect("clean shutdown");
+    server.stop().expect("clean shutdown");
 }
 
 #[rocket::async_test]

@@ -18,14 +18,15 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{Shutdown as NetShutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::sync::{Arc, Mutex};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use rocket::fairing::AdHoc;
-use rocket::figment::Figment;
+use common::block_on;
+use common::http::{self, Request, Response};
+use common::server::Running;
 use rocket::serde::json::json;
-use rocket::{get, routes, Shutdown, State};
+use rocket::{get, routes, State};
 use rocket_digest_auth::protocol::{ClientChallenge, DigestClient};
 use rocket_digest_auth::store::{generate_token, SqlStore, StoreOptions, TokenAdmin};
 use rocket_digest_auth::{DigestAuth, DigestAuthenticated, User};
@@ -75,9 +76,7 @@ fn log_level() -> String {
 /// A Rocket server on its own runtime and thread, on a port of its own.
 struct Instance {
     name: &'static str,
-    port: u16,
-    shutdown: Option<Shutdown>,
-    thread: Option<JoinHandle<()>>,
+    server: Running,
 }
 
 impl Instance {
@@ -90,14 +89,9 @@ impl Instance {
     /// Starts an instance as the fairing and a real listener would run it,
     /// configured the way Rocket.toml / `ROCKET_*` variables would.
     fn try_launch(name: &'static str, setup: &Setup) -> Result<Instance, String> {
-        let figment = Figment::from(rocket::Config::default())
-            .merge(("address", "127.0.0.1"))
-            .merge(("port", 0))
+        let figment = common::server::figment()
             .merge(("workers", 2))
             .merge(("log_level", log_level()))
-            .merge(("shutdown.ctrlc", false))
-            .merge(("shutdown.grace", 1))
-            .merge(("shutdown.mercy", 1))
             .merge((
                 "digest_auth",
                 json!({ "realm": REALM, "secret": setup.secret }),
@@ -108,148 +102,38 @@ impl Instance {
                 "databases.digest_auth.connect_timeout",
                 setup.connect_timeout,
             ));
-        let (tx, rx) = mpsc::channel::<Result<(u16, Shutdown), String>>();
-        let failed = tx.clone();
-        let thread = thread::Builder::new()
-            .name(format!("instance-{name}"))
-            .spawn(move || {
-                let runtime = rocket::tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("a tokio runtime");
-                runtime.block_on(async move {
-                    let rocket = rocket::custom(figment)
-                        .attach(DigestAuth::fairing())
-                        .manage(InstanceName(name))
-                        .mount("/", routes![me])
-                        .attach(AdHoc::on_liftoff("report the port", move |rocket| {
-                            Box::pin(async move {
-                                let _ = tx.send(Ok((rocket.config().port, rocket.shutdown())));
-                            })
-                        }));
-                    if let Err(e) = rocket.launch().await {
-                        let _ = failed.send(Err(e.to_string()));
-                    }
-                });
-            })
-            .expect("a thread");
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(Ok((port, shutdown))) => Ok(Instance {
-                name,
-                port,
-                shutdown: Some(shutdown),
-                thread: Some(thread),
-            }),
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                Err(e)
-            }
-            Err(_) => Err("no liftoff within 60 s".into()),
-        }
+        let rocket = rocket::custom(figment)
+            .attach(DigestAuth::fairing())
+            .manage(InstanceName(name))
+            .mount("/", routes![me]);
+        Ok(Instance {
+            name,
+            server: Running::start(rocket)?,
+        })
     }
 
-    fn get(&self, authorization: Option<&str>) -> Reply {
-        http_get(self.port, "/me", authorization)
+    /// One `GET /me` on a fresh connection.
+    fn get(&self, authorization: Option<&str>) -> Response {
+        let request = Request::get("/me").authorization(authorization).end();
+        http::send(self.server.port, &request, Duration::from_secs(60)).expect("an HTTP exchange")
     }
 
     /// A fresh challenge (the first `WWW-Authenticate`, SHA-256).
     fn challenge(&self) -> ClientChallenge {
         let reply = self.get(None);
         assert_eq!(reply.status, 401, "{}: {reply:?}", self.name);
-        let first = reply.headers("www-authenticate")[0];
-        ClientChallenge::parse(first)
-            .expect("a valid challenge")
-            .expect("a Digest challenge")
+        reply.headers.challenge()
     }
 }
 
-impl Drop for Instance {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            shutdown.notify();
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-// ------------------------------------------------------------------- HTTP
-
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn headers(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    /// Whether every challenge says `stale=true` (and there is one).
-    fn stale(&self) -> bool {
-        let challenges = self.headers("www-authenticate");
-        assert!(!challenges.is_empty(), "no challenge in {self:?}");
-        challenges.iter().all(|c| {
-            ClientChallenge::parse(c)
-                .expect("a valid challenge")
-                .expect("a Digest challenge")
-                .stale
-        })
-    }
-}
-
-/// One `GET` on a fresh connection.
-fn http_get(port: u16, path: &str, authorization: Option<&str>) -> Reply {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let authorization = authorization
-        .map(|a| format!("Authorization: {a}\r\n"))
-        .unwrap_or_default();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{authorization}Connection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("receive");
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").expect("a complete response");
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("a status line");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
+/// Whether every challenge says `stale=true` (and there is one).
+fn stale(reply: &Response) -> bool {
+    let challenges = reply.headers.challenges();
+    assert!(!challenges.is_empty(), "no challenge in {reply:?}");
+    challenges.iter().all(|c| c.stale)
 }
 
 // ------------------------------------------------------------------ setup
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    rocket::tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-        .block_on(future)
-}
 
 /// Connect-or-skip: the database URL for these tests.
 fn database() -> Option<String> {
@@ -275,16 +159,16 @@ fn secret() -> String {
     format!("shared-secret-{}", generate_token())
 }
 
-fn assert_ok(reply: &Reply, instance: &Instance, user: &str) {
+fn assert_ok(reply: &Response, instance: &Instance, user: &str) {
     assert_eq!(reply.status, 200, "{}: {reply:?}", instance.name);
-    assert_eq!(reply.body, format!("{} {user}", instance.name));
-    assert_eq!(reply.headers("authentication-info").len(), 1);
+    assert_eq!(reply.text(), format!("{} {user}", instance.name));
+    assert_eq!(reply.headers.all("authentication-info").len(), 1);
 }
 
-fn assert_replay_refused(reply: &Reply, instance: &Instance) {
+fn assert_replay_refused(reply: &Response, instance: &Instance) {
     assert_eq!(reply.status, 401, "{}: {reply:?}", instance.name);
     // The digest was right, only the count was used: stale=true.
-    assert!(reply.stale(), "{}: {reply:?}", instance.name);
+    assert!(stale(reply), "{}: {reply:?}", instance.name);
 }
 
 // ------------------------------------------------------------------ tests
@@ -295,7 +179,7 @@ fn a_nonce_from_one_instance_works_once_on_either() {
     let setup = Setup::new(&url, &secret());
     let a = Instance::launch("A", &setup);
     let b = Instance::launch("B", &setup);
-    assert_ne!(a.port, b.port);
+    assert_ne!(a.server.port, b.server.port);
     let (user, token) = create_user(&url, "alice");
 
     // A challenge from A, answered to B: accepted.
@@ -385,7 +269,7 @@ fn instances_with_different_secrets_refuse_each_others_nonces() {
         assert_eq!(refused.status, 401, "{}: {refused:?}", other.name);
         // Not stale: the nonce is not one of this instance's, so the client
         // must not retry silently with it.
-        assert!(!refused.stale(), "{}: {refused:?}", other.name);
+        assert!(!stale(&refused), "{}: {refused:?}", other.name);
         // The header itself was right, and the refusal did not use it up.
         assert_ok(&minter.get(Some(&header)), minter, &user);
     }
@@ -413,7 +297,7 @@ fn a_restarted_instance_keeps_nonces_and_counts() {
 
 /// Sends `header` until the answer is not 503 (at most 20 s); returns it
 /// and how long that took.
-fn until_not_503(instance: &Instance, header: &str) -> (Reply, Duration) {
+fn until_not_503(instance: &Instance, header: &str) -> (Response, Duration) {
     let started = Instant::now();
     loop {
         let reply = instance.get(Some(header));

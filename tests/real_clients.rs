@@ -14,16 +14,18 @@
 //! features and profile as this test, because `cargo test --test real_clients`
 //! alone does not build examples.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::http::{self, Request, Response};
 use rocket_digest_auth::protocol::{Algorithm, Authorization, ClientChallenge, DigestClient};
 
 /// Longest wait for any one request or process.
@@ -127,7 +129,7 @@ impl Server {
         let mut dir = tempfile::tempdir().expect("temporary directory");
         let mut last_log = String::new();
         for _attempt in 0..3 {
-            let port = free_port();
+            let port = common::free_port().expect("a free port");
             let log = dir.path().join(format!("server-{port}.log"));
             let log_file = File::create(&log).expect("server log file");
             let mut cmd = example_command(dir.path(), port, digest_auth);
@@ -224,10 +226,7 @@ impl Server {
     fn challenge(&self) -> ClientChallenge {
         let r = self.get("/me", None);
         assert_eq!(r.status, 401, "{r:?}");
-        let first = r.headers("www-authenticate")[0];
-        ClientChallenge::parse(first)
-            .unwrap_or_else(|e| panic!("challenge {first:?}: {e:?}"))
-            .unwrap_or_else(|| panic!("not a Digest challenge: {first:?}"))
+        r.headers.challenge()
     }
 }
 
@@ -265,83 +264,11 @@ fn example_command(dir: &Path, port: u16, digest_auth: Option<&str>) -> Command 
     cmd
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
-    listener.local_addr().expect("local address").port()
-}
-
-// ---------------------------------------------------------------------------
-// Plain HTTP/1.1 over std::net
-
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Response {
-    fn headers(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-}
-
-/// Connects to the server on `port`; the request is written by `send`.
-fn connect(port: u16) -> io::Result<TcpStream> {
-    let stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(TIMEOUT))?;
-    stream.set_write_timeout(Some(TIMEOUT))?;
-    Ok(stream)
-}
-
-fn send(
-    mut stream: TcpStream,
-    port: u16,
-    path: &str,
-    authorization: Option<&str>,
-) -> io::Result<Response> {
-    let mut request =
-        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
-    if let Some(a) = authorization {
-        request.push_str(&format!("Authorization: {a}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes())?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    parse_response(&raw)
-}
-
-fn try_get(port: u16, path: &str, authorization: Option<&str>) -> io::Result<Response> {
-    send(connect(port)?, port, path, authorization)
-}
-
-fn parse_response(raw: &[u8]) -> io::Result<Response> {
-    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| bad("no header end"))?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().ok_or_else(|| bad("no status line"))?;
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad(status_line))?;
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Ok(Response {
-        status,
-        headers,
-        body: body.to_owned(),
-    })
+/// `GET path` over a fresh TCP connection, with an optional `Authorization`
+/// header.
+fn try_get(port: u16, path: &str, authorization: Option<&str>) -> Result<Response, String> {
+    let request = Request::get(path).authorization(authorization).end();
+    http::send(port, &request, TIMEOUT)
 }
 
 // ---------------------------------------------------------------------------
@@ -362,15 +289,27 @@ fn run_tool(program: &str, args: &[&str], install: &str) -> Output {
     }
 }
 
-/// What `curl --digest` got, and the `Authorization` header it sent last.
+/// What a real client got, and the `Authorization` header it sent last.
 #[derive(Debug)]
-struct CurlResult {
+struct ClientResult {
     status: u16,
     body: String,
     authorization: Option<String>,
 }
 
-fn curl_digest(url: &str, user: &str, token: &str) -> CurlResult {
+impl ClientResult {
+    /// Asserts the request succeeded as alice; returns what the client sent.
+    fn assert_alice(&self) -> Authorization {
+        assert_eq!(
+            (self.status, self.body.as_str()),
+            (200, EXPECTED_BODY),
+            "{self:?}"
+        );
+        parse_authorization(self.authorization.as_deref())
+    }
+}
+
+fn curl_digest(url: &str, user: &str, token: &str) -> ClientResult {
     let credentials = format!("{user}:{token}");
     let out = run_tool(
         "curl",
@@ -398,24 +337,16 @@ fn curl_digest(url: &str, user: &str, token: &str) -> CurlResult {
         .filter_map(|l| l.strip_prefix("> Authorization: "))
         .next_back()
         .map(|a| a.trim().to_owned());
-    CurlResult {
+    ClientResult {
         status: status.trim().parse().expect("curl's status code"),
         body: body.to_owned(),
         authorization,
     }
 }
 
-/// One request made by a Python library, as `tests/clients/digest_clients.py`
-/// reports it.
-#[derive(Debug)]
-struct PythonResult {
-    status: u16,
-    body: String,
-    authorization: Option<String>,
-    challenges_answered: u64,
-}
-
-fn python_client(args: &[&str]) -> Vec<PythonResult> {
+/// The requests made by a Python library, as `tests/clients/digest_clients.py`
+/// reports them, with how many challenges each answered.
+fn python_client(args: &[&str]) -> Vec<(ClientResult, u64)> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/digest_clients.py");
     let script = script.to_str().expect("UTF-8 path");
     let mut full = vec![script];
@@ -437,12 +368,13 @@ fn python_client(args: &[&str]) -> Vec<PythonResult> {
         .lines()
         .map(|line| {
             let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
-            PythonResult {
+            let result = ClientResult {
                 status: v["status"].as_u64().expect("status") as u16,
                 body: v["body"].as_str().expect("body").to_owned(),
                 authorization: v["authorization"].as_str().map(str::to_owned),
-                challenges_answered: v["challenges_answered"].as_u64().expect("history"),
-            }
+            };
+            let answered = v["challenges_answered"].as_u64().expect("history");
+            (result, answered)
         })
         .collect()
 }
@@ -462,28 +394,18 @@ fn curl_digest_sha256_with_the_shipped_config() {
     let server = Server::start(None);
     let index = server.get("/", None);
     assert_eq!(index.status, 200);
-    assert!(index.body.contains("/me"), "{index:?}");
+    assert!(index.text().contains("/me"), "{index:?}");
 
     // The shipped config offers SHA-256 first, then MD5, on one nonce.
     let r = server.get("/me", None);
     assert_eq!(r.status, 401);
-    let challenges: Vec<ClientChallenge> = r
-        .headers("www-authenticate")
-        .iter()
-        .map(|h| ClientChallenge::parse(h).unwrap().unwrap())
-        .collect();
+    let challenges = r.headers.challenges();
     let algorithms: Vec<Algorithm> = challenges.iter().map(|c| c.algorithm).collect();
     assert_eq!(algorithms, [Algorithm::Sha256, Algorithm::Md5]);
     assert_eq!(challenges[0].realm, "rocket_digest_auth example");
 
     let token = server.create_token("alice");
-    let ok = curl_digest(&server.url("/me"), "alice", &token);
-    assert_eq!(
-        (ok.status, ok.body.as_str()),
-        (200, EXPECTED_BODY),
-        "{ok:?}"
-    );
-    let sent = parse_authorization(ok.authorization.as_deref());
+    let sent = curl_digest(&server.url("/me"), "alice", &token).assert_alice();
     assert_eq!(sent.algorithm, Algorithm::Sha256, "curl answers the first");
     assert_eq!(sent.username, "alice");
 
@@ -504,13 +426,7 @@ fn curl_digest_md5_when_only_md5_is_configured() {
     assert_eq!(challenge.algorithm, Algorithm::Md5);
     let token = server.create_token("alice");
 
-    let ok = curl_digest(&server.url("/me"), "alice", &token);
-    assert_eq!(
-        (ok.status, ok.body.as_str()),
-        (200, EXPECTED_BODY),
-        "{ok:?}"
-    );
-    let sent = parse_authorization(ok.authorization.as_deref());
+    let sent = curl_digest(&server.url("/me"), "alice", &token).assert_alice();
     assert_eq!(sent.algorithm, Algorithm::Md5);
     assert_eq!(sent.response.len(), 32, "an MD5 digest: {sent:?}");
 
@@ -548,25 +464,23 @@ fn python_requests_http_digest_auth() {
     let server = Server::start(None);
     let token = server.create_token("alice");
     let results = python_client(&["requests", &server.url("/me"), "alice", &token]);
-    let [r] = results.as_slice() else {
+    let [(r, answered)] = results.as_slice() else {
         panic!("{results:?}")
     };
-    assert_eq!((r.status, r.body.as_str()), (200, EXPECTED_BODY), "{r:?}");
-    assert_eq!(r.challenges_answered, 1);
-    let sent = parse_authorization(r.authorization.as_deref());
+    let sent = r.assert_alice();
+    assert_eq!(*answered, 1);
     assert_eq!(sent.algorithm, Algorithm::Md5, "{r:?}");
 
     let wrong = python_client(&["requests", &server.url("/me"), "alice", "wrong"]);
-    assert_eq!(wrong[0].status, 401, "{wrong:?}");
+    assert_eq!(wrong[0].0.status, 401, "{wrong:?}");
 
     // Offered SHA-256 only, requests uses it.
     let server = Server::start(Some(r#"{algorithms=["SHA-256"]}"#));
     let token = server.create_token("alice");
     let results = python_client(&["requests", &server.url("/me"), "alice", &token]);
     assert_eq!(results.len(), 1);
-    let r = &results[0];
-    assert_eq!((r.status, r.body.as_str()), (200, EXPECTED_BODY), "{r:?}");
-    let sent = parse_authorization(r.authorization.as_deref());
+    let r = &results[0].0;
+    let sent = r.assert_alice();
     assert_eq!(sent.algorithm, Algorithm::Sha256, "{r:?}");
 }
 
@@ -583,16 +497,10 @@ fn httpx_digest_auth_counts_up_on_one_nonce() {
         &REQUESTS.to_string(),
     ]);
     assert_eq!(results.len(), REQUESTS, "{results:?}");
-    let sent: Vec<Authorization> = results
-        .iter()
-        .map(|r| {
-            assert_eq!((r.status, r.body.as_str()), (200, EXPECTED_BODY), "{r:?}");
-            parse_authorization(r.authorization.as_deref())
-        })
-        .collect();
+    let sent: Vec<Authorization> = results.iter().map(|(r, _)| r.assert_alice()).collect();
     // Only the first request met a challenge; the others reused its nonce
     // with the count going up: 00000001, 00000002, ...
-    let answered: Vec<u64> = results.iter().map(|r| r.challenges_answered).collect();
+    let answered: Vec<u64> = results.iter().map(|(_, n)| *n).collect();
     assert_eq!(answered[0], 1, "{results:?}");
     assert!(answered[1..].iter().all(|&n| n == 0), "{results:?}");
     let nonces: BTreeSet<&str> = sent.iter().map(|a| a.nonce.as_str()).collect();
@@ -611,12 +519,12 @@ fn parallel_get(port: u16, headers: &[String]) -> Vec<u16> {
         .map(|header| {
             let barrier = Arc::clone(&barrier);
             thread::spawn(move || {
-                let stream = connect(port);
+                let request = Request::get("/me").authorization(Some(&header)).end();
+                let stream = http::connect(port, TIMEOUT);
                 barrier.wait();
-                let r = send(stream.expect("connecting"), port, "/me", Some(&header))
-                    .expect("a response");
+                let r = http::exchange(stream.expect("connecting"), &request).expect("a response");
                 if r.status == 200 {
-                    assert_eq!(r.body, EXPECTED_BODY);
+                    assert_eq!(r.text(), EXPECTED_BODY);
                 }
                 r.status
             })
@@ -655,7 +563,7 @@ fn hundred_parallel_requests_on_one_nonce_then_replays_fail() {
     let replay = server.get("/me", Some(&headers[41]));
     assert_eq!(replay.status, 401);
     assert!(
-        ClientChallenge::parse(replay.headers("www-authenticate")[0])
+        ClientChallenge::parse(replay.headers.all("www-authenticate")[0])
             .unwrap()
             .is_some(),
         "{replay:?}"
@@ -689,13 +597,7 @@ fn create_token_and_server_both_read_rocket_digest_auth() {
     assert!(challenge.userhash, "{challenge:?}");
 
     let token = server.create_token("alice");
-    let ok = curl_digest(&server.url("/me"), "alice", &token);
-    assert_eq!(
-        (ok.status, ok.body.as_str()),
-        (200, EXPECTED_BODY),
-        "{ok:?}"
-    );
-    let sent = parse_authorization(ok.authorization.as_deref());
+    let sent = curl_digest(&server.url("/me"), "alice", &token).assert_alice();
     assert_eq!(sent.realm, "clients@example.test");
 
     // The same command with another realm in the environment stores HA1

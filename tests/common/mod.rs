@@ -1,5 +1,61 @@
 //! Helpers shared by the integration tests: `mod common;` in a test file.
 //! Each test binary uses only some of them.
+//!
+//! - [`http`]: plain HTTP/1.1 over TCP (raw requests, parsed responses);
+//! - [`server`]: a Rocket on a real port, stopped on drop;
+//! - [`local`]: Rocket's local client, tokens and Digest sessions;
+//! - [`headers`]: response headers and the challenges in them;
+//! - [`postgres`], [`pg_cluster`]: the test database, a private cluster.
 #![allow(dead_code)]
 
+pub mod headers;
+pub mod http;
+pub mod local;
+#[cfg(unix)]
+pub mod pg_cluster;
 pub mod postgres;
+pub mod server;
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::Path;
+
+use rocket::get;
+use rocket_digest_auth::{DigestAuthenticated, User};
+
+/// `GET /me`: the authenticated username, as text.
+#[get("/me")]
+pub fn me(user: DigestAuthenticated<User>) -> String {
+    user.username.clone()
+}
+
+/// The URL of a SQLite database file, created if missing.
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+/// A port of 127.0.0.1 that was free a moment ago (whoever binds it next
+/// may lose a race: retry on "address in use").
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Runs `future` to completion on a new current-thread runtime.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    rocket::tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(future)
+}
+
+/// Runs `future` on a new multi-threaded runtime with `workers` threads, so
+/// that the tasks it spawns really run side by side.
+pub fn block_on_multi_thread<F: Future>(workers: usize, future: F) -> F::Output {
+    rocket::tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(future)
+}

@@ -8,20 +8,12 @@
 //!
 //! Setting up needs the PostgreSQL server binaries (`initdb`, `pg_ctl`, found
 //! on `PATH` or under `/usr/lib/postgresql/*/bin`). When they are missing the
-//! caller decides: [`require_postgres`] says whether CI demands PostgreSQL.
+//! caller decides: [`super::postgres::required`] says whether CI demands
+//! PostgreSQL.
 
-#![allow(dead_code)]
-
-use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-/// Whether `DIGEST_AUTH_REQUIRE_POSTGRES` is set (CI): a PostgreSQL test that
-/// cannot set up must then fail instead of skipping.
-pub fn require_postgres() -> bool {
-    std::env::var_os("DIGEST_AUTH_REQUIRE_POSTGRES").is_some_and(|v| !v.is_empty() && v != "0")
-}
 
 /// A running (or stopped) private cluster; stopped and deleted on drop.
 pub struct PgCluster {
@@ -80,7 +72,7 @@ impl PgCluster {
         // A free port can be taken between the probe and the start: retry.
         let mut last_error = String::new();
         for _ in 0..3 {
-            cluster.port = free_port()?;
+            cluster.port = super::free_port().map_err(|e| format!("finding a free port: {e}"))?;
             match cluster.start_server() {
                 Ok(()) => return Ok(cluster),
                 Err(e) => last_error = e,
@@ -216,11 +208,4 @@ fn find_bin_dir() -> Option<PathBuf> {
         .collect();
     versions.sort();
     versions.pop()
-}
-
-fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("finding a free port: {e}"))
 }

@@ -167,11 +167,7 @@ mod connect {
 
     /// [`schema_url`] for a test that is not async.
     pub fn schema_url_blocking(schema: &str) -> Option<String> {
-        rocket::tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime")
-            .block_on(schema_url(schema))
+        super::super::block_on(schema_url(schema))
     }
 }
 
