@@ -59,6 +59,12 @@ pub struct Config {
     /// overwrites that header; otherwise any client picks its own address and
     /// escapes the limit. Default false: the connection's peer address.
     pub trust_ip_header: bool,
+    /// `credential_cache_ttl`: seconds the database store's credential
+    /// lookups are reused in this process. Rotation and revocation through
+    /// `Tokens` apply at once here, but another instance (or `create-token`
+    /// run elsewhere) may still accept a revoked or rotated token for up to
+    /// this long. Default 0: no caching.
+    pub credential_cache_ttl: u64,
     /// `store_timeout`: seconds a store may take to answer before the request
     /// fails closed with 503. Default 5.
     pub store_timeout: u64,
@@ -131,6 +137,7 @@ impl Default for Config {
             max_tracked_clients: 100_000,
             trust_ip_header: false,
             store_timeout: 5,
+            credential_cache_ttl: 0,
             cleanup_interval: 60,
             catcher: true,
         }
@@ -231,6 +238,9 @@ impl Config {
         }
         if self.max_tracked_clients == 0 {
             return bad("max_tracked_clients", "must be at least 1");
+        }
+        if self.credential_cache_ttl > self.nonce_lifetime {
+            return bad("credential_cache_ttl", "must not exceed nonce_lifetime");
         }
         if self.store_timeout == 0 {
             return bad("store_timeout", "must be at least 1 second");

@@ -192,8 +192,19 @@ impl Builtin {
             #[cfg(any(feature = "sqlite", feature = "postgres"))]
             StoreKind::Database => {
                 let db = DigestAuth::database_figment(figment);
-                let store = crate::store::SqlStore::connect(&db, options).await?;
-                Ok(Builtin::of(Arc::new(store)))
+                let store = Arc::new(crate::store::SqlStore::connect(&db, options).await?);
+                if config.credential_cache_ttl == 0 {
+                    return Ok(Builtin::of(store));
+                }
+                // Counts always go to the database; only lookups are cached,
+                // and tokens changed through `Tokens` clear the cache.
+                let ttl = Duration::from_secs(config.credential_cache_ttl);
+                let cached = Arc::new(crate::store::CachedCredentials::new(store.clone(), ttl));
+                Ok(Builtin {
+                    credentials: cached.clone(),
+                    counts: store,
+                    tokens: Tokens(cached),
+                })
             }
             #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
             StoreKind::Database => Err(Error::Config(InvalidConfig {

@@ -216,13 +216,22 @@ mod tests {
     async fn answers_are_reused_until_the_ttl() {
         let (inner, cached) = stores(Duration::from_millis(300));
         inner.insert_token("alice", "one");
-        assert_eq!(token_of(&cached.credential("alice").await.unwrap()).as_deref(), Some("one"));
+        assert_eq!(
+            token_of(&cached.credential("alice").await.unwrap()).as_deref(),
+            Some("one")
+        );
         // Changed behind the wrapper's back: the cached answer stands...
         inner.insert_token("alice", "two");
-        assert_eq!(token_of(&cached.credential("alice").await.unwrap()).as_deref(), Some("one"));
+        assert_eq!(
+            token_of(&cached.credential("alice").await.unwrap()).as_deref(),
+            Some("one")
+        );
         // ...until the TTL has passed.
         rocket::tokio::time::sleep(Duration::from_millis(350)).await;
-        assert_eq!(token_of(&cached.credential("alice").await.unwrap()).as_deref(), Some("two"));
+        assert_eq!(
+            token_of(&cached.credential("alice").await.unwrap()).as_deref(),
+            Some("two")
+        );
     }
 
     #[rocket::async_test]
@@ -231,17 +240,26 @@ mod tests {
         assert!(cached.credential("bob").await.unwrap().is_none());
         assert_eq!(cached.cached(), 1);
         let token = cached.issue_token("bob").await.unwrap();
-        assert_eq!(token_of(&cached.credential("bob").await.unwrap()), Some(token));
+        assert_eq!(
+            token_of(&cached.credential("bob").await.unwrap()),
+            Some(token)
+        );
     }
 
     #[rocket::async_test]
     async fn rotation_and_revocation_through_the_wrapper_apply_at_once() {
         let (_, cached) = stores(Duration::from_secs(60));
         let first = cached.issue_token("carol").await.unwrap();
-        assert_eq!(token_of(&cached.credential("carol").await.unwrap()), Some(first.clone()));
+        assert_eq!(
+            token_of(&cached.credential("carol").await.unwrap()),
+            Some(first.clone())
+        );
         let second = cached.issue_token("carol").await.unwrap();
         assert_ne!(first, second);
-        assert_eq!(token_of(&cached.credential("carol").await.unwrap()), Some(second));
+        assert_eq!(
+            token_of(&cached.credential("carol").await.unwrap()),
+            Some(second)
+        );
         assert!(cached.revoke_token("carol").await.unwrap());
         assert!(cached.credential("carol").await.unwrap().is_none());
     }
@@ -275,9 +293,17 @@ mod tests {
         // lookup that read the old token stores it.
         inner.insert_token("erin", "new");
         cached.invalidate();
-        cached.put(Key::Username("erin".into()), read, generation, Instant::now());
+        cached.put(
+            Key::Username("erin".into()),
+            read,
+            generation,
+            Instant::now(),
+        );
         assert_eq!(cached.cached(), 0);
-        assert_eq!(token_of(&cached.credential("erin").await.unwrap()).as_deref(), Some("new"));
+        assert_eq!(
+            token_of(&cached.credential("erin").await.unwrap()).as_deref(),
+            Some("new")
+        );
     }
 
     #[rocket::async_test]
@@ -285,7 +311,11 @@ mod tests {
         let inner = Arc::new(MemoryStore::new(StoreOptions::new("realm")));
         let cached = CachedCredentials::with_capacity(inner, Duration::from_secs(60), 8);
         for i in 0..100 {
-            assert!(cached.credential(&format!("nobody{i}")).await.unwrap().is_none());
+            assert!(cached
+                .credential(&format!("nobody{i}"))
+                .await
+                .unwrap()
+                .is_none());
             assert!(cached.cached() <= 8);
         }
     }

@@ -91,13 +91,18 @@ impl NonceCountStore for MemoryStore {
         expires_at: i64,
     ) -> Result<Claim, StoreError> {
         let mut nonces = self.nonces.lock().unwrap_or_else(|e| e.into_inner());
-        let record = nonces
-            .entry(nonce.to_owned())
-            .or_insert_with(|| NonceRecord {
+        // Look up before allocating the key: most claims are on a known nonce.
+        if !nonces.contains_key(nonce) {
+            let record = NonceRecord {
                 highest: 0,
                 seen: HashSet::new(),
                 expires_at,
-            });
+            };
+            nonces.insert(nonce.to_owned(), record);
+        }
+        let Some(record) = nonces.get_mut(nonce) else {
+            return Err(StoreError::new("nonce record vanished under the lock"));
+        };
         if u64::from(nc) + u64::from(self.options.nc_window) <= u64::from(record.highest) {
             return Ok(Claim::Replayed);
         }

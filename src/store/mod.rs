@@ -27,6 +27,7 @@ use rand::RngCore;
 
 use crate::protocol::{digest, Algorithm, HashFunction};
 
+mod cache;
 mod htdigest;
 mod memory;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -34,6 +35,7 @@ mod sql;
 #[doc(hidden)]
 pub mod suite;
 
+pub use cache::{CachedCredentials, DEFAULT_MAX_CACHED_CREDENTIALS};
 pub use htdigest::HtdigestFile;
 pub use memory::MemoryStore;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
