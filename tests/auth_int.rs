@@ -1,6 +1,8 @@
 //! `qop=auth-int` over real request bodies through the data guard, answered
 //! by the `digest_auth` crate (a client that prefers auth-int when offered).
 
+mod common;
+
 #[cfg(feature = "json")]
 use rocket::http::ContentType;
 use rocket::http::{Header, Status};
@@ -9,7 +11,7 @@ use rocket::local::asynchronous::{Client, LocalResponse};
 use rocket::serde::json::{json, Json, Value};
 use rocket::{post, routes};
 use rocket_digest_auth::protocol::{ClientChallenge, DigestClient};
-use rocket_digest_auth::{DigestAuth, DigestAuthenticated, DigestAuthenticatedData, Tokens, User};
+use rocket_digest_auth::{DigestAuth, DigestAuthenticated, DigestAuthenticatedData, User};
 
 #[post("/echo", data = "<body>")]
 fn echo(body: DigestAuthenticatedData<User, Vec<u8>>) -> Vec<u8> {
@@ -42,13 +44,7 @@ async fn client() -> (Client, String) {
     #[cfg(feature = "json")]
     let rocket = rocket.mount("/", routes![json_echo]);
     let client = Client::tracked(rocket).await.expect("valid rocket");
-    let token = client
-        .rocket()
-        .state::<Tokens>()
-        .expect("tokens")
-        .issue("alice")
-        .await
-        .expect("token");
+    let token = common::local::issue(&client, "alice").await;
     (client, token)
 }
 

@@ -32,33 +32,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::local::{issue, Reply};
 use rocket::figment::Figment;
-use rocket::http::{Header, Status};
+use rocket::http::Status;
 use rocket::local::asynchronous::Client;
+use rocket::routes;
 use rocket::tokio::task::JoinHandle;
 use rocket::tokio::time::sleep;
-use rocket::{get, routes};
-use rocket_digest_auth::protocol::{ClientChallenge, DigestClient};
+use rocket_digest_auth::protocol::{Algorithm, DigestClient};
 use rocket_digest_auth::store::{Credential, CredentialStore, Secret, StoreError};
-use rocket_digest_auth::{DigestAuth, DigestAuthenticated, Tokens, User};
+use rocket_digest_auth::DigestAuth;
 use serde_json::{json, Value};
 
 const SECRET: &str = "faults test secret: 0123456789abcdef0123456789abcdef";
 
-#[get("/me")]
-fn me(user: DigestAuthenticated<User>) -> String {
-    user.username.clone()
-}
-
 /// Runs a test body on a multi-threaded runtime, so that traffic tasks and
 /// the test's own requests really run side by side.
 fn run<F: Future>(f: F) -> F::Output {
-    rocket::tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
+    common::block_on_multi_thread(4, f)
 }
 
 /// Rocket's log is off; `FAULTS_LOG=normal` shows it (e.g. which store
@@ -73,63 +64,56 @@ fn figment(database: Value, digest_auth: Value) -> Figment {
         .merge(("digest_auth", digest_auth))
 }
 
-fn sqlite_url(path: &Path) -> String {
-    format!("sqlite://{}?mode=rwc", path.display())
-}
-
 async fn launch(figment: Figment, auth: DigestAuth) -> Client {
-    let rocket = rocket::custom(figment).attach(auth).mount("/", routes![me]);
+    let rocket = rocket::custom(figment)
+        .attach(auth)
+        .mount("/", routes![common::me]);
     Client::untracked(rocket).await.expect("the rocket ignites")
 }
 
-async fn issue(client: &Client, username: &str) -> String {
-    client
-        .rocket()
-        .state::<Tokens>()
-        .expect("the built-in store manages Tokens")
-        .issue(username)
-        .await
-        .expect("issuing a token")
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: Status,
-    challenges: Vec<ClientChallenge>,
-    elapsed: Duration,
-}
-
+/// `GET /me`; any challenge in the reply must be a valid Digest one.
 async fn get(client: &Client, authorization: Option<&str>) -> Reply {
-    let started = Instant::now();
-    let mut request = client.get("/me");
-    if let Some(value) = authorization {
-        request = request.header(Header::new("Authorization", value.to_owned()));
-    }
-    let response = request.dispatch().await;
-    let status = response.status();
-    let challenges = response
-        .headers()
-        .get("WWW-Authenticate")
-        .map(|v| {
-            ClientChallenge::parse(v)
-                .expect("a parsable challenge")
-                .expect("a Digest challenge")
-        })
-        .collect();
-    let _ = response.into_bytes().await;
-    Reply {
-        status,
-        challenges,
-        elapsed: started.elapsed(),
-    }
+    let reply = common::local::get(client, "/me", authorization).await;
+    reply.headers.challenges();
+    reply
 }
 
 /// A client session for `username` on a fresh challenge.
 async fn session(client: &Client, username: &str, secret: &str) -> DigestClient {
-    let reply = get(client, None).await;
+    common::local::session(client, username, secret, Algorithm::Sha256).await
+}
+
+/// `GET /me` answered by `username` with `secret` on a fresh challenge.
+async fn first_attempt(client: &Client, username: &str, secret: &str) -> Reply {
+    let mut digest = session(client, username, secret).await;
+    get(client, Some(&digest.authorization("GET", "/me"))).await
+}
+
+/// The app on `database` with alice's token, and a header it accepted (to
+/// be replayed after a fault).
+async fn launch_with_a_used_header(database: Value) -> (Arc<Client>, String, String) {
+    let client = Arc::new(
+        launch(
+            figment(database, json!({ "secret": SECRET })),
+            DigestAuth::fairing(),
+        )
+        .await,
+    );
+    let token = issue(&client, "alice").await;
+    let mut before = session(&client, "alice", &token).await;
+    let used = before.authorization("GET", "/me");
+    assert_eq!(get(&client, Some(&used)).await.status, Status::Ok);
+    (client, token, used)
+}
+
+/// After recovery: every connection of the pool works again (a burst wider
+/// than the pool reaches them all), and the count recorded before the
+/// outage still refuses a replay.
+async fn assert_recovered(client: &Arc<Client>, token: &str, used_before: &str) {
+    assert_all_succeed(client, token, 32).await;
+    let reply = get(client, Some(used_before)).await;
     assert_eq!(reply.status, Status::Unauthorized, "{reply:?}");
-    assert!(!reply.challenges.is_empty(), "{reply:?}");
-    DigestClient::new(username, secret, reply.challenges[0].clone())
+    assert!(is_stale(&reply), "a replay gets stale=true: {reply:?}");
 }
 
 /// `n` concurrent correct requests, each on its own nonce: all must succeed.
@@ -153,7 +137,8 @@ async fn assert_all_succeed(client: &Arc<Client>, secret: &str, n: usize) {
 }
 
 fn is_stale(reply: &Reply) -> bool {
-    !reply.challenges.is_empty() && reply.challenges.iter().all(|c| c.stale)
+    let challenges = reply.headers.challenges();
+    !challenges.is_empty() && challenges.iter().all(|c| c.stale)
 }
 
 // ---------------------------------------------------------------------------
@@ -173,7 +158,8 @@ struct Traffic {
 }
 
 impl Traffic {
-    /// `workers` clients, each on its own nonce, sending correct requests.
+    /// `workers` clients, each on its own nonce, sending correct requests;
+    /// returns once each has succeeded.
     async fn start(client: &Arc<Client>, secret: &str, workers: usize) -> Traffic {
         let stop = Arc::new(AtomicBool::new(false));
         let mut samples = Vec::new();
@@ -199,11 +185,18 @@ impl Traffic {
             }));
             samples.push(log);
         }
-        Traffic {
+        let traffic = Traffic {
             stop,
             samples,
             tasks,
-        }
+        };
+        assert!(
+            traffic
+                .wait_for_success_after(Instant::now(), Duration::from_secs(10))
+                .await,
+            "no success before the fault"
+        );
+        traffic
     }
 
     /// Waits until every worker had a 200 on a request started after `since`.
@@ -356,35 +349,16 @@ fn sqlite_file_made_unwritable_mid_traffic_fails_closed_and_recovers() {
         std::fs::remove_file(&probe).unwrap();
 
         let db = dir.path().join("auth.db");
-        let client = Arc::new(
-            launch(
-                figment(
-                    json!({
-                        "url": sqlite_url(&db),
-                        "connect_timeout": 2,
-                        "max_connections": 4,
-                    }),
-                    json!({ "secret": SECRET }),
-                ),
-                DigestAuth::fairing(),
-            )
-            .await,
-        );
-        let token = issue(&client, "alice").await;
-        // A header that succeeds before the outage, replayed after it.
-        let mut before = session(&client, "alice", &token).await;
-        let used_before = before.authorization("GET", "/me");
-        assert_eq!(get(&client, Some(&used_before)).await.status, Status::Ok);
+        let (client, token, used_before) = launch_with_a_used_header(json!({
+            "url": common::sqlite_url(&db),
+            "connect_timeout": 2,
+            "max_connections": 4,
+        }))
+        .await;
         let wal = dir.path().join("auth.db-wal");
         assert!(wal.exists(), "the store runs SQLite in WAL mode");
 
         let traffic = Traffic::start(&client, &token, 3).await;
-        assert!(
-            traffic
-                .wait_for_success_after(Instant::now(), Duration::from_secs(10))
-                .await,
-            "no success before the fault"
-        );
 
         let fault = Immutable::set(&[&db, &wal, dir.path()]);
         let fault_at = Instant::now();
@@ -394,12 +368,10 @@ fn sqlite_file_made_unwritable_mid_traffic_fails_closed_and_recovers() {
         // 503. Wrong and unknown credentials are refused too: 401 when the
         // read still works, 503 when it does not (a connection the pool opens
         // now gets the file read-only); never 200.
-        let mut fresh = session(&client, "alice", &token).await;
-        let reply = get(&client, Some(&fresh.authorization("GET", "/me"))).await;
+        let reply = first_attempt(&client, "alice", &token).await;
         assert_eq!(reply.status, Status::ServiceUnavailable, "{reply:?}");
         for (user, secret) in [("alice", "not the token"), ("nobody", token.as_str())] {
-            let mut digest = session(&client, user, secret).await;
-            let reply = get(&client, Some(&digest.authorization("GET", "/me"))).await;
+            let reply = first_attempt(&client, user, secret).await;
             assert!([401, 503].contains(&reply.status.code), "{user}: {reply:?}");
         }
         sleep(Duration::from_millis(1000)).await;
@@ -418,13 +390,7 @@ fn sqlite_file_made_unwritable_mid_traffic_fails_closed_and_recovers() {
              all workers recovered within {recovery:?}"
         );
 
-        // After recovery: every connection of the pool works again (a burst
-        // wider than the pool reaches them all), and the count recorded
-        // before the outage still refuses a replay.
-        assert_all_succeed(&client, &token, 32).await;
-        let reply = get(&client, Some(&used_before)).await;
-        assert_eq!(reply.status, Status::Unauthorized, "{reply:?}");
-        assert!(is_stale(&reply), "a replay gets stale=true: {reply:?}");
+        assert_recovered(&client, &token, &used_before).await;
     })
 }
 
@@ -436,7 +402,7 @@ fn sqlite_file_made_unwritable_mid_traffic_fails_closed_and_recovers() {
 /// process (a backup, a migration, an admin's shell) would.
 async fn hold_write_lock(db: &Path) -> sqlx::SqliteConnection {
     use sqlx::Connection;
-    let mut conn = sqlx::SqliteConnection::connect(&sqlite_url(db))
+    let mut conn = sqlx::SqliteConnection::connect(&common::sqlite_url(db))
         .await
         .expect("a second connection");
     sqlx::query("BEGIN IMMEDIATE")
@@ -460,7 +426,7 @@ fn pool_exhaustion_answers_503_within_the_timeout() {
         let client = Arc::new(
             launch(
                 figment(
-                    json!({ "url": sqlite_url(&db), "max_connections": 1, "connect_timeout": 1 }),
+                    json!({ "url": common::sqlite_url(&db), "max_connections": 1, "connect_timeout": 1 }),
                     json!({ "secret": SECRET }),
                 ),
                 DigestAuth::fairing(),
@@ -530,7 +496,7 @@ fn sqlite_nonces_survive_a_restart_and_still_cannot_be_replayed() {
         let db = dir.path().join("auth.db");
         let config = || {
             figment(
-                json!({ "url": sqlite_url(&db) }),
+                json!({ "url": common::sqlite_url(&db) }),
                 json!({ "secret": SECRET }),
             )
         };
@@ -602,7 +568,7 @@ fn memory_store_nonces_from_before_a_restart_are_stale() {
         assert_eq!(reply.status, Status::Unauthorized, "{reply:?}");
         assert!(is_stale(&reply), "{reply:?}");
         // The client follows the stale challenge without asking the user.
-        digest.set_nonce(&reply.challenges[0].nonce);
+        digest.set_nonce(&reply.headers.challenge().nonce);
         let reply = get(&second, Some(&digest.authorization("GET", "/me"))).await;
         assert_eq!(reply.status, Status::Ok, "{reply:?}");
     })
@@ -628,28 +594,12 @@ fn postgres_server_stopping_mid_traffic_fails_closed_and_recovers() {
     };
     const CONNECT_TIMEOUT: u64 = 2;
     run(async {
-        let client = Arc::new(
-            launch(
-                figment(
-                    json!({ "url": cluster.url(), "connect_timeout": CONNECT_TIMEOUT }),
-                    json!({ "secret": SECRET }),
-                ),
-                DigestAuth::fairing(),
-            )
-            .await,
-        );
-        let token = issue(&client, "alice").await;
-        let mut before = session(&client, "alice", &token).await;
-        let used_before = before.authorization("GET", "/me");
-        assert_eq!(get(&client, Some(&used_before)).await.status, Status::Ok);
+        let (client, token, used_before) = launch_with_a_used_header(
+            json!({ "url": cluster.url(), "connect_timeout": CONNECT_TIMEOUT }),
+        )
+        .await;
 
         let traffic = Traffic::start(&client, &token, 3).await;
-        assert!(
-            traffic
-                .wait_for_success_after(Instant::now(), Duration::from_secs(10))
-                .await,
-            "no success before the fault"
-        );
 
         let stopping = Instant::now();
         cluster.stop_server().expect("pg_ctl stop");
@@ -658,15 +608,13 @@ fn postgres_server_stopping_mid_traffic_fails_closed_and_recovers() {
 
         // A fresh correct request while the server is down: 503 within the
         // pool's connect timeout (plus scheduling slack).
-        let mut fresh = session(&client, "alice", &token).await;
-        let reply = get(&client, Some(&fresh.authorization("GET", "/me"))).await;
+        let reply = first_attempt(&client, "alice", &token).await;
         assert_eq!(reply.status, Status::ServiceUnavailable, "{reply:?}");
         assert!(
             reply.elapsed < Duration::from_secs(CONNECT_TIMEOUT + 3),
             "{reply:?}"
         );
-        let mut wrong = session(&client, "alice", "not the token").await;
-        let reply = get(&client, Some(&wrong.authorization("GET", "/me"))).await;
+        let reply = first_attempt(&client, "alice", "not the token").await;
         assert_eq!(reply.status, Status::ServiceUnavailable, "{reply:?}");
         sleep(Duration::from_millis(1500)).await;
 
@@ -690,10 +638,7 @@ fn postgres_server_stopping_mid_traffic_fails_closed_and_recovers() {
              all workers recovered within {recovery:?} of the restart"
         );
 
-        assert_all_succeed(&client, &token, 32).await;
-        let reply = get(&client, Some(&used_before)).await;
-        assert_eq!(reply.status, Status::Unauthorized, "{reply:?}");
-        assert!(is_stale(&reply), "a replay gets stale=true: {reply:?}");
+        assert_recovered(&client, &token, &used_before).await;
     });
     drop(cluster);
 }
@@ -722,39 +667,15 @@ async fn a_store_that_never_answers_fails_closed_within_store_timeout() {
         .merge(("digest_auth.store_timeout", 1));
     let rocket = rocket::custom(figment)
         .attach(DigestAuth::fairing().with_nonce_count_store(Stuck))
-        .mount("/", routes![stuck_me]);
+        .mount("/", routes![common::me]);
     let client = Client::tracked(rocket).await.unwrap();
-    let token = client
-        .rocket()
-        .state::<Tokens>()
-        .unwrap()
-        .issue("alice")
-        .await
-        .unwrap();
-    let www = client.get("/me").dispatch().await;
-    let www = www
-        .headers()
-        .get_one("WWW-Authenticate")
-        .unwrap()
-        .to_owned();
-    let challenge = ClientChallenge::parse(&www).unwrap().unwrap();
-    let auth = DigestClient::new("alice", &token, challenge).authorization("GET", "/me");
-    let started = Instant::now();
-    let r = client
-        .get("/me")
-        .header(Header::new("Authorization", auth))
-        .dispatch()
-        .await;
-    assert_eq!(r.status(), Status::ServiceUnavailable);
-    let took = started.elapsed();
+    let token = issue(&client, "alice").await;
+    let reply = first_attempt(&client, "alice", &token).await;
+    assert_eq!(reply.status, Status::ServiceUnavailable, "{reply:?}");
+    let took = reply.elapsed;
     assert!(
         took >= Duration::from_millis(900),
         "answered before the timeout: {took:?}"
     );
     assert!(took < Duration::from_secs(5), "took {took:?}");
-}
-
-#[get("/me")]
-fn stuck_me(user: DigestAuthenticated<User>) -> String {
-    user.username.clone()
 }

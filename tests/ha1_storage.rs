@@ -1,16 +1,13 @@
 //! `token_storage = "ha1"`: the database keeps HA1 values, never the token.
 
-use rocket::http::{Header, Status};
-use rocket::local::asynchronous::Client;
-use rocket::{get, routes};
-use rocket_digest_auth::protocol::{ClientChallenge, DigestClient};
-use rocket_digest_auth::{DigestAuth, DigestAuthenticated, Tokens, User};
-use sqlx::Row;
+mod common;
 
-#[get("/me")]
-fn me(user: DigestAuthenticated<User>) -> String {
-    user.username.clone()
-}
+use common::local::{get, issue, session};
+use rocket::http::Status;
+use rocket::local::asynchronous::Client;
+use rocket::routes;
+use rocket_digest_auth::DigestAuth;
+use sqlx::Row;
 
 async fn client(db_url: &str, realm: &str, algorithms: &[&str]) -> Client {
     let figment = rocket::Config::figment()
@@ -21,46 +18,25 @@ async fn client(db_url: &str, realm: &str, algorithms: &[&str]) -> Client {
         .merge(("digest_auth.algorithms", algorithms));
     let rocket = rocket::custom(figment)
         .attach(DigestAuth::fairing())
-        .mount("/", routes![me]);
+        .mount("/", routes![common::me]);
     Client::tracked(rocket).await.expect("valid rocket")
 }
 
 /// Answers the challenge for `algorithm` and returns the status.
 async fn get_me(client: &Client, token: &str, algorithm: &str) -> Status {
-    let r = client.get("/me").dispatch().await;
-    let www = r
-        .headers()
-        .get("WWW-Authenticate")
-        .find(|c| c.contains(&format!("algorithm={algorithm},")))
-        .expect("a challenge for the algorithm")
-        .to_owned();
-    let mut session = DigestClient::new(
-        "alice",
-        token,
-        ClientChallenge::parse(&www).unwrap().unwrap(),
-    );
+    let algorithm = algorithm.parse().expect("an algorithm name");
+    let mut session = session(client, "alice", token, algorithm).await;
     let auth = session.authorization("GET", "/me");
-    client
-        .get("/me")
-        .header(Header::new("Authorization", auth))
-        .dispatch()
-        .await
-        .status()
+    get(client, "/me", Some(&auth)).await.status
 }
 
 #[rocket::async_test]
 async fn only_ha1_values_are_stored_and_every_algorithm_still_works() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("ha1.db").display());
+    let url = common::sqlite_url(&dir.path().join("ha1.db"));
     let algorithms = ["SHA-512-256", "SHA-256", "MD5", "MD5-sess"];
     let client = client(&url, "ha1 realm", &algorithms).await;
-    let token = client
-        .rocket()
-        .state::<Tokens>()
-        .unwrap()
-        .issue("alice")
-        .await
-        .unwrap();
+    let token = issue(&client, "alice").await;
 
     for algorithm in algorithms {
         assert_eq!(
@@ -102,24 +78,14 @@ async fn only_ha1_values_are_stored_and_every_algorithm_still_works() {
 #[rocket::async_test]
 async fn changing_the_realm_invalidates_stored_ha1_values() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("ha1.db").display());
-    let token = {
-        let client = client(&url, "old realm", &["SHA-256"]).await;
-        let tokens = client.rocket().state::<Tokens>().unwrap();
-        tokens.issue("alice").await.unwrap()
-    };
+    let url = common::sqlite_url(&dir.path().join("ha1.db"));
+    let token = issue(&client(&url, "old realm", &["SHA-256"]).await, "alice").await;
     let client = client(&url, "new realm", &["SHA-256"]).await;
     assert_eq!(
         get_me(&client, &token, "SHA-256").await,
         Status::Unauthorized
     );
     // Re-issuing the token under the new realm restores access.
-    let token = client
-        .rocket()
-        .state::<Tokens>()
-        .unwrap()
-        .issue("alice")
-        .await
-        .unwrap();
+    let token = issue(&client, "alice").await;
     assert_eq!(get_me(&client, &token, "SHA-256").await, Status::Ok);
 }

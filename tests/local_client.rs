@@ -12,14 +12,17 @@
 //! glue (optional guard, Sentinel, config), custom types and stores,
 //! concurrency, brute force, tokens, and the SQLite store.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::local::{challenge_for, get, issue, send, session, with_auth, Reply};
 use rocket::figment::Figment;
 use rocket::http::{Header, Status};
-use rocket::local::asynchronous::{Client, LocalRequest};
+use rocket::local::asynchronous::Client;
 use rocket::serde::json::{json, Json, Value};
 use rocket::{catch, catchers, get, post, routes, Build, Request, Rocket};
 use rocket_digest_auth::catcher::{ChallengeResponse, UNAUTHORIZED_BODY};
@@ -180,10 +183,7 @@ fn memory(settings: Value) -> Figment {
 
 /// `[digest_auth]` with the default (database) store on a SQLite file in `dir`.
 fn sqlite(dir: &tempfile::TempDir, settings: Value) -> Figment {
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("digest_auth.db").display()
-    );
+    let url = common::sqlite_url(&dir.path().join("digest_auth.db"));
     base_figment()
         .merge(("digest_auth", json!({ "secret": SECRET, "realm": REALM })))
         .merge(("digest_auth", settings))
@@ -207,83 +207,48 @@ async fn client(figment: Figment) -> Client {
     client_with(DigestAuth::fairing(), figment).await
 }
 
-/// Creates (or rotates) `username`'s token through the managed `Tokens`.
-async fn issue(client: &Client, username: &str) -> String {
-    client
-        .rocket()
-        .state::<Tokens>()
-        .expect("the fairing manages Tokens")
-        .issue(username)
-        .await
-        .expect("token issued")
+/// A client of the memory-store app with `settings`, and alice's new token.
+async fn with_alice(settings: Value) -> (Client, String) {
+    let client = client(memory(settings)).await;
+    let token = issue(&client, "alice").await;
+    (client, token)
 }
 
 // ---------------------------------------------------------------------------
 // Requests and replies
 // ---------------------------------------------------------------------------
 
-/// A response, owned, for easy comparison.
-#[derive(Debug)]
-struct Reply {
-    status: Status,
-    headers: Vec<(String, String)>,
-    body: String,
+/// What these tests check on a [`Reply`] beyond its headers.
+trait Checks {
+    fn json(&self) -> Value;
+    /// The first challenge's parameters (all share one nonce and flags).
+    fn challenge_params(&self) -> BTreeMap<String, String>;
+    fn is_stale(&self) -> bool;
+    /// `Some(stale)` for a 401 with challenges, `None` otherwise.
+    fn is_stale_or_none(&self) -> Option<bool>;
+    fn assert_401(&self, stale: bool);
 }
 
-impl Reply {
-    fn all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    fn one(&self, name: &str) -> Option<&str> {
-        let all = self.all(name);
-        assert!(all.len() <= 1, "{name} sent {} times", all.len());
-        all.first().copied()
-    }
-
+impl Checks for Reply {
     fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {:?}", self.body))
     }
 
-    /// The parsed `WWW-Authenticate: Digest` challenges, in order.
-    fn challenges(&self) -> Vec<ClientChallenge> {
-        self.all("WWW-Authenticate")
-            .into_iter()
-            .map(|v| {
-                ClientChallenge::parse(v)
-                    .unwrap()
-                    .expect("a Digest challenge")
-            })
-            .collect()
-    }
-
-    /// The first challenge's parameters (all share one nonce and flags).
     fn challenge_params(&self) -> BTreeMap<String, String> {
-        let first = self.all("WWW-Authenticate");
+        let first = self.headers.all("WWW-Authenticate");
         params(first.first().expect("a WWW-Authenticate header"))
     }
 
     fn is_stale(&self) -> bool {
-        let challenges = self.challenges();
+        let challenges = self.headers.challenges();
         assert!(!challenges.is_empty(), "no challenge in {self:?}");
         let stale = challenges[0].stale;
         assert!(challenges.iter().all(|c| c.stale == stale));
         stale
     }
 
-    /// Sorted header names, repeated as often as sent.
-    fn header_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .headers
-            .iter()
-            .map(|(n, _)| n.to_ascii_lowercase())
-            .collect();
-        names.sort();
-        names
+    fn is_stale_or_none(&self) -> Option<bool> {
+        (!self.headers.all("WWW-Authenticate").is_empty()).then(|| self.is_stale())
     }
 
     fn assert_401(&self, stale: bool) {
@@ -293,56 +258,19 @@ impl Reply {
     }
 }
 
-async fn send(request: LocalRequest<'_>) -> Reply {
-    let response = request.dispatch().await;
-    let status = response.status();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|h| (h.name().to_string(), h.value().to_string()))
-        .collect();
-    let body = response.into_string().await.unwrap_or_default();
-    Reply {
-        status,
-        headers,
-        body,
-    }
+/// `GET uri` answered by session `s` (its next count): the header sent and
+/// the reply.
+async fn signed_get(client: &Client, s: &mut DigestClient, uri: &str) -> (String, Reply) {
+    let header = s.authorization("GET", uri);
+    let reply = get(client, uri, Some(&header)).await;
+    (header, reply)
 }
 
-fn with_auth<'c>(request: LocalRequest<'c>, authorization: Option<&str>) -> LocalRequest<'c> {
-    match authorization {
-        Some(a) => request.header(Header::new("Authorization", a.to_owned())),
-        None => request,
-    }
-}
-
-async fn get(client: &Client, uri: &str, authorization: Option<&str>) -> Reply {
-    send(with_auth(client.get(uri.to_owned()), authorization)).await
-}
-
-async fn get_from(
-    client: &Client,
-    remote: SocketAddr,
-    uri: &str,
-    authorization: Option<&str>,
-) -> Reply {
-    send(with_auth(client.get(uri.to_owned()), authorization).remote(remote)).await
-}
-
-/// The challenge a client gets for `alg` on an unauthenticated `GET /me`.
-async fn challenge_for(client: &Client, alg: Algorithm) -> ClientChallenge {
-    let reply = get(client, "/me", None).await;
-    assert_eq!(reply.status, Status::Unauthorized);
-    reply
-        .challenges()
-        .into_iter()
-        .find(|c| c.algorithm == alg)
-        .unwrap_or_else(|| panic!("no {alg} challenge in {reply:?}"))
-}
-
-/// A Digest session for `username` on a fresh nonce with `alg`.
-async fn session(client: &Client, username: &str, token: &str, alg: Algorithm) -> DigestClient {
-    DigestClient::new(username, token, challenge_for(client, alg).await)
+/// `GET /me` from the address 192.0.2.`last`, answered by session `s`.
+async fn attempt_from(client: &Client, last: u8, s: &mut DigestClient) -> Reply {
+    let remote = SocketAddr::from(([192, 0, 2, last], 40000));
+    let header = s.authorization("GET", "/me");
+    send(with_auth(client.get("/me"), Some(&header)).remote(remote)).await
 }
 
 /// A hand-crafted `qop=auth` GET answer.
@@ -411,6 +339,7 @@ fn check_authentication_info(
 ) -> BTreeMap<String, String> {
     let info = params(
         reply
+            .headers
             .one("Authentication-Info")
             .unwrap_or_else(|| panic!("no Authentication-Info in {reply:?}")),
     );
@@ -437,10 +366,6 @@ fn check_authentication_info(
     assert_eq!(info.get("nc"), Some(&q.nc_raw));
     assert_eq!(info.get("cnonce"), Some(&q.cnonce));
     info
-}
-
-fn addr(last: u8) -> SocketAddr {
-    SocketAddr::from(([192, 0, 2, last], 40000))
 }
 
 /// A verifier over a memory store with `alice`'s token, for tests that set
@@ -475,7 +400,7 @@ async fn no_header_gets_one_challenge_per_algorithm_sha256_first_then_md5() {
     let client = client(memory(json!({}))).await;
     let reply = get(&client, "/me", None).await;
     reply.assert_401(false);
-    let values = reply.all("WWW-Authenticate");
+    let values = reply.headers.all("WWW-Authenticate");
     assert_eq!(values.len(), 2, "{values:?}");
     let mut nonces = Vec::new();
     for (value, algorithm) in values.iter().zip(["SHA-256", "MD5"]) {
@@ -504,8 +429,13 @@ async fn other_schemes_get_the_challenge_like_no_header() {
     for header in ["Basic YWxpY2U6c2VjcmV0", "Bearer abc.def", "Digest-ish x=y"] {
         let reply = get(&client, "/me", Some(header)).await;
         reply.assert_401(false);
-        assert_eq!(reply.header_names(), none.header_names(), "{header}");
-        let algorithms: Vec<Algorithm> = reply.challenges().iter().map(|c| c.algorithm).collect();
+        assert_eq!(reply.headers.names(), none.headers.names(), "{header}");
+        let algorithms: Vec<Algorithm> = reply
+            .headers
+            .challenges()
+            .iter()
+            .map(|c| c.algorithm)
+            .collect();
         assert_eq!(algorithms, [Algorithm::Sha256, Algorithm::Md5], "{header}");
     }
 }
@@ -521,7 +451,7 @@ async fn challenge_carries_opaque_userhash_and_domain_when_configured() {
     .await;
     let reply = get(&client, "/me", None).await;
     reply.assert_401(false);
-    let values = reply.all("WWW-Authenticate");
+    let values = reply.headers.all("WWW-Authenticate");
     assert_eq!(values.len(), 2);
     for (value, algorithm) in values.iter().zip(["SHA-512-256", "MD5-sess"]) {
         let p = params(value);
@@ -542,18 +472,16 @@ async fn challenge_carries_opaque_userhash_and_domain_when_configured() {
 #[rocket::async_test]
 async fn success_with_each_of_the_six_algorithms_verifies_rspauth() {
     let all = Algorithm::ALL.map(Algorithm::as_str);
-    let client = client(memory(json!({ "algorithms": all }))).await;
-    let token = issue(&client, "alice").await;
+    let (client, token) = with_alice(json!({ "algorithms": all })).await;
     let reply = get(&client, "/me", None).await;
-    let challenges = reply.challenges();
+    let challenges = reply.headers.challenges();
     let offered: Vec<Algorithm> = challenges.iter().map(|c| c.algorithm).collect();
     assert_eq!(offered, Algorithm::ALL, "in the configured order");
     for challenge in challenges {
         let alg = challenge.algorithm;
         let mut session = DigestClient::new("alice", &token, challenge);
         for _ in 0..2 {
-            let header = session.authorization("GET", "/me");
-            let reply = get(&client, "/me", Some(&header)).await;
+            let (header, reply) = signed_get(&client, &mut session, "/me").await;
             assert_eq!(reply.status, Status::Ok, "{alg}: {reply:?}");
             assert_eq!(reply.json(), json!({ "username": "alice" }));
             let info = check_authentication_info(&reply, &header, "alice", &token);
@@ -564,38 +492,30 @@ async fn success_with_each_of_the_six_algorithms_verifies_rspauth() {
 
 #[rocket::async_test]
 async fn default_config_authenticates_with_sha256_and_md5() {
-    let client = client(memory(json!({}))).await;
-    let token = issue(&client, "alice").await;
+    let (client, token) = with_alice(json!({})).await;
     for alg in [Algorithm::Sha256, Algorithm::Md5] {
         let mut s = session(&client, "alice", &token, alg).await;
-        let header = s.authorization("GET", "/me");
-        let reply = get(&client, "/me", Some(&header)).await;
+        let (header, reply) = signed_get(&client, &mut s, "/me").await;
         assert_eq!(reply.status, Status::Ok, "{alg}: {reply:?}");
         assert_eq!(reply.json(), json!({ "username": "alice" }));
         check_authentication_info(&reply, &header, "alice", &token);
-        assert!(reply.all("WWW-Authenticate").is_empty());
+        assert!(reply.headers.all("WWW-Authenticate").is_empty());
     }
 }
 
 #[rocket::async_test]
 async fn nextnonce_is_sent_when_the_nonce_nears_its_end_and_works() {
     // 10 s nonces, nextnonce in the last 9 s: after one second it is due.
-    let client = client(memory(
-        json!({ "nonce_lifetime": 10, "nextnonce_within": 9 }),
-    ))
-    .await;
-    let token = issue(&client, "alice").await;
+    let (client, token) = with_alice(json!({ "nonce_lifetime": 10, "nextnonce_within": 9 })).await;
     let mut s = session(&client, "alice", &token, Algorithm::Sha256).await;
     rocket::tokio::time::sleep(Duration::from_millis(1100)).await;
-    let header = s.authorization("GET", "/me");
-    let reply = get(&client, "/me", Some(&header)).await;
+    let (header, reply) = signed_get(&client, &mut s, "/me").await;
     assert_eq!(reply.status, Status::Ok, "{reply:?}");
     let info = check_authentication_info(&reply, &header, "alice", &token);
     let next = info.get("nextnonce").expect("nextnonce near the end");
     assert_ne!(next, &s.challenge().nonce);
     s.set_nonce(next);
-    let header = s.authorization("GET", "/me");
-    let reply = get(&client, "/me", Some(&header)).await;
+    let (_, reply) = signed_get(&client, &mut s, "/me").await;
     assert_eq!(
         reply.status,
         Status::Ok,
@@ -641,8 +561,7 @@ async fn nextnonce_appears_exactly_nextnonce_within_seconds_before_expiry() {
 
 #[rocket::async_test]
 async fn auth_int_without_a_body_succeeds_and_with_an_unread_body_is_400() {
-    let client = client(memory(json!({ "qop": ["auth", "auth-int"] }))).await;
-    let token = issue(&client, "alice").await;
+    let (client, token) = with_alice(json!({ "qop": ["auth", "auth-int"] })).await;
     let challenge = challenge_for(&client, Algorithm::Sha256).await;
     assert_eq!(challenge.qop, [QopKind::Auth, QopKind::AuthInt]);
 
@@ -654,6 +573,7 @@ async fn auth_int_without_a_body_succeeds_and_with_an_unread_body_is_400() {
     let reply = get(&client, "/me", Some(&header)).await;
     assert_eq!(reply.status, Status::Ok, "{reply:?}");
     assert!(reply
+        .headers
         .one("Authentication-Info")
         .unwrap()
         .contains("qop=auth-int"));
@@ -723,8 +643,7 @@ async fn real_client_quirks_are_tolerated() {
 
 #[rocket::async_test]
 async fn malformed_digest_headers_get_400() {
-    let client = client(memory(json!({}))).await;
-    let token = issue(&client, "alice").await;
+    let (client, token) = with_alice(json!({})).await;
     let challenge = challenge_for(&client, Algorithm::Sha256).await;
     let good = answer("alice", &token, &challenge, "/me", 1, "abc").header();
     assert!(good.contains("nc=00000001"));
@@ -764,8 +683,7 @@ async fn malformed_digest_headers_get_400() {
 
 #[rocket::async_test]
 async fn uri_that_is_not_the_request_target_gets_400() {
-    let client = client(memory(json!({}))).await;
-    let token = issue(&client, "alice").await;
+    let (client, token) = with_alice(json!({})).await;
     let mut s = session(&client, "alice", &token, Algorithm::Sha256).await;
     for signed in ["/maybe", "/me/", "/ME", "/me?x=1", "http://localhost/other"] {
         let header = s.authorization("GET", signed);
@@ -776,8 +694,7 @@ async fn uri_that_is_not_the_request_target_gets_400() {
 
 #[rocket::async_test]
 async fn absolute_form_uri_is_accepted() {
-    let client = client(memory(json!({}))).await;
-    let token = issue(&client, "alice").await;
+    let (client, token) = with_alice(json!({})).await;
     let mut s = session(&client, "alice", &token, Algorithm::Sha256).await;
     for signed in ["http://localhost/me", "https://example.org:8443/me"] {
         let header = s.authorization("GET", signed);
@@ -789,8 +706,7 @@ async fn absolute_form_uri_is_accepted() {
 
 #[rocket::async_test]
 async fn query_strings_are_compared_as_received() {
-    let client = client(memory(json!({}))).await;
-    let token = issue(&client, "alice").await;
+    let (client, token) = with_alice(json!({})).await;
     let mut s = session(&client, "alice", &token, Algorithm::Sha256).await;
     let header = s.authorization("GET", "/me?a=%20b");
     let reply = get(&client, "/me?a=%20b", Some(&header)).await;
@@ -809,8 +725,7 @@ async fn query_strings_are_compared_as_received() {
 
 #[rocket::async_test]
 async fn uri_prefix_accepts_the_prefixed_uri_of_a_rewriting_proxy() {
-    let client = client(memory(json!({ "uri_prefix": "/app" }))).await;
-    let token = issue(&client, "alice").await;
+    let (client, token) = with_alice(json!({ "uri_prefix": "/app" })).await;
     let mut s = session(&client, "alice", &token, Algorithm::Sha256).await;
     for signed in ["/app/me", "/me", "http://proxy.example/app/me"] {
         let header = s.authorization("GET", signed);
@@ -831,11 +746,8 @@ async fn uri_prefix_accepts_the_prefixed_uri_of_a_rewriting_proxy() {
 
 #[rocket::async_test]
 async fn wrong_realm_algorithm_qop_or_opaque_gets_401_without_stale() {
-    let client = client(memory(
-        json!({ "algorithms": ["SHA-256"], "opaque": "the-opaque" }),
-    ))
-    .await;
-    let token = issue(&client, "alice").await;
+    let (client, token) =
+        with_alice(json!({ "algorithms": ["SHA-256"], "opaque": "the-opaque" })).await;
     let good = challenge_for(&client, Algorithm::Sha256).await;
     let variants = [
         (
@@ -871,7 +783,7 @@ async fn wrong_realm_algorithm_qop_or_opaque_gets_401_without_stale() {
         let header = answer("alice", &token, challenge, "/me", 1, "c").header();
         let reply = get(&client, "/me", Some(&header)).await;
         reply.assert_401(false);
-        assert!(reply.one("Authentication-Info").is_none(), "{what}");
+        assert!(reply.headers.one("Authentication-Info").is_none(), "{what}");
     }
     let auth_int = Answer {
         qop: Some(QopKind::AuthInt),
@@ -888,8 +800,7 @@ async fn wrong_realm_algorithm_qop_or_opaque_gets_401_without_stale() {
 
 #[rocket::async_test]
 async fn forged_or_altered_nonce_gets_401_without_stale() {
-    let client = client(memory(json!({}))).await;
-    let token = issue(&client, "alice").await;
+    let (client, token) = with_alice(json!({})).await;
     let good = challenge_for(&client, Algorithm::Sha256).await;
     let mut altered = good.nonce.clone().into_bytes();
     let last = altered.len() - 2;
@@ -918,8 +829,7 @@ async fn nonce_from_another_secret_gets_401_without_stale() {
         json!({ "secret": "another secret, also at least 32 bytes" }),
     ))
     .await;
-    let client = client(memory(json!({}))).await;
-    let token = issue(&client, "alice").await;
+    let (client, token) = with_alice(json!({})).await;
     let foreign = challenge_for(&other, Algorithm::Sha256).await;
     let header = answer("alice", &token, &foreign, "/me", 1, "c").header();
     get(&client, "/me", Some(&header)).await.assert_401(false);
@@ -931,8 +841,7 @@ async fn memory_store_nonce_from_an_earlier_process_gets_stale_not_replay() {
     // records are gone, so its nonces must not be accepted, but a client that
     // knows the secret retries without prompting.
     let before_restart = client(memory(json!({}))).await;
-    let client = client(memory(json!({}))).await;
-    let token = issue(&client, "alice").await;
+    let (client, token) = with_alice(json!({})).await;
     let old = challenge_for(&before_restart, Algorithm::Sha256).await;
     let header = answer("alice", &token, &old, "/me", 1, "c").header();
     let reply = get(&client, "/me", Some(&header)).await;
@@ -941,8 +850,7 @@ async fn memory_store_nonce_from_an_earlier_process_gets_stale_not_replay() {
 
 #[rocket::async_test]
 async fn unknown_user_and_wrong_token_look_the_same() {
-    let client = client(memory(json!({}))).await;
-    let token = issue(&client, "alice").await;
+    let (client, token) = with_alice(json!({})).await;
     let challenge = challenge_for(&client, Algorithm::Sha256).await;
     let unknown = answer("nobody", &token, &challenge, "/me", 1, "c").header();
     let wrong = answer("alice", "not-the-token", &challenge, "/me", 1, "c").header();
@@ -952,9 +860,10 @@ async fn unknown_user_and_wrong_token_look_the_same() {
     b.assert_401(false);
     assert_eq!(a.status, b.status);
     assert_eq!(a.body, b.body);
-    assert_eq!(a.header_names(), b.header_names());
+    assert_eq!(a.headers.names(), b.headers.names());
     let shape = |r: &Reply| -> Vec<String> {
-        r.all("WWW-Authenticate")
+        r.headers
+            .all("WWW-Authenticate")
             .iter()
             .map(|v| {
                 let nonce = &params(v)["nonce"];
@@ -964,9 +873,9 @@ async fn unknown_user_and_wrong_token_look_the_same() {
     };
     assert_eq!(shape(&a), shape(&b));
     assert_ne!(a.challenge_params()["nonce"], b.challenge_params()["nonce"]);
-    for (name, value) in &a.headers {
+    for (name, value) in &a.headers.0 {
         if !name.eq_ignore_ascii_case("WWW-Authenticate") {
-            assert_eq!(b.all(name), [value.as_str()], "{name}");
+            assert_eq!(b.headers.all(name), [value.as_str()], "{name}");
         }
     }
 }
@@ -977,27 +886,22 @@ async fn unknown_user_and_wrong_token_look_the_same() {
 
 #[rocket::async_test]
 async fn expired_nonce_with_right_digest_gets_stale_and_the_client_recovers() {
-    let client = client(memory(
-        json!({ "nonce_lifetime": 2, "nextnonce_within": 0 }),
-    ))
-    .await;
-    let token = issue(&client, "alice").await;
+    let (client, token) = with_alice(json!({ "nonce_lifetime": 2, "nextnonce_within": 0 })).await;
     let mut s = session(&client, "alice", &token, Algorithm::Sha256).await;
     rocket::tokio::time::sleep(Duration::from_millis(2100)).await;
-    let header = s.authorization("GET", "/me");
-    let reply = get(&client, "/me", Some(&header)).await;
+    let (_, reply) = signed_get(&client, &mut s, "/me").await;
     reply.assert_401(true);
-    assert!(reply.one("Authentication-Info").is_none());
+    assert!(reply.headers.one("Authentication-Info").is_none());
 
     // The client takes the new nonce without asking the user again.
     let fresh = reply
+        .headers
         .challenges()
         .into_iter()
         .find(|c| c.algorithm == Algorithm::Sha256)
         .unwrap();
     s.set_nonce(&fresh.nonce);
-    let header = s.authorization("GET", "/me");
-    let reply = get(&client, "/me", Some(&header)).await;
+    let (_, reply) = signed_get(&client, &mut s, "/me").await;
     assert_eq!(reply.status, Status::Ok, "{reply:?}");
 }
 
@@ -1021,14 +925,13 @@ async fn expired_nonce_with_wrong_digest_gets_401_without_stale() {
 
 #[rocket::async_test]
 async fn replay_of_the_same_header_gets_401_stale() {
-    let client = client(memory(json!({}))).await;
-    let token = issue(&client, "alice").await;
+    let (client, token) = with_alice(json!({})).await;
     let mut s = session(&client, "alice", &token, Algorithm::Sha256).await;
     let header = s.authorization("GET", "/me");
     assert_eq!(get(&client, "/me", Some(&header)).await.status, Status::Ok);
     let replay = get(&client, "/me", Some(&header)).await;
     replay.assert_401(true);
-    assert!(replay.one("Authentication-Info").is_none());
+    assert!(replay.headers.one("Authentication-Info").is_none());
     // The session goes on with the next count.
     let next = s.authorization("GET", "/me");
     assert_eq!(get(&client, "/me", Some(&next)).await.status, Status::Ok);
@@ -1036,8 +939,7 @@ async fn replay_of_the_same_header_gets_401_stale() {
 
 #[rocket::async_test]
 async fn out_of_order_nc_within_the_window_succeed_once_each() {
-    let client = client(memory(json!({}))).await;
-    let token = issue(&client, "alice").await;
+    let (client, token) = with_alice(json!({})).await;
     let challenge = challenge_for(&client, Algorithm::Sha256).await;
     for nc in [5, 3, 4, 1, 2, 200, 7] {
         let header = answer("alice", &token, &challenge, "/me", nc, "0a4f113b").header();
@@ -1053,8 +955,7 @@ async fn out_of_order_nc_within_the_window_succeed_once_each() {
 
 #[rocket::async_test]
 async fn nc_below_the_window_fails() {
-    let client = client(memory(json!({ "nc_window": 64 }))).await;
-    let token = issue(&client, "alice").await;
+    let (client, token) = with_alice(json!({ "nc_window": 64 })).await;
     let challenge = challenge_for(&client, Algorithm::Sha256).await;
     let at = |nc| answer("alice", &token, &challenge, "/me", nc, "c").header();
     assert_eq!(get(&client, "/me", Some(&at(100))).await.status, Status::Ok);
@@ -1066,8 +967,7 @@ async fn nc_below_the_window_fails() {
 
 #[rocket::async_test]
 async fn a_wrong_response_does_not_burn_the_clients_count() {
-    let client = client(memory(json!({}))).await;
-    let token = issue(&client, "alice").await;
+    let (client, token) = with_alice(json!({})).await;
     let challenge = challenge_for(&client, Algorithm::Sha256).await;
     // An attacker sees nonce, nc and cnonce go by and sends them first with a bad response.
     let attack = answer("alice", "guess", &challenge, "/me", 1, "c").header();
@@ -1082,8 +982,7 @@ async fn a_wrong_response_does_not_burn_the_clients_count() {
 
 #[rocket::async_test]
 async fn rfc2069_request_without_qop_is_refused_by_default() {
-    let client = client(memory(json!({}))).await;
-    let token = issue(&client, "alice").await;
+    let (client, token) = with_alice(json!({})).await;
     let challenge = challenge_for(&client, Algorithm::Sha256).await;
     let header = Answer {
         qop: None,
@@ -1096,8 +995,7 @@ async fn rfc2069_request_without_qop_is_refused_by_default() {
 
 #[rocket::async_test]
 async fn rfc2069_request_succeeds_once_per_nonce_when_allowed() {
-    let client = client(memory(json!({ "allow_rfc2069": true }))).await;
-    let token = issue(&client, "alice").await;
+    let (client, token) = with_alice(json!({ "allow_rfc2069": true })).await;
     let challenge = challenge_for(&client, Algorithm::Md5).await;
     let rfc2069 = |uri| {
         Answer {
@@ -1111,6 +1009,7 @@ async fn rfc2069_request_succeeds_once_per_nonce_when_allowed() {
     assert_eq!(reply.json(), json!({ "username": "alice" }));
     let info = params(
         reply
+            .headers
             .one("Authentication-Info")
             .expect("Authentication-Info"),
     );
@@ -1183,8 +1082,7 @@ async fn userhash_resolves_to_the_real_user_with_the_memory_store() {
 
 #[rocket::async_test]
 async fn userhash_is_refused_when_not_offered() {
-    let client = client(memory(json!({}))).await;
-    let token = issue(&client, "alice").await;
+    let (client, token) = with_alice(json!({})).await;
     let challenge = challenge_for(&client, Algorithm::Sha256).await;
     let header = Answer {
         userhash: true,
@@ -1200,17 +1098,15 @@ async fn userhash_is_refused_when_not_offered() {
 
 #[rocket::async_test]
 async fn optional_guard_is_anonymous_without_header_and_the_user_with_one() {
-    let client = client(memory(json!({}))).await;
-    let token = issue(&client, "alice").await;
+    let (client, token) = with_alice(json!({})).await;
     let reply = get(&client, "/maybe", None).await;
     assert_eq!(reply.status, Status::Ok);
     assert_eq!(reply.json(), json!({ "username": null }));
-    assert!(reply.all("WWW-Authenticate").is_empty());
+    assert!(reply.headers.all("WWW-Authenticate").is_empty());
 
     let challenge = challenge_for(&client, Algorithm::Sha256).await;
     let mut s = DigestClient::new("alice", &token, challenge);
-    let header = s.authorization("GET", "/maybe");
-    let reply = get(&client, "/maybe", Some(&header)).await;
+    let (header, reply) = signed_get(&client, &mut s, "/maybe").await;
     assert_eq!(reply.status, Status::Ok);
     assert_eq!(reply.json(), json!({ "username": "alice" }));
     check_authentication_info(&reply, &header, "alice", &token);
@@ -1279,7 +1175,10 @@ async fn catcher_false_leaves_the_401_to_the_apps_own_catcher() {
     let bare = client(memory(json!({ "catcher": false }))).await;
     let reply = get(&bare, "/me", None).await;
     assert_eq!(reply.status, Status::Unauthorized);
-    assert!(reply.all("WWW-Authenticate").is_empty(), "{reply:?}");
+    assert!(
+        reply.headers.all("WWW-Authenticate").is_empty(),
+        "{reply:?}"
+    );
 
     // An app's own catcher built on ChallengeResponse.
     let rocket = app(DigestAuth::fairing(), memory(json!({ "catcher": false })))
@@ -1291,7 +1190,7 @@ async fn catcher_false_leaves_the_401_to_the_apps_own_catcher() {
     let reply = get(&client, "/me", None).await;
     assert_eq!(reply.status, Status::Unauthorized);
     assert_eq!(reply.body, "Please sign in.\n");
-    assert_eq!(reply.challenges().len(), 2);
+    assert_eq!(reply.headers.challenges().len(), 2);
     assert!(!reply.is_stale());
     let token = issue(&client, "alice").await;
     let mut s = session(&client, "alice", &token, Algorithm::Sha256).await;
@@ -1314,14 +1213,12 @@ async fn custom_user_type_refusing_a_user_gets_401() {
     let mallory = issue(&client, "mallory").await;
 
     let mut s = session(&client, "alice", &alice, Algorithm::Sha256).await;
-    let header = s.authorization("GET", "/vip");
-    let reply = get(&client, "/vip", Some(&header)).await;
+    let (_, reply) = signed_get(&client, &mut s, "/vip").await;
     assert_eq!(reply.status, Status::Ok, "{reply:?}");
     assert_eq!(reply.json(), json!({ "vip": "alice" }));
 
     let mut s = session(&client, "mallory", &mallory, Algorithm::Sha256).await;
-    let header = s.authorization("GET", "/vip");
-    let refused = get(&client, "/vip", Some(&header)).await;
+    let (_, refused) = signed_get(&client, &mut s, "/vip").await;
     refused.assert_401(false);
     // Mallory's credentials are fine elsewhere: it is the user type that refused.
     let header = s.authorization("GET", "/me");
@@ -1340,7 +1237,11 @@ async fn custom_user_type_refusal_looks_like_any_other_401() {
     failed.assert_401(false);
     // A refused request is not a successful authentication: no
     // Authentication-Info (rspauth) on the 401.
-    assert_eq!(refused.header_names(), failed.header_names(), "{refused:?}");
+    assert_eq!(
+        refused.headers.names(),
+        failed.headers.names(),
+        "{refused:?}"
+    );
 }
 
 #[rocket::async_test]
@@ -1353,8 +1254,7 @@ async fn custom_credential_store_is_used_instead_of_the_builtin_one() {
         "built-in Tokens would not be the ones in use"
     );
     let mut s = session(&client, "carol", "carol's fixed token", Algorithm::Sha256).await;
-    let header = s.authorization("GET", "/me");
-    let reply = get(&client, "/me", Some(&header)).await;
+    let (header, reply) = signed_get(&client, &mut s, "/me").await;
     assert_eq!(reply.status, Status::Ok, "{reply:?}");
     assert_eq!(reply.json(), json!({ "username": "carol" }));
     check_authentication_info(&reply, &header, "carol", "carol's fixed token");
@@ -1374,8 +1274,7 @@ async fn ha1_only_store_serves_its_algorithm_and_refuses_others_at_ignite() {
     let fairing = DigestAuth::fairing().with_credential_store(ha1());
     let client = client_with(fairing, memory(json!({ "algorithms": ["MD5"] }))).await;
     let mut s = session(&client, "dave", "dave's password", Algorithm::Md5).await;
-    let header = s.authorization("GET", "/me");
-    let reply = get(&client, "/me", Some(&header)).await;
+    let (header, reply) = signed_get(&client, &mut s, "/me").await;
     assert_eq!(reply.status, Status::Ok, "{reply:?}");
     check_authentication_info(&reply, &header, "dave", "dave's password");
 
@@ -1413,7 +1312,7 @@ async fn nonce_count_store_down_gets_503_even_with_the_right_digest() {
     let mut s = session(&client, "alice", &token, Algorithm::Sha256).await;
     let reply = get(&client, "/me", Some(&s.authorization("GET", "/me"))).await;
     assert_eq!(reply.status, Status::ServiceUnavailable, "{reply:?}");
-    assert!(reply.one("Authentication-Info").is_none());
+    assert!(reply.headers.one("Authentication-Info").is_none());
 }
 
 // ---------------------------------------------------------------------------
@@ -1464,13 +1363,6 @@ async fn hundred_in_parallel_on_one_nonce_then_each_replayed(client: Client) {
     );
 }
 
-impl Reply {
-    /// `Some(stale)` for a 401 with challenges, `None` otherwise.
-    fn is_stale_or_none(&self) -> Option<bool> {
-        (!self.all("WWW-Authenticate").is_empty()).then(|| self.is_stale())
-    }
-}
-
 #[rocket::tokio::test(flavor = "multi_thread", worker_threads = 2, crate = "rocket::tokio")]
 async fn hundred_parallel_requests_on_one_nonce_with_the_memory_store() {
     hundred_in_parallel_on_one_nonce_then_each_replayed(client(memory(json!({}))).await).await;
@@ -1482,28 +1374,16 @@ async fn hundred_parallel_requests_on_one_nonce_with_the_memory_store() {
 
 #[rocket::async_test]
 async fn too_many_failures_from_one_address_get_429_but_not_elsewhere() {
-    let client = client(memory(json!({ "max_failures": 3, "failure_window": 300 }))).await;
-    let token = issue(&client, "alice").await;
+    let (client, token) = with_alice(json!({ "max_failures": 3, "failure_window": 300 })).await;
     let mut guesser = session(&client, "alice", "guess", Algorithm::Sha256).await;
     for attempt in 1..=3 {
-        let reply = get_from(
-            &client,
-            addr(1),
-            "/me",
-            Some(&guesser.authorization("GET", "/me")),
-        )
-        .await;
+        let reply = attempt_from(&client, 1, &mut guesser).await;
         assert_eq!(reply.status, Status::Unauthorized, "attempt {attempt}");
     }
-    let fourth = get_from(
-        &client,
-        addr(1),
-        "/me",
-        Some(&guesser.authorization("GET", "/me")),
-    )
-    .await;
+    let fourth = attempt_from(&client, 1, &mut guesser).await;
     assert_eq!(fourth.status, Status::TooManyRequests, "{fourth:?}");
     let retry_after: u64 = fourth
+        .headers
         .one("Retry-After")
         .expect("Retry-After")
         .parse()
@@ -1512,59 +1392,39 @@ async fn too_many_failures_from_one_address_get_429_but_not_elsewhere() {
 
     // Even the right token is refused from that address for now...
     let mut real = session(&client, "alice", &token, Algorithm::Sha256).await;
-    let reply = get_from(
-        &client,
-        addr(1),
-        "/me",
-        Some(&real.authorization("GET", "/me")),
-    )
-    .await;
+    let reply = attempt_from(&client, 1, &mut real).await;
     assert_eq!(reply.status, Status::TooManyRequests);
     // ...but the same user from another address is not locked out,
-    let reply = get_from(
-        &client,
-        addr(2),
-        "/me",
-        Some(&real.authorization("GET", "/me")),
-    )
-    .await;
+    let reply = attempt_from(&client, 2, &mut real).await;
     assert_eq!(reply.status, Status::Ok, "{reply:?}");
     // and neither is another user from the attacker's address.
     let bob = issue(&client, "bob").await;
     let mut bob = session(&client, "bob", &bob, Algorithm::Sha256).await;
-    let reply = get_from(
-        &client,
-        addr(1),
-        "/me",
-        Some(&bob.authorization("GET", "/me")),
-    )
-    .await;
+    let reply = attempt_from(&client, 1, &mut bob).await;
     assert_eq!(reply.status, Status::Ok, "{reply:?}");
 }
 
 #[rocket::async_test]
 async fn success_resets_the_failure_count() {
-    let client = client(memory(json!({ "max_failures": 3 }))).await;
-    let token = issue(&client, "alice").await;
+    let (client, token) = with_alice(json!({ "max_failures": 3 })).await;
     let mut guesser = session(&client, "alice", "typo", Algorithm::Sha256).await;
     let mut real = session(&client, "alice", &token, Algorithm::Sha256).await;
-    let attempt = |s: &mut DigestClient| s.authorization("GET", "/me");
     for _ in 0..2 {
-        let reply = get_from(&client, addr(3), "/me", Some(&attempt(&mut guesser))).await;
+        let reply = attempt_from(&client, 3, &mut guesser).await;
         assert_eq!(reply.status, Status::Unauthorized);
     }
-    let reply = get_from(&client, addr(3), "/me", Some(&attempt(&mut real))).await;
+    let reply = attempt_from(&client, 3, &mut real).await;
     assert_eq!(reply.status, Status::Ok);
     // Counted from zero again: three more failures are 401s, then 429.
     for n in 1..=3 {
-        let reply = get_from(&client, addr(3), "/me", Some(&attempt(&mut guesser))).await;
+        let reply = attempt_from(&client, 3, &mut guesser).await;
         assert_eq!(
             reply.status,
             Status::Unauthorized,
             "failure {n} after the reset"
         );
     }
-    let reply = get_from(&client, addr(3), "/me", Some(&attempt(&mut guesser))).await;
+    let reply = attempt_from(&client, 3, &mut guesser).await;
     assert_eq!(reply.status, Status::TooManyRequests);
 }
 
@@ -1590,8 +1450,7 @@ async fn tokens_rotate_and_revoke(client: &Client) {
         .await
         .assert_401(false);
     let mut s = session(client, "alice", &new, Algorithm::Sha256).await;
-    let header = s.authorization("GET", "/me");
-    let reply = get(client, "/me", Some(&header)).await;
+    let (header, reply) = signed_get(client, &mut s, "/me").await;
     assert_eq!(reply.status, Status::Ok, "{reply:?}");
     check_authentication_info(&reply, &header, "alice", &new);
 
@@ -1622,8 +1481,7 @@ async fn sqlite_store_happy_path_and_replay() {
     let token = issue(&client, "alice").await;
     for alg in [Algorithm::Sha256, Algorithm::Md5] {
         let mut s = session(&client, "alice", &token, alg).await;
-        let header = s.authorization("GET", "/me");
-        let reply = get(&client, "/me", Some(&header)).await;
+        let (header, reply) = signed_get(&client, &mut s, "/me").await;
         assert_eq!(reply.status, Status::Ok, "{alg}: {reply:?}");
         assert_eq!(reply.json(), json!({ "username": "alice" }));
         check_authentication_info(&reply, &header, "alice", &token);
