@@ -296,6 +296,24 @@ fn answer<'a>(
     }
 }
 
+/// alice's RFC 2069 answer (no qop, nc or cnonce) for `GET uri`.
+fn rfc2069_answer(token: &str, challenge: &ClientChallenge, uri: &str) -> String {
+    Answer {
+        qop: None,
+        ..answer("alice", token, challenge, uri, 1, "c")
+    }
+    .header()
+}
+
+/// alice's answer for `GET /me` with `username` replaced by its userhash.
+fn userhash_answer(token: &str, challenge: &ClientChallenge) -> String {
+    Answer {
+        userhash: true,
+        ..answer("alice", token, challenge, "/me", 1, "c")
+    }
+    .header()
+}
+
 /// `name=value` and `name="quoted"` pairs of a header value, names lower-cased
 /// (a leading `Digest ` scheme is skipped).
 fn params(value: &str) -> BTreeMap<String, String> {
@@ -984,11 +1002,7 @@ async fn a_wrong_response_does_not_burn_the_clients_count() {
 async fn rfc2069_request_without_qop_is_refused_by_default() {
     let (client, token) = with_alice(json!({})).await;
     let challenge = challenge_for(&client, Algorithm::Sha256).await;
-    let header = Answer {
-        qop: None,
-        ..answer("alice", &token, &challenge, "/me", 1, "c")
-    }
-    .header();
+    let header = rfc2069_answer(&token, &challenge, "/me");
     assert!(!header.contains("qop=") && !header.contains("nc="));
     get(&client, "/me", Some(&header)).await.assert_401(false);
 }
@@ -997,13 +1011,7 @@ async fn rfc2069_request_without_qop_is_refused_by_default() {
 async fn rfc2069_request_succeeds_once_per_nonce_when_allowed() {
     let (client, token) = with_alice(json!({ "allow_rfc2069": true })).await;
     let challenge = challenge_for(&client, Algorithm::Md5).await;
-    let rfc2069 = |uri| {
-        Answer {
-            qop: None,
-            ..answer("alice", &token, &challenge, uri, 1, "c")
-        }
-        .header()
-    };
+    let rfc2069 = |uri| rfc2069_answer(&token, &challenge, uri);
     let reply = get(&client, "/me", Some(&rfc2069("/me"))).await;
     assert_eq!(reply.status, Status::Ok, "{reply:?}");
     assert_eq!(reply.json(), json!({ "username": "alice" }));
@@ -1025,11 +1033,7 @@ async fn rfc2069_request_succeeds_once_per_nonce_when_allowed() {
     other.assert_401(true);
     // A new nonce works once more.
     let fresh = challenge_for(&client, Algorithm::Md5).await;
-    let header = Answer {
-        qop: None,
-        ..answer("alice", &token, &fresh, "/me", 1, "c")
-    }
-    .header();
+    let header = rfc2069_answer(&token, &fresh, "/me");
     assert_eq!(get(&client, "/me", Some(&header)).await.status, Status::Ok);
 }
 
@@ -1061,11 +1065,7 @@ async fn userhash_resolves_to_the_real_user(client: &Client) {
     for alg in [Algorithm::Sha256, Algorithm::Md5] {
         let challenge = challenge_for(client, alg).await;
         assert!(challenge.userhash, "{alg}");
-        let header = Answer {
-            userhash: true,
-            ..answer("alice", &token, &challenge, "/me", 1, "c")
-        }
-        .header();
+        let header = userhash_answer(&token, &challenge);
         let sent = Authorization::parse(&header).unwrap().unwrap();
         assert!(sent.userhash && sent.username != "alice", "{header}");
         let reply = get(client, "/me", Some(&header)).await;
@@ -1084,11 +1084,7 @@ async fn userhash_resolves_to_the_real_user_with_the_memory_store() {
 async fn userhash_is_refused_when_not_offered() {
     let (client, token) = with_alice(json!({})).await;
     let challenge = challenge_for(&client, Algorithm::Sha256).await;
-    let header = Answer {
-        userhash: true,
-        ..answer("alice", &token, &challenge, "/me", 1, "c")
-    }
-    .header();
+    let header = userhash_answer(&token, &challenge);
     get(&client, "/me", Some(&header)).await.assert_401(false);
 }
 

@@ -34,10 +34,7 @@ struct SqliteInTempDir {
 impl SqliteInTempDir {
     async fn new(options: StoreOptions) -> SqliteInTempDir {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("digest_auth.db").display()
-        );
+        let url = crate::common::sqlite_url(&dir.path().join("digest_auth.db"));
         let store = SqlStore::connect_url(&url, options)
             .await
             .expect("SQLite store in a temporary directory");
@@ -65,6 +62,52 @@ impl NonceCountStore for SqliteInTempDir {
     async fn remove_expired(&self, now: i64) -> Result<u64, StoreError> {
         self.store.remove_expired(now).await
     }
+}
+
+/// The token administration tests of [`checks`] for one database backend:
+/// `$on(options, check)` runs `check(store, options, url)` on a fresh store,
+/// `$pool` is an admin's connection pool to read the raw rows with.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+macro_rules! token_admin_tests {
+    ($on:ident, $pool:ty) => {
+        #[test]
+        fn tokens_issue_rotate_revoke() {
+            $on(StoreOptions::new(REALM), |store, options, _| async move {
+                crate::checks::tokens_issue_rotate_revoke(&store, &options).await
+            });
+        }
+
+        #[test]
+        fn userhash_lookup() {
+            $on(StoreOptions::new(REALM), |store, options, _| async move {
+                crate::checks::userhash_lookup(&store, &options).await
+            });
+        }
+
+        #[test]
+        fn ha1_only_storage() {
+            let options = StoreOptions {
+                ha1_only: true,
+                ..StoreOptions::new(REALM)
+            };
+            $on(options, |store, options, url| async move {
+                let (user, token) = crate::checks::ha1_only_storage(&store, &options).await;
+                // Read the database as an admin would.
+                let pool = <$pool>::connect(&url).await.unwrap();
+                let row: crate::checks::RawRow = sqlx::query_as(
+                    "SELECT token, ha1_md5, ha1_sha256, ha1_sha512_256 \
+                     FROM digest_auth_tokens WHERE username = $1",
+                )
+                .bind(&user)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                pool.close().await;
+                crate::checks::check_raw_ha1_row(row, &user, &token);
+                store.revoke_token(&user).await.unwrap();
+            });
+        }
+    };
 }
 
 mod memory {
@@ -113,42 +156,7 @@ mod sqlite {
         })
     }
 
-    #[test]
-    fn tokens_issue_rotate_revoke() {
-        on_sqlite(StoreOptions::new(REALM), |store, options, _| async move {
-            crate::checks::tokens_issue_rotate_revoke(&store, &options).await
-        });
-    }
-
-    #[test]
-    fn userhash_lookup() {
-        on_sqlite(StoreOptions::new(REALM), |store, options, _| async move {
-            crate::checks::userhash_lookup(&store, &options).await
-        });
-    }
-
-    #[test]
-    fn ha1_only_storage() {
-        let options = StoreOptions {
-            ha1_only: true,
-            ..StoreOptions::new(REALM)
-        };
-        on_sqlite(options, |store, options, url| async move {
-            let (user, token) = crate::checks::ha1_only_storage(&store, &options).await;
-            // Read the database file as an admin would.
-            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-            let row: crate::checks::RawRow = sqlx::query_as(
-                "SELECT token, ha1_md5, ha1_sha256, ha1_sha512_256 \
-                 FROM digest_auth_tokens WHERE username = $1",
-            )
-            .bind(&user)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-            pool.close().await;
-            crate::checks::check_raw_ha1_row(row, &user, &token);
-        });
-    }
+    token_admin_tests!(on_sqlite, sqlx::SqlitePool);
 
     /// A realm change: a store opened with another realm recomputes the
     /// userhash values of users created under the old one.
@@ -156,7 +164,7 @@ mod sqlite {
     fn userhash_follows_a_realm_change() {
         rocket::async_test(async {
             let dir = tempfile::tempdir().unwrap();
-            let url = format!("sqlite://{}?mode=rwc", dir.path().join("db").display());
+            let url = crate::common::sqlite_url(&dir.path().join("db"));
             let old = StoreOptions::new("old realm");
             let store = SqlStore::connect_url(&url, old.clone()).await.unwrap();
             store.issue_token("carol").await.unwrap();
@@ -189,11 +197,13 @@ mod postgres {
 
     async fn connect(options: StoreOptions) -> Option<SqlStore> {
         let url = crate::common::postgres::schema_url(SCHEMA).await?;
-        Some(
-            SqlStore::connect_url(&url, options)
-                .await
-                .unwrap_or_else(|e| panic!("PostgreSQL store in schema {SCHEMA}: {e}")),
-        )
+        Some(open(&url, options).await)
+    }
+
+    async fn open(url: &str, options: StoreOptions) -> SqlStore {
+        SqlStore::connect_url(url, options)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL store in schema {SCHEMA}: {e}"))
     }
 
     async fn make() -> Option<StoreUnderTest> {
@@ -207,54 +217,19 @@ mod postgres {
 
     fn on_postgres<F, Fut>(options: StoreOptions, check: F)
     where
-        F: FnOnce(SqlStore, StoreOptions) -> Fut,
+        F: FnOnce(SqlStore, StoreOptions, String) -> Fut,
         Fut: std::future::Future<Output = ()>,
     {
         rocket::async_test(async move {
-            if let Some(store) = connect(options.clone()).await {
-                check(store.clone(), options).await;
+            if let Some(url) = crate::common::postgres::schema_url(SCHEMA).await {
+                let store = open(&url, options.clone()).await;
+                check(store.clone(), options, url).await;
                 store.close().await;
             }
         })
     }
 
-    #[test]
-    fn tokens_issue_rotate_revoke() {
-        on_postgres(StoreOptions::new(REALM), |store, options| async move {
-            crate::checks::tokens_issue_rotate_revoke(&store, &options).await
-        });
-    }
-
-    #[test]
-    fn userhash_lookup() {
-        on_postgres(StoreOptions::new(REALM), |store, options| async move {
-            crate::checks::userhash_lookup(&store, &options).await
-        });
-    }
-
-    #[test]
-    fn ha1_only_storage() {
-        let options = StoreOptions {
-            ha1_only: true,
-            ..StoreOptions::new(REALM)
-        };
-        on_postgres(options, |store, options| async move {
-            let (user, token) = crate::checks::ha1_only_storage(&store, &options).await;
-            let url = crate::common::postgres::schema_url(SCHEMA).await.unwrap();
-            let pool = sqlx::PgPool::connect(&url).await.unwrap();
-            let row: crate::checks::RawRow = sqlx::query_as(
-                "SELECT token, ha1_md5, ha1_sha256, ha1_sha512_256 \
-                 FROM digest_auth_tokens WHERE username = $1",
-            )
-            .bind(&user)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-            pool.close().await;
-            crate::checks::check_raw_ha1_row(row, &user, &token);
-            store.revoke_token(&user).await.unwrap();
-        });
-    }
+    token_admin_tests!(on_postgres, sqlx::PgPool);
 
     /// Two stores on one database, as two instances have: 100 counts on
     /// one nonce, each claimed by both at once, each won exactly once.
