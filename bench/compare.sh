@@ -1,0 +1,374 @@
+#!/usr/bin/env bash
+# Compares, on this machine in one run, the example server's protected
+# `GET /me` with its open `GET /` for each store (memory, SQLite,
+# PostgreSQL), and Apache httpd with mod_auth_digest, all driven by the same
+# Digest load generator (examples/loadgen.rs) with the same connection count.
+# Then checks that after many authenticated requests, each with a fresh
+# cnonce, the SQLite counter table holds only rows of live nonces.
+#
+#   bench/compare.sh                       # everything
+#   CONNECTIONS=16 DURATION=10 ROUNDS=3 bench/compare.sh
+#   NO_POSTGRES=1 NO_APACHE=1 MILLION_REQUESTS=100000 bench/compare.sh
+#
+# Environment:
+#   CONNECTIONS       connections per run (default 16)
+#   DURATION          measured seconds per run (default 10)
+#   WARMUP            warm-up seconds per run (default 2)
+#   ROUNDS            open/protected pairs per store; ratios are taken from the
+#                     summed throughput (default 2, order alternates)
+#   MILLION_REQUESTS  requests of the counter-table check (default 1000000; 0 skips)
+#   NO_POSTGRES=1     skip PostgreSQL (also skipped when it is unreachable)
+#   NO_APACHE=1       skip Apache
+#   SKIP_COMPARE=1    only the counter-table check
+#   DIGEST_AUTH_CONFIG  extra [digest_auth] keys for every run of the crate's
+#                     server, as inline TOML, e.g. 'credential_cache_ttl=5'
+#   DIGEST_AUTH_TEST_POSTGRES_URL  PostgreSQL URL (default postgres://postgres@127.0.0.1:5432/test)
+#   BASE_PORT         first loopback port used (default 18180)
+#   CARGO_TARGET_DIR  as for cargo
+#   RESULTS           also write the table to this file
+#
+# Needs: cargo, curl; for Apache `apache2` and `apache2-utils` (Debian:
+# apt-get install -y apache2 apache2-utils), run as a user that may start it;
+# for the counter-table check `sqlite3` (apt-get install -y sqlite3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CONNECTIONS=${CONNECTIONS:-16}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+ROUNDS=${ROUNDS:-2}
+MILLION_REQUESTS=${MILLION_REQUESTS:-1000000}
+BASE_PORT=${BASE_PORT:-18180}
+PG_URL=${DIGEST_AUTH_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+TARGET=${CARGO_TARGET_DIR:-target}
+SECRET="compare.sh shared secret, 32 bytes or more"
+EXTRA=${DIGEST_AUTH_CONFIG:+,$DIGEST_AUTH_CONFIG}
+USERNAME="bench-$$"
+
+WORK=$(mktemp -d /tmp/digest-compare.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+log() { printf '== %s\n' "$*" >&2; }
+
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# --- build --------------------------------------------------------------------
+FEATURES=()
+if [ -z "${NO_POSTGRES:-}" ]; then
+    FEATURES=(--features postgres)
+fi
+log "building release binaries (${FEATURES[*]:-default features})"
+cargo build --release "${FEATURES[@]}" --example server --example loadgen \
+    --example bench_memory_server >&2
+SERVER="$TARGET/release/examples/server"
+MEMSERVER="$TARGET/release/examples/bench_memory_server"
+LOADGEN="$TARGET/release/examples/loadgen"
+
+# --- helpers ------------------------------------------------------------------
+wait_http() { # url
+    for _ in $(seq 1 200); do
+        if curl -s -o /dev/null "$1"; then return 0; fi
+        sleep 0.1
+    done
+    echo "no answer from $1" >&2
+    return 1
+}
+
+stop() { # pid
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+# run_loadgen NAME URL [--user U --token T] -> appends "NAME rps p50 p99 ok errors" to $WORK/runs
+run_loadgen() {
+    local name=$1 url=$2
+    shift 2
+    local out="$WORK/loadgen-$name-$(date +%s%N).txt"
+    if ! "$LOADGEN" --url "$url" "$@" --connections "$CONNECTIONS" \
+        --duration "$DURATION" --warmup "$WARMUP" >"$out"; then
+        echo "load generator reported errors for $name:" >&2
+    fi
+    sed 's/^/   /' "$out" >&2
+    local line
+    line=$(grep '^RESULT ' "$out")
+    local rps p50 p99 ok errors
+    rps=$(sed -E 's/.* rps=([^ ]+).*/\1/' <<<"$line")
+    p50=$(sed -E 's/.* p50_ms=([^ ]+).*/\1/' <<<"$line")
+    p99=$(sed -E 's/.* p99_ms=([^ ]+).*/\1/' <<<"$line")
+    ok=$(sed -E 's/.* ok=([^ ]+).*/\1/' <<<"$line")
+    errors=$(sed -E 's/.* errors=([^ ]+).*/\1/' <<<"$line")
+    echo "$name $rps $p50 $p99 $ok $errors $(loadavg | cut -d' ' -f1)" >>"$WORK/runs"
+}
+
+# measure_pair LABEL OPEN_URL PROTECTED_URL USER TOKEN: ROUNDS alternating pairs
+measure_pair() {
+    local label=$1 open=$2 protected=$3 user=$4 token=$5
+    for round in $(seq 1 "$ROUNDS"); do
+        log "$label round $round/$ROUNDS (load $(loadavg))"
+        if [ $((round % 2)) -eq 1 ]; then
+            run_loadgen "$label-open" "$open"
+            run_loadgen "$label-protected" "$protected" --user "$user" --token "$token"
+        else
+            run_loadgen "$label-protected" "$protected" --user "$user" --token "$token"
+            run_loadgen "$label-open" "$open"
+        fi
+    done
+}
+
+# --- the example server, per store --------------------------------------------
+export ROCKET_LOG_LEVEL=critical
+export ROCKET_ADDRESS=127.0.0.1
+: >"$WORK/runs"
+PORT=$BASE_PORT
+
+if [ -z "${SKIP_COMPARE:-}" ]; then
+# memory
+log "memory store"
+PORT=$((PORT + 1))
+ROCKET_PORT=$PORT ROCKET_DIGEST_AUTH="{store=\"memory\",secret=\"$SECRET\"$EXTRA}" \
+    "$MEMSERVER" "$USERNAME" >"$WORK/memory.out" 2>"$WORK/memory.err" &
+PIDS+=($!)
+MEM_PID=$!
+wait_http "http://127.0.0.1:$PORT/"
+TOKEN=$(sed -n 's/^TOKEN //p' "$WORK/memory.out")
+measure_pair memory "http://127.0.0.1:$PORT/" "http://127.0.0.1:$PORT/me" "$USERNAME" "$TOKEN"
+stop "$MEM_PID"
+
+# SQLite (the default store; WAL, synchronous=NORMAL)
+log "SQLite store"
+PORT=$((PORT + 1))
+SQLITE_ENV=(ROCKET_PORT=$PORT
+    ROCKET_DIGEST_AUTH="{secret=\"$SECRET\"$EXTRA}"
+    ROCKET_DATABASES="{digest_auth={url=\"sqlite://$WORK/sqlite.db?mode=rwc\"}}")
+TOKEN=$(env "${SQLITE_ENV[@]}" "$SERVER" create-token "$USERNAME" 2>"$WORK/sqlite-token.err" | tail -n1)
+env "${SQLITE_ENV[@]}" "$SERVER" >"$WORK/sqlite.out" 2>&1 &
+PIDS+=($!)
+SQLITE_PID=$!
+wait_http "http://127.0.0.1:$PORT/"
+measure_pair sqlite "http://127.0.0.1:$PORT/" "http://127.0.0.1:$PORT/me" "$USERNAME" "$TOKEN"
+stop "$SQLITE_PID"
+
+# PostgreSQL
+HAVE_PG=""
+if [ -z "${NO_POSTGRES:-}" ]; then
+    PORT=$((PORT + 1))
+    PG_ENV=(ROCKET_PROFILE=postgres ROCKET_PORT=$PORT
+        ROCKET_DIGEST_AUTH="{secret=\"$SECRET\"$EXTRA}"
+        ROCKET_DATABASES="{digest_auth={url=\"$PG_URL\"}}")
+    if TOKEN=$(env "${PG_ENV[@]}" "$SERVER" create-token "$USERNAME" 2>"$WORK/pg-token.err" | tail -n1) &&
+        [ -n "$TOKEN" ]; then
+        log "PostgreSQL store ($PG_URL)"
+        HAVE_PG=1
+        env "${PG_ENV[@]}" "$SERVER" >"$WORK/pg.out" 2>&1 &
+        PIDS+=($!)
+        PG_PID=$!
+        wait_http "http://127.0.0.1:$PORT/"
+        measure_pair postgres "http://127.0.0.1:$PORT/" "http://127.0.0.1:$PORT/me" "$USERNAME" "$TOKEN"
+        stop "$PG_PID"
+    else
+        log "PostgreSQL unreachable at $PG_URL, skipped: $(tail -n1 "$WORK/pg-token.err")"
+    fi
+fi
+
+# --- Apache httpd with mod_auth_digest ----------------------------------------
+HAVE_APACHE=""
+APACHE_BIN=$(command -v apache2 || command -v httpd || true)
+if [ -z "${NO_APACHE:-}" ] && [ -n "$APACHE_BIN" ] && command -v htdigest >/dev/null; then
+    log "Apache httpd $("$APACHE_BIN" -v | sed -n 's/^Server version: //p') with mod_auth_digest"
+    PORT=$((PORT + 1))
+    A="$WORK/apache"
+    mkdir -p "$A/htdocs/private" "$A/run"
+    printf '{"username":"%s"}' "$USERNAME" >"$A/htdocs/private/me.json"
+    printf 'rocket_digest_auth example.\n' >"$A/htdocs/index.txt"
+    APACHE_TOKEN=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    # htdigest reads the password from the terminal; without a controlling
+    # terminal (setsid) it reads it from stdin.
+    printf '%s\n%s\n' "$APACHE_TOKEN" "$APACHE_TOKEN" |
+        setsid -w htdigest -c "$A/htdigest" bench "$USERNAME" >/dev/null 2>&1
+    expected="$USERNAME:bench:$(printf '%s' "$USERNAME:bench:$APACHE_TOKEN" | md5sum | cut -d' ' -f1)"
+    if [ "$(cat "$A/htdigest")" != "$expected" ]; then
+        echo "htdigest wrote an unexpected line: $(cat "$A/htdigest")" >&2
+        exit 1
+    fi
+    chmod -R a+rX "$A"
+    MODS=/usr/lib/apache2/modules
+    [ -d "$MODS" ] || MODS=$(dirname "$APACHE_BIN")/../modules
+    RUN_AS=""
+    if [ "$(id -u)" = 0 ]; then
+        RUN_AS="User www-data
+Group www-data"
+    fi
+    cat >"$A/httpd.conf" <<EOF
+ServerRoot "$A"
+ServerName 127.0.0.1
+Listen 127.0.0.1:$PORT
+PidFile "$A/run/httpd.pid"
+DefaultRuntimeDir "$A/run"
+ErrorLog "$A/error.log"
+LogLevel warn
+$RUN_AS
+LoadModule mpm_event_module $MODS/mod_mpm_event.so
+LoadModule authn_core_module $MODS/mod_authn_core.so
+LoadModule authn_file_module $MODS/mod_authn_file.so
+LoadModule authz_core_module $MODS/mod_authz_core.so
+LoadModule authz_user_module $MODS/mod_authz_user.so
+LoadModule auth_digest_module $MODS/mod_auth_digest.so
+KeepAlive On
+MaxKeepAliveRequests 0
+KeepAliveTimeout 5
+DocumentRoot "$A/htdocs"
+<Directory "$A/htdocs">
+    Require all granted
+</Directory>
+<Directory "$A/htdocs/private">
+    AuthType Digest
+    AuthName "bench"
+    AuthDigestDomain /private/
+    AuthDigestProvider file
+    AuthUserFile "$A/htdigest"
+    Require valid-user
+</Directory>
+EOF
+    "$APACHE_BIN" -f "$A/httpd.conf" -DFOREGROUND >"$A/stdout" 2>&1 &
+    PIDS+=($!)
+    APACHE_PID=$!
+    wait_http "http://127.0.0.1:$PORT/index.txt"
+    HAVE_APACHE=1
+    measure_pair apache "http://127.0.0.1:$PORT/index.txt" "http://127.0.0.1:$PORT/private/me.json" \
+        "$USERNAME" "$APACHE_TOKEN"
+    stop "$APACHE_PID"
+else
+    log "Apache skipped (NO_APACHE set, or apache2/htdigest not installed)"
+fi
+
+# --- the table ----------------------------------------------------------------
+# Per label: summed 2xx responses / summed seconds; p99 is the worst round's.
+summary() { # label -> "rps p99 errors"
+    awk -v l="$1" -v d="$DURATION" '$1 == l { ok += $5; n++; err += $6; if ($4 > p99) p99 = $4 }
+        END { if (n) printf "%.1f %.3f %d\n", ok / (n * d), p99, err; else print "- - -" }' "$WORK/runs"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+meets() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN {
+    if (v == "-") print "n/a"; else if ((dir == ">=" && v >= t) || (dir == "<=" && v <= t)) print "met"; else print "MISSED" }'; }
+
+{
+    echo "Machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1); load at the end $(loadavg)"
+    echo "Runs: $CONNECTIONS connections, ${DURATION} s measured after ${WARMUP} s warm-up, $ROUNDS rounds per route"
+    echo "Extra [digest_auth] configuration: ${DIGEST_AUTH_CONFIG:-none}"
+    echo
+    echo "| server, store | open req/s | protected req/s | protected/open | target | open p99 ms | protected p99 ms | p99 protected/open | errors |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    for label in memory sqlite postgres apache; do
+        case $label in
+        memory) target=0.9 name="example server, memory" ;;
+        sqlite) target=0.5 name="example server, SQLite" ;;
+        postgres) target=0.3 name="example server, PostgreSQL"; [ -n "$HAVE_PG" ] || continue ;;
+        apache) target="" name="Apache mod_auth_digest (MD5)"; [ -n "$HAVE_APACHE" ] || continue ;;
+        esac
+        read -r o_rps o_p99 o_err <<<"$(summary "$label-open")"
+        read -r p_rps p_p99 p_err <<<"$(summary "$label-protected")"
+        r=$(ratio "$p_rps" "$o_rps")
+        t="-"
+        [ -n "$target" ] && t=">= $target: $(meets "$r" "$target" ">=")"
+        echo "| $name | $o_rps | $p_rps | $r | $t | $o_p99 | $p_p99 | $(ratio "$p_p99" "$o_p99") | $((o_err + p_err)) |"
+    done
+    echo
+    read -r s_rps s_p99 _ <<<"$(summary sqlite-protected)"
+    read -r _ so_p99 _ <<<"$(summary sqlite-open)"
+    if [ -n "$HAVE_APACHE" ]; then
+        read -r a_rps _ _ <<<"$(summary apache-protected)"
+        r=$(ratio "$s_rps" "$a_rps")
+        echo "- SQLite protected / Apache protected throughput: $r (target >= 2: $(meets "$r" 2 ">="))"
+    fi
+    r=$(ratio "$s_p99" "$so_p99")
+    echo "- SQLite protected p99 / open p99: $r (target <= 3: $(meets "$r" 3 "<="))"
+} >"$WORK/table"
+
+fi
+
+# --- the counter table after many requests with fresh cnonces -----------------
+if [ "$MILLION_REQUESTS" -gt 0 ]; then
+    if command -v sqlite3 >/dev/null; then
+        LIFETIME=20
+        CLEANUP=5
+        # The cleanup keeps rows until MAX_CLOCK_SKEW_SECS (60 s, see
+        # src/protocol/nonce.rs) after their nonce expired: another instance
+        # whose clock is behind by up to that much still accepts the nonce.
+        SKEW=60
+        log "counter table: $MILLION_REQUESTS requests on SQLite, nonce_lifetime=$LIFETIME s, cleanup_interval=$CLEANUP s"
+        PORT=$((PORT + 1))
+        DB="$WORK/million.db"
+        M_ENV=(ROCKET_PORT=$PORT
+            ROCKET_DIGEST_AUTH="{secret=\"$SECRET\"$EXTRA,nonce_lifetime=$LIFETIME,nextnonce_within=5,cleanup_interval=$CLEANUP}"
+            ROCKET_DATABASES="{digest_auth={url=\"sqlite://$DB?mode=rwc\"}}")
+        TOKEN=$(env "${M_ENV[@]}" "$SERVER" create-token "$USERNAME" 2>/dev/null | tail -n1)
+        env "${M_ENV[@]}" "$SERVER" >"$WORK/million.out" 2>&1 &
+        PIDS+=($!)
+        M_PID=$!
+        wait_http "http://127.0.0.1:$PORT/"
+        count_rows() { # -> "total live expired overdue distinct_nonces"
+            # overdue: expired more than the skew margin plus one cleanup
+            # interval (+1 s) ago, which the periodic cleanup must have removed.
+            local now
+            now=$(date +%s)
+            sqlite3 "$DB" "SELECT COUNT(*), COALESCE(SUM(expires_at > $now), 0),
+                COALESCE(SUM(expires_at <= $now), 0),
+                COALESCE(SUM(expires_at <= $((now - SKEW - CLEANUP - 1))), 0),
+                COUNT(DISTINCT nonce) FROM digest_auth_nonce_counts" | tr '|' ' '
+        }
+        started=$(date +%s)
+        "$LOADGEN" --url "http://127.0.0.1:$PORT/me" --user "$USERNAME" --token "$TOKEN" \
+            --connections "$CONNECTIONS" --requests "$MILLION_REQUESTS" >"$WORK/million.txt" &
+        LG_PID=$!
+        : >"$WORK/million.samples"
+        while kill -0 "$LG_PID" 2>/dev/null; do
+            sleep 10
+            count_rows >>"$WORK/million.samples" || true
+        done
+        wait "$LG_PID" || true
+        took=$(($(date +%s) - started))
+        sed 's/^/   /' "$WORK/million.txt" >&2
+        read -r t0 l0 e0 o0 n0 <<<"$(count_rows)"
+        sleep $((CLEANUP + 2))
+        read -r t1 l1 e1 o1 n1 <<<"$(count_rows)"
+        sleep $((LIFETIME + SKEW + 1))
+        read -r t2 l2 e2 o2 n2 <<<"$(count_rows)"
+        stop "$M_PID"
+        echo "$t0 $l0 $e0 $o0 $n0" >>"$WORK/million.samples"
+        echo "$t1 $l1 $e1 $o1 $n1" >>"$WORK/million.samples"
+        samples=$(wc -l <"$WORK/million.samples")
+        max_rows=$(awk '$1 > m { m = $1 } END { print m + 0 }' "$WORK/million.samples")
+        max_overdue=$(awk '$4 > m { m = $4 } END { print m + 0 }' "$WORK/million.samples")
+        ok=$(sed -nE 's/^RESULT .* ok=([0-9]+).*/\1/p' "$WORK/million.txt")
+        errors=$(sed -nE 's/^RESULT .* errors=([0-9]+).*/\1/p' "$WORK/million.txt")
+        verdict="MISSED"
+        [ "$max_overdue" = 0 ] && [ "${t2:-1}" = 0 ] && verdict="met"
+        {
+            echo "- Counter table after $ok authenticated 2xx requests (asked: $MILLION_REQUESTS; errors: ${errors:-?}), each with a fresh cnonce,"
+            echo "  in ${took} s on SQLite with nonce_lifetime $LIFETIME s and cleanup_interval $CLEANUP s:"
+            echo "  right after the run $t0 rows over $n0 nonces ($l0 rows of live nonces, $e0 of expired ones);"
+            echo "  $((CLEANUP + 2)) s later $t1 rows ($l1 live, $e1 expired); once every nonce had been expired for ${SKEW} s"
+            echo "  (the clock-skew margin the cleanup keeps) plus a cleanup interval: $t2 rows."
+            echo "  Over $samples samples (every 10 s during the run, and after it) at most $max_rows rows, and $max_overdue rows of"
+            echo "  nonces expired more than ${SKEW} s + one cleanup interval earlier. Only rows of nonces that are live (on"
+            echo "  this clock, or on a clock up to ${SKEW} s behind) remain: $verdict"
+        } >>"$WORK/table"
+    else
+        echo "- Counter-table check skipped: sqlite3 is not installed" >>"$WORK/table"
+    fi
+fi
+
+echo
+cat "$WORK/table"
+if [ -n "${RESULTS:-}" ]; then
+    cp "$WORK/table" "$RESULTS"
+fi
