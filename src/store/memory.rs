@@ -58,6 +58,12 @@ impl MemoryStore {
     pub fn nonce_records(&self) -> usize {
         self.nonces.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
+
+    /// How many (cnonce, nc) entries one nonce's record holds.
+    pub fn nonce_entries(&self, nonce: &str) -> usize {
+        let nonces = self.nonces.lock().unwrap_or_else(|e| e.into_inner());
+        nonces.get(nonce).map_or(0, |r| r.seen.len())
+    }
 }
 
 #[rocket::async_trait]
@@ -110,6 +116,16 @@ impl NonceCountStore for MemoryStore {
             return Ok(Claim::Replayed);
         }
         record.highest = record.highest.max(nc);
+        // Counts below the window are refused before `seen` is consulted, so
+        // their entries can go: a busy nonce keeps about two windows' worth
+        // instead of one entry per request for its whole lifetime.
+        let window = u64::from(self.options.nc_window);
+        if record.seen.len() as u64 > 2 * window {
+            let highest = u64::from(record.highest);
+            record
+                .seen
+                .retain(|&(_, seen)| u64::from(seen) + window > highest);
+        }
         Ok(Claim::Accepted)
     }
 
@@ -154,5 +170,41 @@ impl TokenAdmin for MemoryStore {
     async fn revoke_token(&self, username: &str) -> Result<bool, StoreError> {
         let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
         Ok(users.remove(username).is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[rocket::async_test]
+    async fn a_busy_nonce_keeps_a_bounded_record_and_still_refuses_replays() {
+        let store = MemoryStore::new(StoreOptions::new("r"));
+        let window = store.options.nc_window;
+        for nc in 1..=10_000 {
+            let cnonce = format!("c{nc}");
+            assert_eq!(
+                store.claim("n", &cnonce, nc, i64::MAX).await.unwrap(),
+                Claim::Accepted
+            );
+        }
+        assert!(store.nonce_entries("n") <= 2 * window as usize + 1);
+        // Inside the window, a repeat is still refused; below it, everything is.
+        assert_eq!(
+            store.claim("n", "c10000", 10_000, i64::MAX).await.unwrap(),
+            Claim::Replayed
+        );
+        assert_eq!(
+            store.claim("n", "c9999", 9_999, i64::MAX).await.unwrap(),
+            Claim::Replayed
+        );
+        assert_eq!(
+            store.claim("n", "c5", 5, i64::MAX).await.unwrap(),
+            Claim::Replayed
+        );
+        assert_eq!(
+            store.claim("n", "new", 9_990, i64::MAX).await.unwrap(),
+            Claim::Accepted
+        );
     }
 }
