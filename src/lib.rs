@@ -45,6 +45,7 @@
 //! | wrong realm, algorithm, qop or opaque; forged nonce | 401 |
 //! | unknown user or wrong secret (indistinguishable) | 401 |
 //! | right digest, expired nonce or replayed `nc` | 401 with `stale=true` |
+//! | body over the limit / not the route's type ([`DigestAuthenticatedData`]) | 413 / 422 |
 //! | too many failures for (user, address) | 429 with `Retry-After` |
 //! | store unreachable | 503 (never let through) |
 //! | success | the route, with `Authentication-Info` |
@@ -54,10 +55,15 @@
 //! - [`protocol`]: parsing, hashing, nonces and challenges, with no Rocket in it.
 //! - [`Verifier`]: the whole check of one request over the store traits.
 //! - [`store`]: [`CredentialStore`](store::CredentialStore) and
-//!   [`NonceCountStore`](store::NonceCountStore), the built-in memory and SQL
-//!   stores, and the shared store test suite.
+//!   [`NonceCountStore`](store::NonceCountStore), the built-in memory, SQL and htdigest
+//!   stores, an optional credential cache, and the shared store test suite.
 //! - The Rocket glue: [`DigestAuth`] (fairing), [`DigestAuthenticated`]
-//!   (guard), [`catcher`].
+//!   (request guard), [`DigestAuthenticatedData`] (data guard for
+//!   `qop=auth-int` over request bodies), [`catcher`].
+//!
+//! Every configuration key, the status table, multi-instance deployment and
+//! the comparison with other servers are in the README; the threat model is
+//! in SECURITY.md.
 #![deny(missing_docs)]
 
 pub mod catcher;
