@@ -245,8 +245,8 @@ impl Config {
         if self.store_timeout == 0 {
             return bad("store_timeout", "must be at least 1 second");
         }
-        if self.cleanup_interval == 0 {
-            return bad("cleanup_interval", "must be at least 1 second");
+        if self.cleanup_interval == 0 || self.cleanup_interval > 86_400 {
+            return bad("cleanup_interval", "must be between 1 and 86400 seconds");
         }
         Ok(())
     }
@@ -316,6 +316,7 @@ mod tests {
             ("nc_window = 10", "digest_auth.nc_window"),
             ("uri_prefix = \"app\"", "digest_auth.uri_prefix"),
             ("max_failures = 0", "digest_auth.max_failures"),
+            ("cleanup_interval = 9999999", "digest_auth.cleanup_interval"),
         ];
         for (toml, key) in cases {
             let err = from_toml(toml).unwrap_err();

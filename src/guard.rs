@@ -108,15 +108,24 @@ pub(crate) async fn authenticate<U: DigestUser>(
 
 /// Whether the request announces a body the request guard cannot read.
 pub(crate) fn body_of(request: &Request<'_>) -> Body<'static> {
+    use rocket::http::Method;
     let headers = request.headers();
-    let has_body = headers.contains("Transfer-Encoding")
-        || headers
-            .get_one("Content-Length")
-            .is_some_and(|l| l.trim() != "0");
-    if has_body {
-        Body::Unread
-    } else {
+    let empty = match headers.get_one("Content-Length") {
+        Some(length) => length.trim() == "0",
+        // Without a length, only methods that carry no body are known to be
+        // bodiless (an HTTP/2 request may stream a body with neither header).
+        None => {
+            !headers.contains("Transfer-Encoding")
+                && matches!(
+                    request.method(),
+                    Method::Get | Method::Head | Method::Options | Method::Delete | Method::Trace
+                )
+        }
+    };
+    if empty {
         Body::Empty
+    } else {
+        Body::Unread
     }
 }
 

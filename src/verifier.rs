@@ -18,6 +18,7 @@
 //! # });
 //! ```
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -288,6 +289,10 @@ impl Verifier {
         {
             return Err(challenge);
         }
+        // RFC 7616 3.4.2 defines the -sess algorithms with a cnonce only.
+        if auth.algorithm.is_session() && auth.qop.is_none() {
+            return Err(challenge);
+        }
         let body: &[u8] = match (auth.qop.as_ref().map(|q| q.kind), req.body) {
             (Some(QopKind::AuthInt), Body::Unread) => return Err(Rejection::BodyNotCovered),
             (_, Body::Bytes(bytes)) => bytes,
@@ -446,7 +451,7 @@ impl Verifier {
 }
 
 /// `http://host:port/path?q` → `/path?q`; `http://host` → `/`.
-fn strip_absolute_form(uri: &str) -> &str {
+fn strip_absolute_form(uri: &str) -> Cow<'_, str> {
     let lower_scheme = |s: &str| {
         s.get(..8)
             .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
@@ -454,12 +459,14 @@ fn strip_absolute_form(uri: &str) -> &str {
                 .is_some_and(|p| p.eq_ignore_ascii_case("http://"))
     };
     if !lower_scheme(uri) {
-        return uri;
+        return Cow::Borrowed(uri);
     }
     let after_scheme = &uri[uri.find("://").map_or(0, |i| i + 3)..];
     match after_scheme.find(['/', '?']) {
-        Some(i) if after_scheme.as_bytes()[i] == b'/' => &after_scheme[i..],
-        _ => "/",
+        Some(i) if after_scheme.as_bytes()[i] == b'/' => Cow::Borrowed(&after_scheme[i..]),
+        // `http://host?q` is the origin form `/?q`: keep the query.
+        Some(i) => Cow::Owned(format!("/{}", &after_scheme[i..])),
+        None => Cow::Borrowed("/"),
     }
 }
 
@@ -472,6 +479,53 @@ mod tests {
         assert_eq!(strip_absolute_form("http://h:8000/a?b=c"), "/a?b=c");
         assert_eq!(strip_absolute_form("HTTPS://h/x"), "/x");
         assert_eq!(strip_absolute_form("http://h"), "/");
+        assert_eq!(strip_absolute_form("http://h?x=1"), "/?x=1");
         assert_eq!(strip_absolute_form("/a"), "/a");
+    }
+}
+
+#[cfg(test)]
+mod sess_tests {
+    use super::*;
+    use crate::protocol::{Answer, ClientChallenge};
+    use crate::store::{MemoryStore, StoreOptions};
+
+    #[rocket::async_test]
+    async fn sess_algorithms_need_a_cnonce() {
+        let config = Config {
+            algorithms: vec![crate::protocol::Algorithm::Md5Sess],
+            allow_rfc2069: true,
+            secret: Some("s".repeat(32)),
+            ..Config::default()
+        };
+        let store = Arc::new(MemoryStore::new(StoreOptions::new(&config.realm)));
+        store.insert_token("alice", "token");
+        let verifier = Verifier::new(config, store.clone(), store).unwrap();
+        let www = verifier.challenges(false).remove(0);
+        let challenge = ClientChallenge::parse(&www).unwrap().unwrap();
+        let answer = |qop| {
+            Answer {
+                username: "alice",
+                password: "token",
+                challenge: &challenge,
+                method: "GET",
+                uri: "/",
+                qop,
+                nc: 1,
+                cnonce: "c",
+                body: b"",
+                userhash: false,
+            }
+            .header()
+        };
+        let rfc2069 = answer(None);
+        let parts = RequestParts::new("GET", "/", Some(&rfc2069));
+        assert!(matches!(
+            verifier.verify(&parts).await,
+            Err(Rejection::Challenge { stale: false })
+        ));
+        let with_qop = answer(Some(QopKind::Auth));
+        let parts = RequestParts::new("GET", "/", Some(&with_qop));
+        assert!(verifier.verify(&parts).await.is_ok());
     }
 }

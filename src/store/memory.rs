@@ -10,6 +10,9 @@ use super::{
     StoreError, StoreOptions, TokenAdmin,
 };
 
+/// Most (cnonce, nc) entries one nonce keeps (at least four windows).
+const MAX_ENTRIES_PER_NONCE: u64 = 4096;
+
 /// Tokens and nonce counts in memory: for one process, tests and demos.
 ///
 /// Its nonce counts die with the process, so it reports
@@ -25,6 +28,8 @@ pub struct MemoryStore {
 #[derive(Debug)]
 struct NonceRecord {
     highest: u32,
+    /// `highest` when `seen` was last trimmed: trim again only once it moved.
+    trimmed_at: u32,
     seen: HashSet<(String, u32)>,
     expires_at: i64,
 }
@@ -101,6 +106,7 @@ impl NonceCountStore for MemoryStore {
         if !nonces.contains_key(nonce) {
             let record = NonceRecord {
                 highest: 0,
+                trimmed_at: 0,
                 seen: HashSet::new(),
                 expires_at,
             };
@@ -112,6 +118,12 @@ impl NonceCountStore for MemoryStore {
         if u64::from(nc) + u64::from(self.options.nc_window) <= u64::from(record.highest) {
             return Ok(Claim::Replayed);
         }
+        // A client re-using one count with ever new cnonces would otherwise
+        // grow the record without bound: past the cap it gets a new nonce.
+        let window = u64::from(self.options.nc_window);
+        if record.seen.len() as u64 >= (4 * window).max(MAX_ENTRIES_PER_NONCE) {
+            return Ok(Claim::Replayed);
+        }
         if !record.seen.insert((cnonce.to_owned(), nc)) {
             return Ok(Claim::Replayed);
         }
@@ -119,12 +131,12 @@ impl NonceCountStore for MemoryStore {
         // Counts below the window are refused before `seen` is consulted, so
         // their entries can go: a busy nonce keeps about two windows' worth
         // instead of one entry per request for its whole lifetime.
-        let window = u64::from(self.options.nc_window);
-        if record.seen.len() as u64 > 2 * window {
+        if record.seen.len() as u64 > 2 * window && record.trimmed_at != record.highest {
             let highest = u64::from(record.highest);
             record
                 .seen
                 .retain(|&(_, seen)| u64::from(seen) + window > highest);
+            record.trimmed_at = record.highest;
         }
         Ok(Claim::Accepted)
     }
@@ -206,5 +218,19 @@ mod tests {
             store.claim("n", "new", 9_990, i64::MAX).await.unwrap(),
             Claim::Accepted
         );
+    }
+
+    #[rocket::async_test]
+    async fn one_count_with_endless_cnonces_is_capped() {
+        let store = MemoryStore::new(StoreOptions::new("r"));
+        let mut accepted = 0;
+        for i in 0..5_000 {
+            let cnonce = format!("c{i}");
+            if store.claim("n", &cnonce, 7, i64::MAX).await.unwrap() == Claim::Accepted {
+                accepted += 1;
+            }
+        }
+        assert_eq!(accepted, MAX_ENTRIES_PER_NONCE);
+        assert_eq!(store.nonce_entries("n") as u64, MAX_ENTRIES_PER_NONCE);
     }
 }

@@ -244,9 +244,25 @@ impl SqlStore {
     async fn refresh_userhashes(&self) -> Result<(), StoreError> {
         let realm = self.options.realm.as_str();
         with_pool!(&self.pool, p => {
+            // HA1-only rows were made for their realm and cannot be moved to
+            // another: they keep it as evidence and are reported.
+            let stale = sqlx::query(
+                "SELECT COUNT(*) AS n FROM digest_auth_tokens \
+                 WHERE token IS NULL AND userhash_realm <> $1",
+            )
+            .bind(realm)
+            .fetch_one(p)
+            .await?
+            .try_get::<i64, _>("n")?;
+            if stale > 0 {
+                rocket::warn!(
+                    "digest_auth: {stale} user(s) have HA1-only secrets made for another realm \
+                     than `{realm}`; they cannot sign in until their tokens are issued again"
+                );
+            }
             let rows = sqlx::query(
                 "SELECT username FROM digest_auth_tokens \
-                 WHERE userhash_realm IS NULL OR userhash_realm <> $1",
+                 WHERE token IS NOT NULL AND (userhash_realm IS NULL OR userhash_realm <> $1)",
             )
             .bind(realm)
             .fetch_all(p)
