@@ -67,10 +67,8 @@ if [ -z "${NO_POSTGRES:-}" ]; then
     FEATURES=(--features postgres)
 fi
 log "building release binaries (${FEATURES[*]:-default features})"
-cargo build --release "${FEATURES[@]}" --example server --example loadgen \
-    --example bench_memory_server >&2
+cargo build --release "${FEATURES[@]}" --example server --example loadgen >&2
 SERVER="$TARGET/release/examples/server"
-MEMSERVER="$TARGET/release/examples/bench_memory_server"
 LOADGEN="$TARGET/release/examples/loadgen"
 
 # --- helpers ------------------------------------------------------------------
@@ -135,7 +133,7 @@ if [ -z "${SKIP_COMPARE:-}" ]; then
 log "memory store"
 PORT=$((PORT + 1))
 ROCKET_PORT=$PORT ROCKET_DIGEST_AUTH="{store=\"memory\",secret=\"$SECRET\"$EXTRA}" \
-    "$MEMSERVER" "$USERNAME" >"$WORK/memory.out" 2>"$WORK/memory.err" &
+    "$SERVER" serve-with-token "$USERNAME" >"$WORK/memory.out" 2>"$WORK/memory.err" &
 PIDS+=($!)
 MEM_PID=$!
 wait_http "http://127.0.0.1:$PORT/"

@@ -1,6 +1,9 @@
 //! The command line the examples share: no arguments launches the server,
 //! `create-token <username>` creates (or rotates) a token and prints it as
-//! the last line of stdout. Both read the same Rocket configuration.
+//! the last line of stdout, and `serve-with-token <username>` issues a token
+//! in the serving process itself, printed as `TOKEN <token>`, then serves
+//! (for `store = "memory"`, where a token made by another process dies with
+//! it). All read the same Rocket configuration.
 
 use std::process::ExitCode;
 
@@ -16,6 +19,16 @@ async fn create_token(rocket: Rocket<Build>, username: &str) -> Result<String, S
     tokens.issue(username).await.map_err(|e| e.to_string())
 }
 
+async fn serve_with_token(rocket: Rocket<Build>, username: &str) -> Result<(), String> {
+    let rocket = rocket.ignite().await.map_err(|e| e.to_string())?;
+    let tokens = rocket
+        .state::<Tokens>()
+        .ok_or("the configured credential store has no tokens to manage")?;
+    let token = tokens.issue(username).await.map_err(|e| e.to_string())?;
+    println!("TOKEN {token}");
+    rocket.launch().await.map(|_| ()).map_err(|e| e.to_string())
+}
+
 /// Runs `rocket` as the command line asks.
 pub async fn main(rocket: Rocket<Build>) -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,6 +40,15 @@ pub async fn main(rocket: Rocket<Build>) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        [command, username] if command == "serve-with-token" => {
+            match serve_with_token(rocket, username).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("serve-with-token failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         [command, username] if command == "create-token" => {
             match create_token(rocket, username).await {
                 Ok(token) => {
@@ -40,7 +62,7 @@ pub async fn main(rocket: Rocket<Build>) -> ExitCode {
             }
         }
         _ => {
-            eprintln!("usage: [create-token <username>]");
+            eprintln!("usage: [create-token <username> | serve-with-token <username>]");
             ExitCode::from(2)
         }
     }
