@@ -28,6 +28,8 @@ use rand::RngCore;
 use crate::protocol::{digest, Algorithm, HashFunction};
 
 mod cache;
+#[cfg(feature = "sqlite")]
+mod group_commit;
 mod htdigest;
 mod memory;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

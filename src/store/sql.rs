@@ -5,6 +5,7 @@
 //! Both backends run the same SQL (`$n` placeholders work in both); only the
 //! pool type and the expired-row cleanup differ.
 
+#[cfg(feature = "sqlite")]
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
@@ -42,6 +43,9 @@ macro_rules! with_pool {
 pub struct SqlStore {
     pool: Pool,
     options: StoreOptions,
+    /// SQLite: claims are committed in groups by one writer task.
+    #[cfg(feature = "sqlite")]
+    group_commit: Option<super::group_commit::GroupCommit>,
 }
 
 const CLAIM: &str = "INSERT INTO digest_auth_nonce_counts (nonce, nc, cnonce, expires_at) \
@@ -143,7 +147,21 @@ impl SqlStore {
                 "unsupported database URL `{url}`: expected sqlite://... or postgres://..."
             )));
         };
-        let store = SqlStore { pool, options };
+        #[cfg(feature = "sqlite")]
+        let group_commit = match &pool {
+            Pool::Sqlite(p) => Some(super::group_commit::GroupCommit::start(
+                p.clone(),
+                options.nc_window,
+            )),
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(_) => None,
+        };
+        let store = SqlStore {
+            pool,
+            options,
+            #[cfg(feature = "sqlite")]
+            group_commit,
+        };
         store.migrate().await?;
         store.refresh_userhashes().await?;
         Ok(store)
@@ -344,6 +362,10 @@ impl NonceCountStore for SqlStore {
         nc: u32,
         expires_at: i64,
     ) -> Result<Claim, StoreError> {
+        #[cfg(feature = "sqlite")]
+        if let Some(group_commit) = &self.group_commit {
+            return group_commit.claim(nonce, cnonce, nc, expires_at).await;
+        }
         with_pool!(&self.pool, p => {
             let done = sqlx::query(CLAIM)
                 .bind(nonce)

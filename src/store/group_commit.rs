@@ -1,0 +1,151 @@
+//! Group commit of SQLite nonce-count claims.
+//!
+//! SQLite has one writer at a time, and each claim on its own is a
+//! transaction, a WAL append and two hand-offs to sqlx's connection thread.
+//! Here concurrent claims queue on a channel while the writer task is busy;
+//! each round takes everything queued (up to [`MAX_GROUP`]) and decides it
+//! with ONE multi-row `INSERT ... SELECT FROM (VALUES ...) WHERE <window>
+//! ON CONFLICT DO NOTHING RETURNING` statement: one transaction for the
+//! group. Nobody is answered before that statement has committed, and a
+//! failed statement fails every claim of the group (503).
+//!
+//! A group means exactly what its claims would mean one after another: the
+//! statement sees only the rows from before it, so repeats and below-window
+//! counts *within* the group are decided here first, in arrival order.
+
+use std::collections::{HashMap, HashSet};
+
+use rocket::tokio::sync::{mpsc, oneshot};
+use sqlx::Row;
+
+use super::{Claim, StoreError};
+
+/// Most claims decided by one statement (4 bound values each, well under
+/// SQLite's limit of 32766 parameters).
+const MAX_GROUP: usize = 256;
+
+/// One claim waiting for its group.
+pub(super) struct ClaimRequest {
+    nonce: String,
+    cnonce: String,
+    nc: u32,
+    expires_at: i64,
+    reply: oneshot::Sender<Result<Claim, StoreError>>,
+}
+
+/// The handle claims are sent through.
+#[derive(Debug, Clone)]
+pub(super) struct GroupCommit {
+    queue: mpsc::Sender<ClaimRequest>,
+}
+
+impl GroupCommit {
+    /// Starts the writer task on the current runtime.
+    pub(super) fn start(pool: sqlx::SqlitePool, window: u32) -> GroupCommit {
+        let (queue, requests) = mpsc::channel(4 * MAX_GROUP);
+        rocket::tokio::spawn(run(pool, window, requests));
+        GroupCommit { queue }
+    }
+
+    /// Claims (nonce, cnonce, nc) with the next group.
+    pub(super) async fn claim(
+        &self,
+        nonce: &str,
+        cnonce: &str,
+        nc: u32,
+        expires_at: i64,
+    ) -> Result<Claim, StoreError> {
+        let stopped = || StoreError::new("the SQLite claim writer has stopped");
+        let (reply, answer) = oneshot::channel();
+        let request = ClaimRequest {
+            nonce: nonce.to_owned(),
+            cnonce: cnonce.to_owned(),
+            nc,
+            expires_at,
+            reply,
+        };
+        self.queue.send(request).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+async fn run(pool: sqlx::SqlitePool, window: u32, mut requests: mpsc::Receiver<ClaimRequest>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while requests.recv_many(&mut group, MAX_GROUP).await > 0 {
+        match decide(&pool, window, &group).await {
+            Ok(outcomes) => {
+                for (request, outcome) in group.drain(..).zip(outcomes) {
+                    let _ = request.reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for request in group.drain(..) {
+                    let _ = request.reply.send(Err(StoreError::new(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Decides every claim of `group` with (at most) one statement.
+async fn decide(
+    pool: &sqlx::SqlitePool,
+    window: u32,
+    group: &[ClaimRequest],
+) -> Result<Vec<Claim>, sqlx::Error> {
+    let mut outcomes = vec![Claim::Replayed; group.len()];
+    // In arrival order: the highest count so far on each nonce, and the keys
+    // so far. A refused claim cannot raise the highest: its count is below
+    // a row that already exists.
+    let mut highest: HashMap<&str, u32> = HashMap::new();
+    let mut seen: HashSet<(&str, &str, u32)> = HashSet::new();
+    let mut asked = Vec::with_capacity(group.len());
+    for (i, c) in group.iter().enumerate() {
+        let top = highest.entry(c.nonce.as_str()).or_insert(0);
+        let below = u64::from(c.nc) + u64::from(window) <= u64::from(*top);
+        *top = (*top).max(c.nc);
+        if !below && seen.insert((&c.nonce, &c.cnonce, c.nc)) {
+            asked.push(i);
+        }
+    }
+    if asked.is_empty() {
+        return Ok(outcomes);
+    }
+    let mut sql = String::from(
+        "INSERT INTO digest_auth_nonce_counts (nonce, nc, cnonce, expires_at) \
+         SELECT v.column1, v.column2, v.column3, v.column4 FROM (VALUES ",
+    );
+    for k in 0..asked.len() {
+        sql.push_str(if k == 0 {
+            "(?, ?, ?, ?)"
+        } else {
+            ", (?, ?, ?, ?)"
+        });
+    }
+    sql.push_str(
+        ") AS v WHERE v.column2 + ? > COALESCE((SELECT MAX(nc) FROM digest_auth_nonce_counts \
+         WHERE nonce = v.column1), 0) ON CONFLICT DO NOTHING RETURNING nonce, nc, cnonce",
+    );
+    let mut query = sqlx::query(&sql);
+    for &i in &asked {
+        let c = &group[i];
+        query = query
+            .bind(c.nonce.as_str())
+            .bind(i64::from(c.nc))
+            .bind(c.cnonce.as_str())
+            .bind(c.expires_at);
+    }
+    let rows = query.bind(i64::from(window)).fetch_all(pool).await?;
+    let mut inserted: HashSet<(String, i64, String)> = HashSet::with_capacity(rows.len());
+    for row in rows {
+        inserted.insert((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?));
+    }
+    for &i in &asked {
+        let c = &group[i];
+        if inserted.contains(&(c.nonce.clone(), i64::from(c.nc), c.cnonce.clone())) {
+            outcomes[i] = Claim::Accepted;
+        }
+    }
+    Ok(outcomes)
+}
