@@ -125,6 +125,23 @@ measure_pair() {
 # --- the example server, per store --------------------------------------------
 export ROCKET_LOG_LEVEL=critical
 export ROCKET_ADDRESS=127.0.0.1
+# Starts the example server with the given environment (and arguments after
+# `--`), measures open `GET /` against protected `GET /me` on $PORT with
+# $TOKEN (or the `TOKEN <token>` line the server prints), then stops it.
+serve_and_measure() { # label env-assignments... -- server-args...
+    local label=$1 env_args=() pid token
+    shift
+    while [ "$1" != "--" ]; do env_args+=("$1"); shift; done
+    shift
+    env "${env_args[@]}" "$SERVER" "$@" >"$WORK/$label.out" 2>"$WORK/$label.err" &
+    pid=$!
+    PIDS+=("$pid")
+    wait_http "http://127.0.0.1:$PORT/"
+    token=$(sed -n 's/^TOKEN //p' "$WORK/$label.out")
+    measure_pair "$label" "http://127.0.0.1:$PORT/" "http://127.0.0.1:$PORT/me" "$USERNAME" "${token:-$TOKEN}"
+    stop "$pid"
+}
+
 : >"$WORK/runs"
 PORT=$BASE_PORT
 
@@ -132,14 +149,9 @@ if [ -z "${SKIP_COMPARE:-}" ]; then
 # memory
 log "memory store"
 PORT=$((PORT + 1))
-ROCKET_PORT=$PORT ROCKET_DIGEST_AUTH="{store=\"memory\",secret=\"$SECRET\"$EXTRA}" \
-    "$SERVER" serve-with-token "$USERNAME" >"$WORK/memory.out" 2>"$WORK/memory.err" &
-PIDS+=($!)
-MEM_PID=$!
-wait_http "http://127.0.0.1:$PORT/"
-TOKEN=$(sed -n 's/^TOKEN //p' "$WORK/memory.out")
-measure_pair memory "http://127.0.0.1:$PORT/" "http://127.0.0.1:$PORT/me" "$USERNAME" "$TOKEN"
-stop "$MEM_PID"
+MEM_ENV=(ROCKET_PORT=$PORT ROCKET_DIGEST_AUTH="{store=\"memory\",secret=\"$SECRET\"$EXTRA}")
+# The token must come from the serving process itself: see serve-with-token.
+serve_and_measure memory "${MEM_ENV[@]}" -- serve-with-token "$USERNAME"
 
 # SQLite (the default store; WAL, synchronous=NORMAL)
 log "SQLite store"
@@ -148,12 +160,7 @@ SQLITE_ENV=(ROCKET_PORT=$PORT
     ROCKET_DIGEST_AUTH="{secret=\"$SECRET\"$EXTRA}"
     ROCKET_DATABASES="{digest_auth={url=\"sqlite://$WORK/sqlite.db?mode=rwc\"}}")
 TOKEN=$(env "${SQLITE_ENV[@]}" "$SERVER" create-token "$USERNAME" 2>"$WORK/sqlite-token.err" | tail -n1)
-env "${SQLITE_ENV[@]}" "$SERVER" >"$WORK/sqlite.out" 2>&1 &
-PIDS+=($!)
-SQLITE_PID=$!
-wait_http "http://127.0.0.1:$PORT/"
-measure_pair sqlite "http://127.0.0.1:$PORT/" "http://127.0.0.1:$PORT/me" "$USERNAME" "$TOKEN"
-stop "$SQLITE_PID"
+serve_and_measure sqlite "${SQLITE_ENV[@]}" --
 
 # PostgreSQL
 HAVE_PG=""
@@ -166,12 +173,7 @@ if [ -z "${NO_POSTGRES:-}" ]; then
         [ -n "$TOKEN" ]; then
         log "PostgreSQL store ($PG_URL)"
         HAVE_PG=1
-        env "${PG_ENV[@]}" "$SERVER" >"$WORK/pg.out" 2>&1 &
-        PIDS+=($!)
-        PG_PID=$!
-        wait_http "http://127.0.0.1:$PORT/"
-        measure_pair postgres "http://127.0.0.1:$PORT/" "http://127.0.0.1:$PORT/me" "$USERNAME" "$TOKEN"
-        stop "$PG_PID"
+        serve_and_measure postgres "${PG_ENV[@]}" --
     else
         log "PostgreSQL unreachable at $PG_URL, skipped: $(tail -n1 "$WORK/pg-token.err")"
     fi
