@@ -323,7 +323,9 @@ if [ "$MILLION_REQUESTS" -gt 0 ]; then
             sqlite3 "$DB" "SELECT COUNT(*), COALESCE(SUM(expires_at > $now), 0),
                 COALESCE(SUM(expires_at <= $now), 0),
                 COALESCE(SUM(expires_at <= $((now - SKEW - CLEANUP - 1))), 0),
-                COUNT(DISTINCT nonce) FROM digest_auth_nonce_counts" | tr '|' ' '
+                COUNT(DISTINCT nonce) FROM (
+                    SELECT nonce, expires_at FROM digest_auth_nonce_counts
+                    UNION ALL SELECT nonce, expires_at FROM digest_auth_nonce_leases)" | tr '|' ' '
         }
         started=$(date +%s)
         "$LOADGEN" --url "http://127.0.0.1:$PORT/me" --user "$USERNAME" --token "$TOKEN" \

@@ -47,6 +47,14 @@ pub struct Config {
     /// `nc_window`: how far below the highest `nc` seen on a nonce a count may
     /// arrive and still be accepted once. Default 256, at least 64.
     pub nc_window: u32,
+    /// `nc_lease`: database store only. How many counts of a nonce one process
+    /// leases from the database at a time (one write), deciding them in its
+    /// memory afterwards; `0` writes one row per request instead. Leases keep
+    /// every count accepted once across processes, but a client whose requests
+    /// on one nonce alternate between instances is refused (`stale=true`) by
+    /// the instance without the lease. Default: 256 on SQLite, 0 on
+    /// PostgreSQL. Every instance sharing a database must use the same value.
+    pub nc_lease: Option<u32>,
     /// `max_failures`: failed attempts per (username, client address) in
     /// `failure_window` before 429. Default 10.
     pub max_failures: u32,
@@ -60,11 +68,17 @@ pub struct Config {
     /// escapes the limit. Default false: the connection's peer address.
     pub trust_ip_header: bool,
     /// `credential_cache_ttl`: seconds the database store's credential
-    /// lookups are reused in this process. Rotation and revocation through
-    /// `Tokens` apply at once here, but another instance (or `create-token`
-    /// run elsewhere) may still accept a revoked or rotated token for up to
-    /// this long. Default 0: no caching.
+    /// lookups are reused in this process at most. Rotation and revocation
+    /// through `Tokens` apply at once here; changes by another process apply
+    /// within `credential_recheck_ms`. Default 60; 0 turns the cache off (one
+    /// credential query per request).
     pub credential_cache_ttl: u64,
+    /// `credential_recheck_ms`: milliseconds between reads of the token
+    /// table's version (one row, bumped by trigger on every change): a token
+    /// issued, rotated or revoked by another process (another instance,
+    /// `create-token` from a shell, SQL by hand) applies here within this
+    /// long. Default 100; 0 reads it before every lookup.
+    pub credential_recheck_ms: u64,
     /// `store_timeout`: seconds a store may take to answer before the request
     /// fails closed with 503. Default 5.
     pub store_timeout: u64,
@@ -132,12 +146,14 @@ impl Default for Config {
             htdigest_file: None,
             uri_prefix: None,
             nc_window: DEFAULT_NC_WINDOW,
+            nc_lease: None,
             max_failures: 10,
             failure_window: 300,
             max_tracked_clients: 100_000,
             trust_ip_header: false,
             store_timeout: 5,
-            credential_cache_ttl: 0,
+            credential_cache_ttl: 60,
+            credential_recheck_ms: 100,
             cleanup_interval: 60,
             catcher: true,
         }
@@ -239,8 +255,16 @@ impl Config {
         if self.max_tracked_clients == 0 {
             return bad("max_tracked_clients", "must be at least 1");
         }
-        if self.credential_cache_ttl > self.nonce_lifetime {
-            return bad("credential_cache_ttl", "must not exceed nonce_lifetime");
+        if let Some(lease) = self.nc_lease {
+            if lease != 0 && !(16..=1 << 20).contains(&lease) {
+                return bad("nc_lease", "must be 0 (no leases) or from 16 to 1048576");
+            }
+        }
+        if self.credential_cache_ttl > 3600 {
+            return bad("credential_cache_ttl", "must be at most 3600 seconds");
+        }
+        if self.credential_recheck_ms > 60_000 {
+            return bad("credential_recheck_ms", "must be at most 60000");
         }
         if self.store_timeout == 0 {
             return bad("store_timeout", "must be at least 1 second");
@@ -316,6 +340,15 @@ mod tests {
             ("nc_window = 10", "digest_auth.nc_window"),
             ("uri_prefix = \"app\"", "digest_auth.uri_prefix"),
             ("max_failures = 0", "digest_auth.max_failures"),
+            ("nc_lease = 8", "digest_auth.nc_lease"),
+            (
+                "credential_cache_ttl = 4000",
+                "digest_auth.credential_cache_ttl",
+            ),
+            (
+                "credential_recheck_ms = 70000",
+                "digest_auth.credential_recheck_ms",
+            ),
             ("cleanup_interval = 9999999", "digest_auth.cleanup_interval"),
         ];
         for (toml, key) in cases {

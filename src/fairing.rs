@@ -186,6 +186,7 @@ impl Builtin {
             realm: config.realm.clone(),
             nc_window: config.nc_window,
             ha1_only: config.token_storage == TokenStorage::Ha1,
+            nc_lease: config.nc_lease,
         };
         match config.store {
             StoreKind::Memory => Ok(Builtin::of(Arc::new(MemoryStore::new(options)))),
@@ -196,10 +197,13 @@ impl Builtin {
                 if config.credential_cache_ttl == 0 {
                     return Ok(Builtin::of(store));
                 }
-                // Counts always go to the database; only lookups are cached,
-                // and tokens changed through `Tokens` clear the cache.
+                // Only lookups are cached: tokens changed through `Tokens`
+                // clear the cache, changes by others within the recheck.
                 let ttl = Duration::from_secs(config.credential_cache_ttl);
-                let cached = Arc::new(crate::store::CachedCredentials::new(store.clone(), ttl));
+                let recheck = Duration::from_millis(config.credential_recheck_ms);
+                let cached = Arc::new(
+                    crate::store::CachedCredentials::new(store.clone(), ttl).with_recheck(recheck),
+                );
                 Ok(Builtin {
                     credentials: cached.clone(),
                     counts: store,

@@ -92,13 +92,14 @@ async fn first_attempt(client: &Client, username: &str, secret: &str) -> Reply {
 /// The app on `database` with alice's token, and a header it accepted (to
 /// be replayed after a fault).
 async fn launch_with_a_used_header(database: Value) -> (Arc<Client>, String, String) {
-    let client = Arc::new(
-        launch(
-            figment(database, json!({ "secret": SECRET })),
-            DigestAuth::fairing(),
-        )
-        .await,
-    );
+    launch_with_a_used_header_and(database, json!({ "secret": SECRET })).await
+}
+
+async fn launch_with_a_used_header_and(
+    database: Value,
+    digest_auth: Value,
+) -> (Arc<Client>, String, String) {
+    let client = Arc::new(launch(figment(database, digest_auth), DigestAuth::fairing()).await);
     let token = issue(&client, "alice").await;
     let mut before = session(&client, "alice", &token).await;
     let used = before.authorization("GET", "/me");
@@ -330,9 +331,26 @@ impl Drop for Immutable {
     }
 }
 
+/// `nc_lease = 0`: every claim is a write, so every request inside the
+/// outage is refused with 503.
 #[cfg(feature = "sqlite")]
 #[test]
 fn sqlite_file_made_unwritable_mid_traffic_fails_closed_and_recovers() {
+    sqlite_made_unwritable_mid_traffic(0);
+}
+
+/// With leases (a small `nc_lease` so that the traffic crosses blocks during
+/// the outage): a count in a block leased before the fault is still decided
+/// exactly, in memory; the first count that needs a new lease gets 503, and
+/// so does every request of that worker after it until the file heals.
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_file_made_unwritable_with_leases_refuses_what_needs_a_new_lease() {
+    sqlite_made_unwritable_mid_traffic(16);
+}
+
+#[cfg(feature = "sqlite")]
+fn sqlite_made_unwritable_mid_traffic(nc_lease: u32) {
     run(async {
         let dir = tempfile::tempdir().unwrap();
         // Probe: can this process set the immutable attribute here?
@@ -349,11 +367,14 @@ fn sqlite_file_made_unwritable_mid_traffic_fails_closed_and_recovers() {
         std::fs::remove_file(&probe).unwrap();
 
         let db = dir.path().join("auth.db");
-        let (client, token, used_before) = launch_with_a_used_header(json!({
-            "url": common::sqlite_url(&db),
-            "connect_timeout": 2,
-            "max_connections": 4,
-        }))
+        let (client, token, used_before) = launch_with_a_used_header_and(
+            json!({
+                "url": common::sqlite_url(&db),
+                "connect_timeout": 2,
+                "max_connections": 4,
+            }),
+            json!({ "secret": SECRET, "nc_lease": nc_lease }),
+        )
         .await;
         let wal = dir.path().join("auth.db-wal");
         assert!(wal.exists(), "the store runs SQLite in WAL mode");
@@ -384,11 +405,42 @@ fn sqlite_file_made_unwritable_mid_traffic_fails_closed_and_recovers() {
         let recovery = heal_at.elapsed();
         let samples = traffic.finish().await;
         assert!(recovered, "authentication did not recover within 15 s");
-        let (inside, slowest) = check_outage(&samples, fault_at, heal_at, Duration::from_secs(5));
-        println!(
-            "sqlite immutable: {inside} requests inside the outage, all 503, slowest {slowest:?}; \
-             all workers recovered within {recovery:?}"
-        );
+        if nc_lease == 0 {
+            let (inside, slowest) =
+                check_outage(&samples, fault_at, heal_at, Duration::from_secs(5));
+            println!(
+                "sqlite immutable, no leases: {inside} requests inside the outage, all 503, \
+                 slowest {slowest:?}; all workers recovered within {recovery:?}"
+            );
+        } else {
+            for (i, worker) in samples.iter().enumerate() {
+                let inside: Vec<u16> = worker
+                    .iter()
+                    .filter(|s| s.started > fault_at && s.ended < heal_at)
+                    .map(|s| s.status)
+                    .collect();
+                assert!(
+                    inside.iter().all(|&s| s == 200 || s == 503),
+                    "worker {i}: {inside:?}"
+                );
+                let served = inside.iter().take_while(|&&s| s == 200).count();
+                assert!(
+                    served < nc_lease as usize,
+                    "worker {i}: {served} requests served inside the outage, more than one \
+                     lease of {nc_lease} counts: {inside:?}"
+                );
+                assert!(
+                    inside[served..].iter().all(|&s| s == 503) && served < inside.len(),
+                    "worker {i}: after the first 503 every request until the heal must be 503: \
+                     {inside:?}"
+                );
+                println!(
+                    "sqlite immutable, nc_lease {nc_lease}: worker {i} had {served} requests \
+                     served from its lease, then {} refused with 503; recovered within {recovery:?}",
+                    inside.len() - served
+                );
+            }
+        }
 
         assert_recovered(&client, &token, &used_before).await;
     })
@@ -491,13 +543,27 @@ fn pool_exhaustion_answers_503_within_the_timeout() {
 #[cfg(feature = "sqlite")]
 #[test]
 fn sqlite_nonces_survive_a_restart_and_still_cannot_be_replayed() {
+    sqlite_restart(0);
+}
+
+/// With leases (the default), the new process does not hold the blocks the
+/// old one leased: the next count of a nonce in use gets `stale=true` too,
+/// and the client carries on with a fresh nonce.
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_restart_with_leases_makes_the_current_block_stale() {
+    sqlite_restart(256);
+}
+
+#[cfg(feature = "sqlite")]
+fn sqlite_restart(nc_lease: u32) {
     run(async {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("auth.db");
         let config = || {
             figment(
                 json!({ "url": common::sqlite_url(&db) }),
-                json!({ "secret": SECRET }),
+                json!({ "secret": SECRET, "nc_lease": nc_lease }),
             )
         };
 
@@ -509,9 +575,22 @@ fn sqlite_nonces_survive_a_restart_and_still_cannot_be_replayed() {
         drop(first.terminate().await);
 
         let second = launch(config(), DigestAuth::fairing()).await;
-        // The same nonce, the next count: accepted by the new instance.
         let next = digest.authorization("GET", "/me");
         let reply = get(&second, Some(&next)).await;
+        if nc_lease > 0 {
+            // The next count is in the old process's block: stale=true, and
+            // the client's next attempt, on the fresh nonce, succeeds.
+            assert_eq!(reply.status, Status::Unauthorized, "{reply:?}");
+            assert!(is_stale(&reply), "{reply:?}");
+            let mut fresh = session(&second, "alice", &token).await;
+            let reply = get(&second, Some(&fresh.authorization("GET", "/me"))).await;
+            assert_eq!(reply.status, Status::Ok, "{reply:?}");
+            let reply = get(&second, Some(&used)).await;
+            assert_eq!(reply.status, Status::Unauthorized, "{reply:?}");
+            assert!(is_stale(&reply), "{reply:?}");
+            return;
+        }
+        // Without leases: the same nonce, the next count, accepted by the new instance.
         assert_eq!(reply.status, Status::Ok, "{reply:?}");
         // The exact header used before the restart: refused, stale=true.
         let reply = get(&second, Some(&used)).await;

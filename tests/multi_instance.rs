@@ -332,9 +332,11 @@ fn a_database_outage_answers_503_and_heals_by_itself() {
         let waited = started.elapsed();
         assert_eq!(reply.status, 503, "{outage:?}: {reply:?}");
         assert!(waited < Duration::from_secs(15), "{outage:?}: {waited:?}");
+        // A wrong one: 503, or 401 when the credential cache still holds
+        // the user (read within the last `credential_recheck_ms`).
         let mut wrong = DigestClient::new(&user, &generate_token(), client.challenge().clone());
         let reply = a.get(Some(&wrong.authorization("GET", "/me")));
-        assert_eq!(reply.status, 503, "{outage:?}: {reply:?}");
+        assert!([401, 503].contains(&reply.status), "{outage:?}: {reply:?}");
         // A client without credentials still gets its challenge.
         assert_eq!(a.get(None).status, 401);
 

@@ -440,9 +440,11 @@ fn create_token_rotates_and_the_old_token_stops_working() {
     let first = server.create_token("alice");
     assert_eq!(curl_digest(&server.url("/me"), "alice", &first).status, 200);
 
-    // Rotated while the server runs: the server reads the new row at once.
+    // Rotated by another process while the server runs: the server's
+    // credential cache sees it within `credential_recheck_ms` (100 ms).
     let second = server.create_token("alice");
     assert_ne!(first, second);
+    std::thread::sleep(std::time::Duration::from_millis(250));
     let old = curl_digest(&server.url("/me"), "alice", &first);
     assert_eq!(old.status, 401, "the rotated-out token: {old:?}");
     let new = curl_digest(&server.url("/me"), "alice", &second);

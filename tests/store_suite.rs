@@ -131,6 +131,162 @@ mod sqlite {
     use super::*;
     use rocket_digest_auth::protocol::HashFunction;
 
+    /// The suite without leases (`nc_lease = 0`): a row per claim, committed
+    /// in groups.
+    mod row_per_claim {
+        use super::*;
+
+        async fn make() -> Option<StoreUnderTest> {
+            let options = StoreOptions {
+                nc_window: 128,
+                nc_lease: Some(0),
+                ..StoreOptions::new(REALM)
+            };
+            let window = options.nc_window;
+            Some((Arc::new(SqliteInTempDir::new(options).await), window))
+        }
+
+        rocket_digest_auth::nonce_count_store_suite!(make);
+    }
+
+    /// A store opened again on the same file (a restart) does not hold the
+    /// blocks its predecessor leased: their counts are refused, used or not,
+    /// and the next block is leased anew.
+    #[test]
+    fn a_restarted_store_refuses_the_old_blocks_and_leases_new_ones() {
+        rocket::async_test(async {
+            let dir = tempfile::tempdir().unwrap();
+            let url = crate::common::sqlite_url(&dir.path().join("db"));
+            let expires_at = chrono::Utc::now().timestamp() + 3600;
+            let before = SqlStore::connect_url(&url, StoreOptions::new(REALM))
+                .await
+                .unwrap();
+            for nc in 1..=3 {
+                let claim = before.claim("n", "c", nc, expires_at).await.unwrap();
+                assert_eq!(claim, Claim::Accepted);
+            }
+            assert_eq!(before.nonce_leases().await.unwrap(), 1);
+            before.close().await;
+
+            let after = SqlStore::connect_url(&url, StoreOptions::new(REALM))
+                .await
+                .unwrap();
+            for (nc, cnonce) in [(1, "c"), (3, "c"), (4, "c"), (200, "d")] {
+                let claim = after.claim("n", cnonce, nc, expires_at).await.unwrap();
+                assert_eq!(claim, Claim::Replayed, "nc {nc} of the old lease");
+            }
+            let next = rocket_digest_auth::store::DEFAULT_SQLITE_NC_LEASE;
+            assert_eq!(
+                after.claim("n", "c", next, expires_at).await.unwrap(),
+                Claim::Accepted
+            );
+            assert_eq!(
+                after.claim("n", "c", next, expires_at).await.unwrap(),
+                Claim::Replayed
+            );
+            assert_eq!(after.nonce_leases().await.unwrap(), 2);
+            // Nothing is written per claim.
+            assert_eq!(after.nonce_records().await.unwrap(), 0);
+        })
+    }
+
+    /// A credential cache in one process sees a token issued, rotated or
+    /// revoked by another process (here a second store on the same file)
+    /// within its recheck interval, through the trigger-bumped version.
+    #[test]
+    fn a_cache_sees_another_process_change_tokens_within_the_recheck() {
+        use rocket_digest_auth::store::{CachedCredentials, Secret};
+        use std::time::Duration;
+        rocket::async_test(async {
+            let dir = tempfile::tempdir().unwrap();
+            let url = crate::common::sqlite_url(&dir.path().join("db"));
+            let ours = SqlStore::connect_url(&url, StoreOptions::new(REALM))
+                .await
+                .unwrap();
+            let recheck = Duration::from_millis(50);
+            let cached = CachedCredentials::new(Arc::new(ours), Duration::from_secs(60))
+                .with_recheck(recheck);
+            let theirs = SqlStore::connect_url(&url, StoreOptions::new(REALM))
+                .await
+                .unwrap();
+            let secret = |c: Option<rocket_digest_auth::store::Credential>| c.map(|c| c.secret);
+
+            assert_eq!(secret(cached.credential("u").await.unwrap()), None);
+            let first = theirs.issue_token("u").await.unwrap();
+            rocket::tokio::time::sleep(recheck * 2).await;
+            let found = secret(cached.credential("u").await.unwrap());
+            assert_eq!(
+                found,
+                Some(Secret::Token(first)),
+                "a new user, within the recheck"
+            );
+            assert_eq!(cached.cached(), 1);
+
+            let second = theirs.issue_token("u").await.unwrap();
+            rocket::tokio::time::sleep(recheck * 2).await;
+            let found = secret(cached.credential("u").await.unwrap());
+            assert_eq!(
+                found,
+                Some(Secret::Token(second)),
+                "a rotation, within the recheck"
+            );
+
+            assert!(theirs.revoke_token("u").await.unwrap());
+            rocket::tokio::time::sleep(recheck * 2).await;
+            assert_eq!(
+                secret(cached.credential("u").await.unwrap()),
+                None,
+                "a revocation"
+            );
+        })
+    }
+
+    /// `nc_lease` is recorded in the database: a store opened with another
+    /// value is refused, naming the key. Once an operator deletes the record,
+    /// the new value applies, and nonces leased before stay refused row by row.
+    #[test]
+    fn instances_must_agree_on_nc_lease() {
+        rocket::async_test(async {
+            let dir = tempfile::tempdir().unwrap();
+            let url = crate::common::sqlite_url(&dir.path().join("db"));
+            let expires_at = chrono::Utc::now().timestamp() + 3600;
+            let leasing = SqlStore::connect_url(&url, StoreOptions::new(REALM))
+                .await
+                .unwrap();
+            let claim = leasing.claim("leased", "c", 1, expires_at).await.unwrap();
+            assert_eq!(claim, Claim::Accepted);
+            leasing.close().await;
+
+            let row_per_claim = StoreOptions {
+                nc_lease: Some(0),
+                ..StoreOptions::new(REALM)
+            };
+            let err = SqlStore::connect_url(&url, row_per_claim.clone())
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("digest_auth.nc_lease") && err.contains("256"),
+                "{err}"
+            );
+
+            let admin = sqlx::SqlitePool::connect(&url).await.unwrap();
+            sqlx::query("DELETE FROM digest_auth_settings WHERE name = 'nc_lease'")
+                .execute(&admin)
+                .await
+                .unwrap();
+            admin.close().await;
+            let store = SqlStore::connect_url(&url, row_per_claim).await.unwrap();
+            for nc in [2, 300] {
+                let claim = store.claim("leased", "c", nc, expires_at).await.unwrap();
+                assert_eq!(claim, Claim::Replayed, "nc {nc} of a leased nonce");
+            }
+            let claim = store.claim("fresh", "c", 1, expires_at).await.unwrap();
+            assert_eq!(claim, Claim::Accepted);
+            assert_eq!(store.nonce_records().await.unwrap(), 1);
+        })
+    }
+
     async fn make() -> Option<StoreUnderTest> {
         // Another window than the default. (Not the smallest allowed, 64:
         // the suite's concurrent check claims 100 distinct counts at once,
@@ -196,7 +352,11 @@ mod postgres {
     const SCHEMA: &str = "digest_auth_test_store_suite";
 
     async fn connect(options: StoreOptions) -> Option<SqlStore> {
-        let url = crate::common::postgres::schema_url(SCHEMA).await?;
+        connect_in(SCHEMA, options).await
+    }
+
+    async fn connect_in(schema: &str, options: StoreOptions) -> Option<SqlStore> {
+        let url = crate::common::postgres::schema_url(schema).await?;
         Some(open(&url, options).await)
     }
 
@@ -235,16 +395,49 @@ mod postgres {
     /// one nonce, each claimed by both at once, each won exactly once.
     #[test]
     fn two_instances_claim_each_count_once() {
+        two_instances_claim_each_count_once_in(SCHEMA, StoreOptions::new(REALM));
+    }
+
+    /// The suite with leases (`nc_lease = 256`), in a schema of its own: the
+    /// value is recorded per database and every instance must agree on it.
+    mod leased {
+        use super::*;
+
+        const SCHEMA: &str = "digest_auth_test_store_suite_leased";
+
+        fn options() -> StoreOptions {
+            StoreOptions {
+                nc_lease: Some(256),
+                ..StoreOptions::new(REALM)
+            }
+        }
+
+        async fn make() -> Option<StoreUnderTest> {
+            let options = options();
+            let window = options.nc_window;
+            let store = connect_in(SCHEMA, options).await?;
+            Some((Arc::new(store), window))
+        }
+
+        rocket_digest_auth::nonce_count_store_suite!(make);
+
+        #[test]
+        fn two_instances_claim_each_count_once() {
+            super::two_instances_claim_each_count_once_in(SCHEMA, options());
+        }
+    }
+
+    fn two_instances_claim_each_count_once_in(schema: &str, options: StoreOptions) {
         let runtime = rocket::tokio::runtime::Builder::new_multi_thread()
             .worker_threads(4)
             .enable_all()
             .build()
             .unwrap();
         runtime.block_on(async {
-            let Some(a) = connect(StoreOptions::new(REALM)).await else {
+            let Some(a) = connect_in(schema, options.clone()).await else {
                 return;
             };
-            let b = connect(StoreOptions::new(REALM)).await.expect("reachable");
+            let b = connect_in(schema, options).await.expect("reachable");
             let nonce = format!("two-instances-{}", generate_token());
             let expires_at = chrono::Utc::now().timestamp() + 3600;
             let mut tasks = Vec::new();

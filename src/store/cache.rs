@@ -6,10 +6,17 @@
 //! Tokens issued, rotated or revoked *through the wrapper* (its
 //! [`TokenAdmin`] impl, which the fairing's `Tokens` should use) empty the
 //! cache at once: this process never accepts a revoked or rotated token.
-//! Another process sharing the database (another instance behind a load
-//! balancer, or `server create-token` run from a shell) is not told: it may
-//! go on accepting a revoked or rotated-away token, and refusing a new one,
-//! for up to `ttl` after the change.
+//!
+//! Changes made by another process (another instance behind a load balancer,
+//! `server create-token` run from a shell, SQL by hand) are seen through
+//! [`CredentialStore::credentials_version`]: with [`with_recheck`]
+//! (`CachedCredentials::with_recheck`), the wrapper reads that number at most
+//! once per `recheck` interval and forgets every answer when it moved, so such
+//! a change applies here within `recheck` (plus the time of that one query).
+//! For a store that cannot tell (its `credentials_version` is `None`), another
+//! process's change applies within `ttl`.
+//!
+//! [`with_recheck`]: CachedCredentials::with_recheck
 //!
 //! ```
 //! use std::sync::Arc;
@@ -28,8 +35,8 @@
 //! ```
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use super::{Credential, CredentialStore, HashFunction, StoreError, TokenAdmin};
@@ -58,6 +65,26 @@ pub struct CachedCredentials<S: ?Sized> {
     /// Bumped by every invalidation: a lookup that raced with one does not
     /// store what it read.
     generation: AtomicU64,
+    recheck: Option<Recheck>,
+}
+
+/// When the store's credentials version was last read, and what it was.
+#[derive(Debug)]
+struct Recheck {
+    every: Duration,
+    last: Mutex<(Option<Instant>, Option<i64>)>,
+    /// One request reads the version at a time; the others use the cache
+    /// meanwhile (still within `every` plus that read).
+    reading: AtomicBool,
+}
+
+/// Clears [`Recheck::reading`] also when the read fails or is cancelled.
+struct Reading<'a>(&'a AtomicBool);
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 /// Default bound on cached lookups (found and not found).
@@ -78,7 +105,21 @@ impl<S: ?Sized> CachedCredentials<S> {
             max_entries,
             entries: RwLock::default(),
             generation: AtomicU64::new(0),
+            recheck: None,
         }
+    }
+
+    /// Also reads the store's
+    /// [`credentials_version`](CredentialStore::credentials_version) at most
+    /// once per `every` and forgets every answer when it moved: changes made
+    /// by other processes then apply here within `every`.
+    pub fn with_recheck(mut self, every: Duration) -> CachedCredentials<S> {
+        self.recheck = Some(Recheck {
+            every,
+            last: Mutex::new((None, None)),
+            reading: AtomicBool::new(false),
+        });
+        self
     }
 
     /// The wrapped store.
@@ -136,12 +177,43 @@ impl<S: ?Sized> CachedCredentials<S> {
 }
 
 impl<S: CredentialStore + ?Sized> CachedCredentials<S> {
+    /// Reads the store's credentials version when `every` has passed since
+    /// the last read, and empties the cache when it moved.
+    async fn recheck(&self, recheck: &Recheck) -> Result<(), StoreError> {
+        let due = |last: &(Option<Instant>, Option<i64>)| {
+            last.0.map_or(true, |at| at.elapsed() >= recheck.every)
+        };
+        if !due(&recheck.last.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(());
+        }
+        if recheck.reading.swap(true, Ordering::SeqCst) {
+            // Someone is reading it now. Before the first read succeeded
+            // nothing is known: wait for it rather than use the cache.
+            let known = recheck.last.lock().unwrap_or_else(|e| e.into_inner()).0;
+            if known.is_some() {
+                return Ok(());
+            }
+        }
+        let _reading = Reading(&recheck.reading);
+        let asked = Instant::now();
+        let version = self.inner.credentials_version().await?;
+        let mut last = recheck.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.1 != version {
+            self.invalidate();
+        }
+        *last = (Some(asked), version);
+        Ok(())
+    }
+
     async fn lookup(&self, key: Key) -> Result<Option<Credential>, StoreError> {
         if self.ttl.is_zero() {
             return match &key {
                 Key::Username(u) => self.inner.credential(u).await,
                 Key::Userhash(h, u) => self.inner.credential_by_userhash(*h, u).await,
             };
+        }
+        if let Some(recheck) = &self.recheck {
+            self.recheck(recheck).await?;
         }
         if let Some(hit) = self.get(&key) {
             return Ok(hit);
@@ -171,6 +243,10 @@ impl<S: CredentialStore + ?Sized> CredentialStore for CachedCredentials<S> {
         userhash: &str,
     ) -> Result<Option<Credential>, StoreError> {
         self.lookup(Key::Userhash(hash, userhash.to_owned())).await
+    }
+
+    async fn credentials_version(&self) -> Result<Option<i64>, StoreError> {
+        self.inner.credentials_version().await
     }
 
     fn hash_functions(&self) -> &'static [HashFunction] {

@@ -125,7 +125,8 @@ async fn decide(
     }
     sql.push_str(
         ") AS v WHERE v.column2 + ? > COALESCE((SELECT MAX(nc) FROM digest_auth_nonce_counts \
-         WHERE nonce = v.column1), 0) ON CONFLICT DO NOTHING RETURNING nonce, nc, cnonce",
+         WHERE nonce = v.column1), 0) AND NOT EXISTS (SELECT 1 FROM digest_auth_nonce_leases \
+         WHERE nonce = v.column1) ON CONFLICT DO NOTHING RETURNING nonce, nc, cnonce",
     );
     let mut query = sqlx::query(&sql);
     for &i in &asked {

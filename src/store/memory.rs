@@ -22,16 +22,72 @@ const MAX_ENTRIES_PER_NONCE: u64 = 4096;
 pub struct MemoryStore {
     options: StoreOptions,
     users: RwLock<HashMap<String, Credential>>,
-    nonces: Mutex<HashMap<String, NonceRecord>>,
+    nonces: Mutex<HashMap<String, NonceCounts>>,
 }
 
+/// The counts accepted on one nonce, decided in memory: used by the memory
+/// store, and by the database store for the counts it has leased.
 #[derive(Debug)]
-struct NonceRecord {
+pub(super) struct NonceCounts {
     highest: u32,
     /// `highest` when `seen` was last trimmed: trim again only once it moved.
     trimmed_at: u32,
     seen: HashSet<(String, u32)>,
-    expires_at: i64,
+    pub(super) expires_at: i64,
+}
+
+impl NonceCounts {
+    pub(super) fn new(expires_at: i64) -> NonceCounts {
+        NonceCounts {
+            highest: 0,
+            trimmed_at: 0,
+            seen: HashSet::new(),
+            expires_at,
+        }
+    }
+
+    /// The highest count accepted so far (0 before the first).
+    pub(super) fn highest(&self) -> u32 {
+        self.highest
+    }
+
+    /// Whether `nc` is `window` or more below the highest accepted count.
+    pub(super) fn below_window(&self, nc: u32, window: u32) -> bool {
+        u64::from(nc) + u64::from(window) <= u64::from(self.highest)
+    }
+
+    /// How many (cnonce, nc) entries are kept.
+    pub(super) fn entries(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Checks and records (cnonce, nc) under the window rule of
+    /// [`NonceCountStore`].
+    pub(super) fn claim(&mut self, cnonce: &str, nc: u32, window: u32) -> Claim {
+        if self.below_window(nc, window) {
+            return Claim::Replayed;
+        }
+        // A client re-using one count with ever new cnonces would otherwise
+        // grow the record without bound: past the cap it gets a new nonce.
+        let window = u64::from(window);
+        if self.seen.len() as u64 >= (4 * window).max(MAX_ENTRIES_PER_NONCE) {
+            return Claim::Replayed;
+        }
+        if !self.seen.insert((cnonce.to_owned(), nc)) {
+            return Claim::Replayed;
+        }
+        self.highest = self.highest.max(nc);
+        // Counts below the window are refused before `seen` is consulted, so
+        // their entries can go: a busy nonce keeps about two windows' worth
+        // instead of one entry per request for its whole lifetime.
+        if self.seen.len() as u64 > 2 * window && self.trimmed_at != self.highest {
+            let highest = u64::from(self.highest);
+            self.seen
+                .retain(|&(_, seen)| u64::from(seen) + window > highest);
+            self.trimmed_at = self.highest;
+        }
+        Claim::Accepted
+    }
 }
 
 impl MemoryStore {
@@ -67,7 +123,7 @@ impl MemoryStore {
     /// How many (cnonce, nc) entries one nonce's record holds.
     pub fn nonce_entries(&self, nonce: &str) -> usize {
         let nonces = self.nonces.lock().unwrap_or_else(|e| e.into_inner());
-        nonces.get(nonce).map_or(0, |r| r.seen.len())
+        nonces.get(nonce).map_or(0, NonceCounts::entries)
     }
 }
 
@@ -103,42 +159,13 @@ impl NonceCountStore for MemoryStore {
     ) -> Result<Claim, StoreError> {
         let mut nonces = self.nonces.lock().unwrap_or_else(|e| e.into_inner());
         // Look up before allocating the key: most claims are on a known nonce.
-        if !nonces.contains_key(nonce) {
-            let record = NonceRecord {
-                highest: 0,
-                trimmed_at: 0,
-                seen: HashSet::new(),
-                expires_at,
-            };
-            nonces.insert(nonce.to_owned(), record);
+        if let Some(counts) = nonces.get_mut(nonce) {
+            return Ok(counts.claim(cnonce, nc, self.options.nc_window));
         }
-        let Some(record) = nonces.get_mut(nonce) else {
-            return Err(StoreError::new("nonce record vanished under the lock"));
-        };
-        if u64::from(nc) + u64::from(self.options.nc_window) <= u64::from(record.highest) {
-            return Ok(Claim::Replayed);
-        }
-        // A client re-using one count with ever new cnonces would otherwise
-        // grow the record without bound: past the cap it gets a new nonce.
-        let window = u64::from(self.options.nc_window);
-        if record.seen.len() as u64 >= (4 * window).max(MAX_ENTRIES_PER_NONCE) {
-            return Ok(Claim::Replayed);
-        }
-        if !record.seen.insert((cnonce.to_owned(), nc)) {
-            return Ok(Claim::Replayed);
-        }
-        record.highest = record.highest.max(nc);
-        // Counts below the window are refused before `seen` is consulted, so
-        // their entries can go: a busy nonce keeps about two windows' worth
-        // instead of one entry per request for its whole lifetime.
-        if record.seen.len() as u64 > 2 * window && record.trimmed_at != record.highest {
-            let highest = u64::from(record.highest);
-            record
-                .seen
-                .retain(|&(_, seen)| u64::from(seen) + window > highest);
-            record.trimmed_at = record.highest;
-        }
-        Ok(Claim::Accepted)
+        let mut counts = NonceCounts::new(expires_at);
+        let claim = counts.claim(cnonce, nc, self.options.nc_window);
+        nonces.insert(nonce.to_owned(), counts);
+        Ok(claim)
     }
 
     async fn remove_expired(&self, now: i64) -> Result<u64, StoreError> {
@@ -147,7 +174,7 @@ impl NonceCountStore for MemoryStore {
         nonces.retain(|_, r| {
             let keep = r.expires_at > now;
             if !keep {
-                removed += r.seen.len() as u64;
+                removed += r.entries() as u64;
             }
             keep
         });

@@ -31,6 +31,8 @@ mod cache;
 #[cfg(feature = "sqlite")]
 mod group_commit;
 mod htdigest;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod lease;
 mod memory;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
@@ -41,7 +43,7 @@ pub use cache::{CachedCredentials, DEFAULT_MAX_CACHED_CREDENTIALS};
 pub use htdigest::HtdigestFile;
 pub use memory::MemoryStore;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use sql::SqlStore;
+pub use sql::{SqlStore, DEFAULT_SQLITE_NC_LEASE};
 
 /// A store failure: the database is unreachable, a query failed... The
 /// request it happened on fails closed with 503.
@@ -154,6 +156,16 @@ pub trait CredentialStore: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// A number that changes whenever any credential changes, for stores
+    /// that can tell cheaply (the database store: one row bumped by trigger on
+    /// every change to the tokens table). [`CachedCredentials`] reads it at
+    /// most every `recheck` and forgets everything when it moved. The default,
+    /// `Ok(None)`, means the store cannot tell; cached answers then live for
+    /// the cache's TTL.
+    async fn credentials_version(&self) -> Result<Option<i64>, StoreError> {
+        Ok(None)
+    }
+
     /// The hash functions this store can serve. A store holding only MD5
     /// HA1 values (an htdigest file) returns `&[HashFunction::Md5]`, and a
     /// configuration that offers other algorithms is refused at ignite.
@@ -228,6 +240,11 @@ pub struct StoreOptions {
     pub nc_window: u32,
     /// Keep only HA1 values, not tokens (database store only).
     pub ha1_only: bool,
+    /// Database store: how many counts of a nonce this process leases at a
+    /// time and then decides in memory (`0`: one database write per
+    /// request). `None`: the backend's default, 256 on SQLite, 0 on
+    /// PostgreSQL. See the crate docs on `nc_lease`.
+    pub nc_lease: Option<u32>,
 }
 
 impl StoreOptions {
@@ -237,6 +254,7 @@ impl StoreOptions {
             realm: realm.into(),
             nc_window: DEFAULT_NC_WINDOW,
             ha1_only: false,
+            nc_lease: None,
         }
     }
 

@@ -8,10 +8,13 @@
 #[cfg(feature = "sqlite")]
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use chrono::{TimeZone, Utc};
 use rocket::figment::Figment;
 use sqlx::Row;
 
+use super::lease::LeaseBook;
 use super::{
     generate_token, Claim, Credential, CredentialStore, HashFunction, NonceCountStore, Secret,
     StoreError, StoreOptions, TokenAdmin,
@@ -43,15 +46,34 @@ macro_rules! with_pool {
 pub struct SqlStore {
     pool: Pool,
     options: StoreOptions,
-    /// SQLite: claims are committed in groups by one writer task.
+    /// With `nc_lease` > 0: the blocks of counts this process holds.
+    leases: Option<Arc<LeaseBook>>,
+    /// SQLite without leases: claims are committed in groups by one writer task.
     #[cfg(feature = "sqlite")]
     group_commit: Option<super::group_commit::GroupCommit>,
 }
 
+/// One claim without leases. A nonce some process leased blocks of (before
+/// the database's `nc_lease` was changed) is not claimable row by row.
 const CLAIM: &str = "INSERT INTO digest_auth_nonce_counts (nonce, nc, cnonce, expires_at) \
      SELECT $1, $2, $3, $4 \
      WHERE $2 + $5 > COALESCE((SELECT MAX(nc) FROM digest_auth_nonce_counts WHERE nonce = $1), 0) \
+     AND NOT EXISTS (SELECT 1 FROM digest_auth_nonce_leases WHERE nonce = $1) \
      ON CONFLICT DO NOTHING";
+
+/// Takes the lease of counts `[$2, $3]` of nonce `$1` for owner `$4`.
+/// Refused when any lease overlaps it (one made with
+/// another `nc_lease`) or when the nonce has row-by-row claims.
+const TAKE_LEASE: &str = "INSERT INTO digest_auth_nonce_leases \
+     (nonce, first_nc, last_nc, owner, expires_at) \
+     SELECT $1, $2, $3, $4, $5 \
+     WHERE NOT EXISTS (SELECT 1 FROM digest_auth_nonce_leases \
+         WHERE nonce = $1 AND first_nc <= $3 AND last_nc >= $2) \
+     AND NOT EXISTS (SELECT 1 FROM digest_auth_nonce_counts WHERE nonce = $1) \
+     ON CONFLICT DO NOTHING";
+
+/// The default `nc_lease` on SQLite; PostgreSQL defaults to 0 (no leases).
+pub const DEFAULT_SQLITE_NC_LEASE: u32 = 256;
 
 const SELECT_CREDENTIAL: &str =
     "SELECT username, token, ha1_md5, ha1_sha256, ha1_sha512_256, created_at FROM digest_auth_tokens";
@@ -69,7 +91,10 @@ const SET_USERHASHES: &str =
     "UPDATE digest_auth_tokens SET userhash_realm = $2, userhash_md5 = $3, \
      userhash_sha256 = $4, userhash_sha512_256 = $5 WHERE username = $1";
 
-const DELETE_EXPIRED: &str = "DELETE FROM digest_auth_nonce_counts WHERE expires_at <= $1";
+const DELETE_EXPIRED: [&str; 2] = [
+    "DELETE FROM digest_auth_nonce_counts WHERE expires_at <= $1",
+    "DELETE FROM digest_auth_nonce_leases WHERE expires_at <= $1",
+];
 
 /// Key of the PostgreSQL advisory lock that lets one instance at a time clean up.
 /// Refuses a connection SQLite opened read-only. Opening `mode=rwc` while the
@@ -147,22 +172,30 @@ impl SqlStore {
                 "unsupported database URL `{url}`: expected sqlite://... or postgres://..."
             )));
         };
+        let nc_lease = options.nc_lease.unwrap_or(match &pool {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(_) => DEFAULT_SQLITE_NC_LEASE,
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(_) => 0,
+        });
+        let leases = (nc_lease > 0).then(|| Arc::new(LeaseBook::new(nc_lease, options.nc_window)));
         #[cfg(feature = "sqlite")]
         let group_commit = match &pool {
-            Pool::Sqlite(p) => Some(super::group_commit::GroupCommit::start(
+            Pool::Sqlite(p) if leases.is_none() => Some(super::group_commit::GroupCommit::start(
                 p.clone(),
                 options.nc_window,
             )),
-            #[cfg(feature = "postgres")]
-            Pool::Postgres(_) => None,
+            _ => None,
         };
         let store = SqlStore {
             pool,
             options,
+            leases,
             #[cfg(feature = "sqlite")]
             group_commit,
         };
         store.migrate().await?;
+        store.agree_on_nc_lease(nc_lease).await?;
         store.refresh_userhashes().await?;
         Ok(store)
     }
@@ -258,6 +291,34 @@ impl SqlStore {
         })
     }
 
+    /// Records `nc_lease` in the database, or checks it against the value
+    /// recorded there: instances that leased blocks and instances that claim
+    /// row by row must never decide the same nonce side by side.
+    async fn agree_on_nc_lease(&self, nc_lease: u32) -> Result<(), StoreError> {
+        let recorded: i64 = with_pool!(&self.pool, p => {
+            sqlx::query(
+                "INSERT INTO digest_auth_settings (name, value) VALUES ('nc_lease', $1) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(i64::from(nc_lease))
+            .execute(p)
+            .await?;
+            sqlx::query_scalar("SELECT value FROM digest_auth_settings WHERE name = 'nc_lease'")
+                .fetch_one(p)
+                .await?
+        });
+        if recorded == i64::from(nc_lease) {
+            return Ok(());
+        }
+        Err(StoreError::new(format!(
+            "`digest_auth.nc_lease` is {nc_lease} here, but this database is used with \
+             nc_lease = {recorded} (recorded by the first instance that opened it): every \
+             instance sharing a database must use the same value. To change it, stop every \
+             instance, run `DELETE FROM digest_auth_settings WHERE name = 'nc_lease'` and \
+             start them with the new value"
+        )))
+    }
+
     /// Recomputes the userhash columns of rows made for another realm.
     async fn refresh_userhashes(&self) -> Result<(), StoreError> {
         let realm = self.options.realm.as_str();
@@ -312,6 +373,49 @@ impl SqlStore {
         })
     }
 
+    /// How many leases of blocks of counts the store holds.
+    pub async fn nonce_leases(&self) -> Result<i64, StoreError> {
+        with_pool!(&self.pool, p => {
+            let row = sqlx::query("SELECT COUNT(*) AS n FROM digest_auth_nonce_leases")
+                .fetch_one(p)
+                .await?;
+            Ok(row.try_get::<i64, _>("n")?)
+        })
+    }
+
+    /// Takes the block `[first, last]` of `nonce` for `owner` if nobody
+    /// has it; whether it is `owner`'s afterwards. Decided by reading the row
+    /// back rather than by the insert's row count, so a take that committed
+    /// although its caller saw an error (a busy database, a timeout) is
+    /// recognised as ours by the retry.
+    async fn take_lease(
+        &self,
+        owner: i64,
+        nonce: &str,
+        first: u32,
+        last: u32,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        with_pool!(&self.pool, p => {
+            sqlx::query(TAKE_LEASE)
+                .bind(nonce)
+                .bind(i64::from(first))
+                .bind(i64::from(last))
+                .bind(owner)
+                .bind(expires_at)
+                .execute(p)
+                .await?;
+            let holder: Option<i64> = sqlx::query_scalar(
+                "SELECT owner FROM digest_auth_nonce_leases WHERE nonce = $1 AND first_nc = $2",
+            )
+            .bind(nonce)
+            .bind(i64::from(first))
+            .fetch_optional(p)
+            .await?;
+            Ok(holder == Some(owner))
+        })
+    }
+
     /// Closes the pool.
     pub async fn close(&self) {
         with_pool!(&self.pool, p => p.close().await)
@@ -327,6 +431,17 @@ impl CredentialStore for SqlStore {
                 Some(row) => Ok(Some(credential_from_row!(row))),
                 None => Ok(None),
             }
+        })
+    }
+
+    async fn credentials_version(&self) -> Result<Option<i64>, StoreError> {
+        with_pool!(&self.pool, p => {
+            let version: i64 = sqlx::query_scalar(
+                "SELECT version FROM digest_auth_tokens_version WHERE id = 1",
+            )
+            .fetch_one(p)
+            .await?;
+            Ok(Some(version))
         })
     }
 
@@ -362,6 +477,11 @@ impl NonceCountStore for SqlStore {
         nc: u32,
         expires_at: i64,
     ) -> Result<Claim, StoreError> {
+        if let Some(leases) = &self.leases {
+            let owner = leases.owner();
+            let take = |first, last| self.take_lease(owner, nonce, first, last, expires_at);
+            return leases.claim(nonce, cnonce, nc, expires_at, take).await;
+        }
         #[cfg(feature = "sqlite")]
         if let Some(group_commit) = &self.group_commit {
             return group_commit.claim(nonce, cnonce, nc, expires_at).await;
@@ -380,13 +500,17 @@ impl NonceCountStore for SqlStore {
     }
 
     async fn remove_expired(&self, now: i64) -> Result<u64, StoreError> {
-        match &self.pool {
+        // The database first: a lease forgotten here while its row remains
+        // can only be refused, never taken twice.
+        let removed = match &self.pool {
             #[cfg(feature = "sqlite")]
-            Pool::Sqlite(p) => Ok(sqlx::query(DELETE_EXPIRED)
-                .bind(now)
-                .execute(p)
-                .await?
-                .rows_affected()),
+            Pool::Sqlite(p) => {
+                let mut n = 0;
+                for sql in DELETE_EXPIRED {
+                    n += sqlx::query(sql).bind(now).execute(p).await?.rows_affected();
+                }
+                n
+            }
             #[cfg(feature = "postgres")]
             Pool::Postgres(p) => {
                 // One instance cleans at a time; the others skip this round
@@ -396,18 +520,24 @@ impl NonceCountStore for SqlStore {
                     .bind(CLEANUP_LOCK)
                     .fetch_one(&mut *tx)
                     .await?;
-                if !locked {
-                    return Ok(0);
+                let mut n = 0;
+                if locked {
+                    for sql in DELETE_EXPIRED {
+                        n += sqlx::query(sql)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                    }
+                    tx.commit().await?;
                 }
-                let n = sqlx::query(DELETE_EXPIRED)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                tx.commit().await?;
-                Ok(n)
+                n
             }
+        };
+        if let Some(leases) = &self.leases {
+            leases.remove_expired(now);
         }
+        Ok(removed)
     }
 }
 

@@ -1,0 +1,36 @@
+-- Blocks of counts [first_nc, last_nc] of one nonce, each leased to one
+-- process (`owner`, random per process), which then decides those counts in
+-- its memory. After a restart the old owner is gone and the block's counts
+-- are refused (stale=true). Rows live until their nonce expires.
+CREATE TABLE IF NOT EXISTS digest_auth_nonce_leases (
+    nonce TEXT NOT NULL,
+    first_nc BIGINT NOT NULL,
+    last_nc BIGINT NOT NULL,
+    owner BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (nonce, first_nc)
+);
+CREATE INDEX IF NOT EXISTS digest_auth_nonce_leases_expires_at ON digest_auth_nonce_leases (expires_at);
+
+-- Settings every instance sharing this database must agree on (`nc_lease`).
+CREATE TABLE IF NOT EXISTS digest_auth_settings (
+    name TEXT PRIMARY KEY NOT NULL,
+    value BIGINT NOT NULL
+);
+
+-- A number every change to digest_auth_tokens bumps (by trigger, whoever
+-- makes it: an instance, `create-token`, SQL by hand), so that a credential
+-- cache can check one row instead of re-reading every user.
+CREATE TABLE IF NOT EXISTS digest_auth_tokens_version (
+    id INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+    version BIGINT NOT NULL
+);
+INSERT INTO digest_auth_tokens_version (id, version) VALUES (1, 0) ON CONFLICT DO NOTHING;
+CREATE OR REPLACE FUNCTION digest_auth_tokens_bump_version() RETURNS trigger AS $$
+BEGIN
+    UPDATE digest_auth_tokens_version SET version = version + 1;
+    RETURN NULL;
+END
+$$ LANGUAGE plpgsql;
+CREATE OR REPLACE TRIGGER digest_auth_tokens_version AFTER INSERT OR UPDATE OR DELETE
+ON digest_auth_tokens FOR EACH STATEMENT EXECUTE FUNCTION digest_auth_tokens_bump_version();

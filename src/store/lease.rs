@@ -1,0 +1,229 @@
+//! Leased counts: the database store's claims decided in memory, one block of
+//! counts at a time.
+//!
+//! Writing a row per request is what made the database store slow (one
+//! transaction, one WAL append and two thread hand-offs per request). Instead
+//! a process leases a block of `nc_lease` counts of a nonce, `[first, last]`,
+//! with one `INSERT` that succeeds for exactly one process, and then decides
+//! the counts of that block in its memory, exactly as the memory store does.
+//! Every count belongs to at most one block and every block to at most one
+//! process, so every (nonce, cnonce, nc) is still accepted at most once, across
+//! processes and restarts: a block whose process is gone is nobody's, and its
+//! counts are refused (the client gets `stale=true` and a fresh nonce).
+//!
+//! The price: a client whose requests on one nonce alternate between
+//! instances (a per-request round-robin balancer) is refused by the instance
+//! that does not hold the block, and after a restart each client in the middle
+//! of a block gets one `stale=true`. That is why PostgreSQL, the backend for
+//! several instances, does not lease by default.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use rocket::tokio::sync::OnceCell;
+
+use super::memory::NonceCounts;
+use super::{Claim, StoreError};
+
+/// Blocks one nonce keeps in memory before refused ones are forgotten.
+const MAX_BLOCKS_PER_NONCE: usize = 64;
+
+/// This process's leases and the counts it accepted under them.
+#[derive(Debug)]
+pub(super) struct LeaseBook {
+    /// Who this process is in the lease table: random, so a restarted
+    /// process never mistakes its predecessor's blocks for its own.
+    owner: i64,
+    size: u32,
+    window: u32,
+    nonces: Mutex<HashMap<String, LeasedNonce>>,
+}
+
+#[derive(Debug)]
+struct LeasedNonce {
+    counts: NonceCounts,
+    /// Blocks by first count: `true` ours, `false` another's; an empty cell
+    /// while the lease is being taken (the others wait on it).
+    blocks: Vec<(u32, Arc<OnceCell<bool>>)>,
+}
+
+impl LeaseBook {
+    /// `size` counts per lease (at least 1), the `nc` window of the store.
+    pub(super) fn new(size: u32, window: u32) -> LeaseBook {
+        LeaseBook {
+            owner: rand::random(),
+            size: size.max(1),
+            window,
+            nonces: Mutex::default(),
+        }
+    }
+
+    /// This process's owner id in the lease table.
+    pub(super) fn owner(&self) -> i64 {
+        self.owner
+    }
+
+    /// The block `nc` belongs to: its first and last count.
+    pub(super) fn block_of(&self, nc: u32) -> (u32, u32) {
+        let first = nc - nc % self.size;
+        (first, first.saturating_add(self.size - 1))
+    }
+
+    /// Claims (nonce, cnonce, nc). When this process does not know the block
+    /// yet, `take(first, last)` asks the database for it once (concurrent
+    /// claims on the same block wait for that one answer): `Ok(true)` when the
+    /// lease is now ours, `Ok(false)` when another process has it.
+    pub(super) async fn claim<F, Fut>(
+        &self,
+        nonce: &str,
+        cnonce: &str,
+        nc: u32,
+        expires_at: i64,
+        take: F,
+    ) -> Result<Claim, StoreError>
+    where
+        F: FnOnce(u32, u32) -> Fut,
+        Fut: Future<Output = Result<bool, StoreError>>,
+    {
+        let (first, last) = self.block_of(nc);
+        let cell = {
+            let mut nonces = self.lock();
+            // Look up before allocating the key: most claims are on a known nonce.
+            if !nonces.contains_key(nonce) {
+                let entry = LeasedNonce {
+                    counts: NonceCounts::new(expires_at),
+                    blocks: Vec::new(),
+                };
+                nonces.insert(nonce.to_owned(), entry);
+            }
+            let Some(entry) = nonces.get_mut(nonce) else {
+                return Err(StoreError::new("lease record vanished under the lock"));
+            };
+            if entry.counts.below_window(nc, self.window) {
+                return Ok(Claim::Replayed);
+            }
+            match entry.blocks.iter().find(|(f, _)| *f == first) {
+                Some((_, cell)) => match cell.get() {
+                    Some(true) => return Ok(self.decide(entry, cnonce, nc)),
+                    Some(false) => return Ok(Claim::Replayed),
+                    None => cell.clone(),
+                },
+                None => {
+                    let cell = Arc::new(OnceCell::new());
+                    entry.blocks.push((first, cell.clone()));
+                    cell
+                }
+            }
+        };
+        // A failed or cancelled take leaves the cell empty: the next claim
+        // asks again. A take that committed but was cancelled before it was
+        // recorded leaves the block taken and not known as ours: its counts
+        // are refused, never accepted twice.
+        let ours = *cell.get_or_try_init(|| take(first, last)).await?;
+        if !ours {
+            return Ok(Claim::Replayed);
+        }
+        let mut nonces = self.lock();
+        match nonces.get_mut(nonce) {
+            Some(entry) => Ok(self.decide(entry, cnonce, nc)),
+            // Removed by the cleanup meanwhile: the nonce has expired.
+            None => Ok(Claim::Replayed),
+        }
+    }
+
+    fn decide(&self, entry: &mut LeasedNonce, cnonce: &str, nc: u32) -> Claim {
+        let claim = entry.counts.claim(cnonce, nc, self.window);
+        if entry.blocks.len() > 4 {
+            // Blocks entirely below the window are never consulted again.
+            let (highest, window) = (u64::from(entry.counts.highest()), u64::from(self.window));
+            let size = u64::from(self.size);
+            entry
+                .blocks
+                .retain(|(first, _)| u64::from(*first) + size + window > highest);
+            if entry.blocks.len() > MAX_BLOCKS_PER_NONCE {
+                // Forget others' blocks: the database still knows they are taken.
+                entry.blocks.retain(|(_, cell)| cell.get() != Some(&false));
+            }
+        }
+        claim
+    }
+
+    /// Forgets nonces that expired at or before `now`; returns how many.
+    pub(super) fn remove_expired(&self, now: i64) -> u64 {
+        let mut nonces = self.lock();
+        let before = nonces.len();
+        nonces.retain(|_, entry| entry.counts.expires_at > now);
+        (before - nonces.len()) as u64
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, LeasedNonce>> {
+        self.nonces.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[rocket::async_test]
+    async fn one_take_per_block_and_exact_counts_inside() {
+        let book = LeaseBook::new(16, 64);
+        let takes = AtomicU32::new(0);
+        let take = |first: u32, last: u32| {
+            takes.fetch_add(1, Ordering::SeqCst);
+            assert_eq!(last - first, 15);
+            async { Ok(true) }
+        };
+        for nc in 1..=40 {
+            let claim = book.claim("n", "c", nc, i64::MAX, take).await.unwrap();
+            assert_eq!(claim, Claim::Accepted, "nc {nc}");
+        }
+        // Blocks [0,15], [16,31], [32,47].
+        assert_eq!(takes.load(Ordering::SeqCst), 3);
+        let again = book.claim("n", "c", 20, i64::MAX, take).await.unwrap();
+        assert_eq!(again, Claim::Replayed);
+        let other_cnonce = book.claim("n", "d", 20, i64::MAX, take).await.unwrap();
+        assert_eq!(other_cnonce, Claim::Accepted);
+    }
+
+    #[rocket::async_test]
+    async fn a_block_held_elsewhere_refuses_and_is_asked_once() {
+        let book = LeaseBook::new(16, 64);
+        let takes = AtomicU32::new(0);
+        let take = |_, _| {
+            takes.fetch_add(1, Ordering::SeqCst);
+            async { Ok(false) }
+        };
+        for cnonce in ["a", "b", "c"] {
+            let claim = book.claim("n", cnonce, 3, i64::MAX, take).await.unwrap();
+            assert_eq!(claim, Claim::Replayed);
+        }
+        assert_eq!(takes.load(Ordering::SeqCst), 1);
+    }
+
+    #[rocket::async_test]
+    async fn a_failed_take_fails_the_claim_and_is_retried() {
+        let book = LeaseBook::new(16, 64);
+        let failed = book
+            .claim("n", "c", 1, i64::MAX, |_, _| async {
+                Err(StoreError::new("down"))
+            })
+            .await;
+        assert!(failed.is_err());
+        let claim = book
+            .claim("n", "c", 1, i64::MAX, |_, _| async { Ok(true) })
+            .await
+            .unwrap();
+        assert_eq!(claim, Claim::Accepted);
+    }
+
+    #[test]
+    fn blocks_cover_the_whole_range() {
+        let book = LeaseBook::new(256, 256);
+        assert_eq!(book.block_of(0), (0, 255));
+        assert_eq!(book.block_of(256), (256, 511));
+        assert_eq!(book.block_of(u32::MAX), (u32::MAX - 255, u32::MAX));
+    }
+}
