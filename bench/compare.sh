@@ -48,11 +48,15 @@ USERNAME="bench-$$"
 WORK=$(mktemp -d /tmp/digest-compare.XXXXXX)
 chmod 755 "$WORK"
 PIDS=()
+PG_SCHEMAS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
     wait 2>/dev/null || true
+    for schema in "${PG_SCHEMAS[@]}"; do
+        psql "$PG_URL" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
+    done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -162,21 +166,41 @@ SQLITE_ENV=(ROCKET_PORT=$PORT
 TOKEN=$(env "${SQLITE_ENV[@]}" "$SERVER" create-token "$USERNAME" 2>"$WORK/sqlite-token.err" | tail -n1)
 serve_and_measure sqlite "${SQLITE_ENV[@]}" --
 
-# PostgreSQL
+# PostgreSQL: each configuration in a schema of its own, made for this run
+# and dropped at the end (`nc_lease` is recorded per database). The default
+# (a row per request, for load balancers that spread one client's requests
+# over instances), then with nc_lease = 256 (instances that keep a client's
+# connection, as an L4 balancer does).
 HAVE_PG=""
+pg_schema_url() { # schema -> the URL with that schema first on the search path
+    psql "$PG_URL" -qc "CREATE SCHEMA IF NOT EXISTS $1" >/dev/null 2>&1 || return 1
+    PG_SCHEMAS+=("$1")
+    local sep='?'
+    [[ $PG_URL == *\?* ]] && sep='&'
+    echo "${PG_URL}${sep}options%5Bsearch_path%5D=$1"
+}
 if [ -z "${NO_POSTGRES:-}" ]; then
-    PORT=$((PORT + 1))
-    PG_ENV=(ROCKET_PROFILE=postgres ROCKET_PORT=$PORT
-        ROCKET_DIGEST_AUTH="{secret=\"$SECRET\"$EXTRA}"
-        ROCKET_DATABASES="{digest_auth={url=\"$PG_URL\"}}")
-    if TOKEN=$(env "${PG_ENV[@]}" "$SERVER" create-token "$USERNAME" 2>"$WORK/pg-token.err" | tail -n1) &&
-        [ -n "$TOKEN" ]; then
-        log "PostgreSQL store ($PG_URL)"
-        HAVE_PG=1
-        serve_and_measure postgres "${PG_ENV[@]}" --
-    else
-        log "PostgreSQL unreachable at $PG_URL, skipped: $(tail -n1 "$WORK/pg-token.err")"
-    fi
+    for variant in postgres postgres-leased; do
+        PORT=$((PORT + 1))
+        lease=""
+        [ "$variant" = postgres-leased ] && lease=",nc_lease=256"
+        if ! url=$(pg_schema_url "digest_auth_bench_$$_${variant//-/_}"); then
+            log "PostgreSQL unreachable at $PG_URL (psql failed), skipped"
+            break
+        fi
+        PG_ENV=(ROCKET_PROFILE=postgres ROCKET_PORT=$PORT
+            ROCKET_DIGEST_AUTH="{secret=\"$SECRET\"$lease$EXTRA}"
+            ROCKET_DATABASES="{digest_auth={url=\"$url\"}}")
+        if TOKEN=$(env "${PG_ENV[@]}" "$SERVER" create-token "$USERNAME" 2>"$WORK/pg-token.err" | tail -n1) &&
+            [ -n "$TOKEN" ]; then
+            log "PostgreSQL store ($variant)"
+            HAVE_PG=1
+            serve_and_measure "$variant" "${PG_ENV[@]}" --
+        else
+            log "PostgreSQL unreachable at $PG_URL, skipped: $(tail -n1 "$WORK/pg-token.err")"
+            break
+        fi
+    done
 fi
 
 # --- Apache httpd with mod_auth_digest ----------------------------------------
@@ -267,11 +291,12 @@ meets() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN {
     echo
     echo "| server, store | open req/s | protected req/s | protected/open | target | open p99 ms | protected p99 ms | p99 protected/open | errors |"
     echo "|---|---|---|---|---|---|---|---|---|"
-    for label in memory sqlite postgres apache; do
+    for label in memory sqlite postgres postgres-leased apache; do
         case $label in
         memory) target=0.9 name="example server, memory" ;;
         sqlite) target=0.5 name="example server, SQLite" ;;
-        postgres) target=0.3 name="example server, PostgreSQL"; [ -n "$HAVE_PG" ] || continue ;;
+        postgres) target=0.3 name="example server, PostgreSQL (nc_lease = 0, default)"; [ -n "$HAVE_PG" ] || continue ;;
+        postgres-leased) target=0.3 name="example server, PostgreSQL, nc_lease = 256"; [ -n "$HAVE_PG" ] || continue ;;
         apache) target="" name="Apache mod_auth_digest (MD5)"; [ -n "$HAVE_APACHE" ] || continue ;;
         esac
         read -r o_rps o_p99 o_err <<<"$(summary "$label-open")"

@@ -4,6 +4,12 @@
 //!
 //! Both backends run the same SQL (`$n` placeholders work in both); only the
 //! pool type and the expired-row cleanup differ.
+//!
+//! Nonce counts are decided one of two ways, per database (`nc_lease`,
+//! recorded in `digest_auth_settings`): by leasing blocks of counts and
+//! deciding them in memory (see `lease.rs`; SQLite's default), or by one
+//! row per accepted count (PostgreSQL's default; on SQLite group-committed,
+//! see `group_commit.rs`).
 
 #[cfg(feature = "sqlite")]
 use std::time::Duration;
