@@ -37,7 +37,7 @@ impl HashFunction {
             for p in parts {
                 d.update(p);
             }
-            hex::encode(d.finalize())
+            lower_hex(&d.finalize())
         }
         match self {
             Self::Md5 => run::<Md5>(parts),
@@ -53,6 +53,18 @@ impl HashFunction {
             Self::Sha256 | Self::Sha512_256 => 64,
         }
     }
+}
+
+/// Lowercase hex, pushed byte by byte: `hex::encode`'s char iterator showed
+/// up at 2.5 % of a protected request's server time.
+fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 /// A Digest `algorithm` parameter value.

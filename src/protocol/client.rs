@@ -111,6 +111,14 @@ impl Answer<'_> {
     /// The `Authorization` header value.
     pub fn header(&self) -> String {
         let c = self.challenge;
+        let ha1 = digest::ha1(c.algorithm, self.username, &c.realm, self.password);
+        self.header_with_ha1(&ha1)
+    }
+
+    /// As [`header`](Self::header), with `H(username:realm:password)`
+    /// already computed (a session on one challenge computes it once).
+    fn header_with_ha1(&self, ha1: &str) -> String {
+        let c = self.challenge;
         let alg = c.algorithm;
         let nc = format!("{:08x}", self.nc);
         let qop = self.qop.map(|kind| QopParams {
@@ -118,9 +126,11 @@ impl Answer<'_> {
             nc: &nc,
             cnonce: self.cnonce,
         });
-        let ha1 = digest::ha1(alg, self.username, &c.realm, self.password);
-        let ha1 = digest::session_ha1(alg, &ha1, &c.nonce, Some(self.cnonce));
-        let body_hash = alg.hash(self.body);
+        let ha1 = digest::session_ha1(alg, ha1, &c.nonce, Some(self.cnonce));
+        let body_hash = match self.qop {
+            Some(QopKind::AuthInt) => alg.hash(self.body),
+            _ => String::new(),
+        };
         let response =
             digest::response(alg, &ha1, &c.nonce, self.method, self.uri, qop, &body_hash);
         let username = if self.userhash {
@@ -166,16 +176,20 @@ pub struct DigestClient {
     username: String,
     password: String,
     challenge: ClientChallenge,
+    /// HA1 for the challenge's algorithm and realm: the same for every nonce.
+    ha1: String,
     nc: u32,
 }
 
 impl DigestClient {
     /// A session answering `challenge`.
     pub fn new(username: &str, password: &str, challenge: ClientChallenge) -> DigestClient {
+        let ha1 = digest::ha1(challenge.algorithm, username, &challenge.realm, password);
         DigestClient {
             username: username.into(),
             password: password.into(),
             challenge,
+            ha1,
             nc: 0,
         }
     }
@@ -216,7 +230,7 @@ impl DigestClient {
             body: b"",
             userhash: false,
         }
-        .header()
+        .header_with_ha1(&self.ha1)
     }
 }
 

@@ -220,6 +220,51 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_claims_on_a_new_block_take_it_once() {
+        let runtime = rocket::tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let book = Arc::new(LeaseBook::new(256, 256));
+            let takes = Arc::new(AtomicU32::new(0));
+            let mut tasks = Vec::new();
+            for nc in 1..=64u32 {
+                let (book, takes) = (book.clone(), takes.clone());
+                tasks.push(rocket::tokio::spawn(async move {
+                    let take = |_, _| async {
+                        takes.fetch_add(1, Ordering::SeqCst);
+                        rocket::tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        Ok(true)
+                    };
+                    book.claim("n", "c", nc, i64::MAX, take).await.unwrap()
+                }));
+            }
+            for task in tasks {
+                assert_eq!(task.await.unwrap(), Claim::Accepted);
+            }
+            assert_eq!(takes.load(Ordering::SeqCst), 1);
+        });
+    }
+
+    #[rocket::async_test]
+    async fn a_busy_nonce_keeps_few_blocks() {
+        let book = LeaseBook::new(16, 64);
+        for nc in 1..=10_000 {
+            let claim = book
+                .claim("n", "c", nc, i64::MAX, |_, _| async { Ok(true) })
+                .await
+                .unwrap();
+            assert_eq!(claim, Claim::Accepted);
+        }
+        let blocks = book.lock().get("n").map(|e| e.blocks.len()).unwrap();
+        // The window (64) spans at most five blocks of 16, plus the current.
+        assert!(blocks <= 6, "{blocks} blocks kept");
+        assert_eq!(book.remove_expired(i64::MAX), 1);
+    }
+
+    #[test]
     fn blocks_cover_the_whole_range() {
         let book = LeaseBook::new(256, 256);
         assert_eq!(book.block_of(0), (0, 255));
