@@ -56,7 +56,10 @@
 //! - [`Verifier`]: the whole check of one request over the store traits.
 //! - [`store`]: [`CredentialStore`](store::CredentialStore) and
 //!   [`NonceCountStore`](store::NonceCountStore), the built-in memory, SQL and htdigest
-//!   stores, an optional credential cache, and the shared store test suite.
+//!   stores (the SQL store leases blocks of nonce counts, `nc_lease`), the
+//!   credential cache (on by default for the database store, rechecked
+//!   against the token table's version every `credential_recheck_ms`), and
+//!   the shared store test suite.
 //! - The Rocket glue: [`DigestAuth`] (fairing), [`DigestAuthenticated`]
 //!   (request guard), [`DigestAuthenticatedData`] (data guard for
 //!   `qop=auth-int` over request bodies), [`catcher`].
