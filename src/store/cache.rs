@@ -187,8 +187,8 @@ impl<S: CredentialStore + ?Sized> CachedCredentials<S> {
             return Ok(());
         }
         if recheck.reading.swap(true, Ordering::SeqCst) {
-            // Someone is reading it now. Before the first read succeeded
-            // nothing is known: wait for it rather than use the cache.
+            // Someone is reading it now: use the cache meanwhile, unless no
+            // read has succeeded yet (nothing is known): then read it too.
             let known = recheck.last.lock().unwrap_or_else(|e| e.into_inner()).0;
             if known.is_some() {
                 return Ok(());
