@@ -173,8 +173,6 @@ serve_and_measure sqlite "${SQLITE_ENV[@]}" --
 # connection, as an L4 balancer does).
 HAVE_PG=""
 pg_schema_url() { # schema -> the URL with that schema first on the search path
-    psql "$PG_URL" -qc "CREATE SCHEMA IF NOT EXISTS $1" >/dev/null 2>&1 || return 1
-    PG_SCHEMAS+=("$1")
     local sep='?'
     [[ $PG_URL == *\?* ]] && sep='&'
     echo "${PG_URL}${sep}options%5Bsearch_path%5D=$1"
@@ -184,10 +182,15 @@ if [ -z "${NO_POSTGRES:-}" ]; then
         PORT=$((PORT + 1))
         lease=""
         [ "$variant" = postgres-leased ] && lease=",nc_lease=256"
-        if ! url=$(pg_schema_url "digest_auth_bench_$$_${variant//-/_}"); then
+        schema="digest_auth_bench_$$_${variant//-/_}"
+        # Created (and registered for the exit trap) in this shell, not in a
+        # command substitution's subshell.
+        if ! psql "$PG_URL" -qc "CREATE SCHEMA IF NOT EXISTS $schema" >/dev/null 2>&1; then
             log "PostgreSQL unreachable at $PG_URL (psql failed), skipped"
             break
         fi
+        PG_SCHEMAS+=("$schema")
+        url=$(pg_schema_url "$schema")
         PG_ENV=(ROCKET_PROFILE=postgres ROCKET_PORT=$PORT
             ROCKET_DIGEST_AUTH="{secret=\"$SECRET\"$lease$EXTRA}"
             ROCKET_DATABASES="{digest_auth={url=\"$url\"}}")
