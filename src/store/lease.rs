@@ -264,6 +264,71 @@ mod tests {
         assert_eq!(book.remove_expired(i64::MAX), 1);
     }
 
+    use crate::store::{MemoryStore, NonceCountStore, StoreOptions};
+    use proptest::prelude::*;
+    use std::collections::HashSet;
+
+    /// One claim: which book (process), nonce, cnonce and count.
+    fn claims() -> impl Strategy<Value = Vec<(usize, u8, u8, u32)>> {
+        prop::collection::vec((0..3usize, 0..2u8, 0..3u8, 0..200u32), 1..400)
+    }
+
+    proptest! {
+        /// Three processes sharing one lease table: no (nonce, cnonce, nc)
+        /// is ever accepted twice, whoever is asked.
+        #[test]
+        fn processes_sharing_a_table_accept_each_key_at_most_once(claims in claims()) {
+            let runtime = rocket::tokio::runtime::Builder::new_current_thread().build().unwrap();
+            runtime.block_on(async {
+                let table: Mutex<HashMap<(String, u32), usize>> = Mutex::default();
+                let books: Vec<LeaseBook> = (0..3).map(|_| LeaseBook::new(16, 64)).collect();
+                let mut accepted = HashSet::new();
+                for (who, nonce, cnonce, nc) in claims {
+                    let nonce = format!("n{nonce}");
+                    let take = |first: u32, _| {
+                        let mut table = table.lock().unwrap();
+                        let owner = *table.entry((nonce.clone(), first)).or_insert(who);
+                        async move { Ok(owner == who) }
+                    };
+                    let claim = books[who]
+                        .claim(&nonce, &cnonce.to_string(), nc, i64::MAX, take)
+                        .await
+                        .unwrap();
+                    if claim == Claim::Accepted {
+                        prop_assert!(
+                            accepted.insert((nonce, cnonce, nc)),
+                            "accepted twice"
+                        );
+                    }
+                }
+                Ok(())
+            })?;
+        }
+
+        /// A process that gets every lease decides exactly as the memory store.
+        #[test]
+        fn with_every_lease_it_decides_as_the_memory_store(claims in claims()) {
+            let runtime = rocket::tokio::runtime::Builder::new_current_thread().build().unwrap();
+            runtime.block_on(async {
+                let book = LeaseBook::new(16, 64);
+                let memory = MemoryStore::new(StoreOptions {
+                    nc_window: 64,
+                    ..StoreOptions::new("r")
+                });
+                for (_, nonce, cnonce, nc) in claims {
+                    let (nonce, cnonce) = (format!("n{nonce}"), cnonce.to_string());
+                    let leased = book
+                        .claim(&nonce, &cnonce, nc, i64::MAX, |_, _| async { Ok(true) })
+                        .await
+                        .unwrap();
+                    let expected = memory.claim(&nonce, &cnonce, nc, i64::MAX).await.unwrap();
+                    prop_assert_eq!(leased, expected, "nonce {} cnonce {} nc {}", nonce, cnonce, nc);
+                }
+                Ok(())
+            })?;
+        }
+    }
+
     #[test]
     fn blocks_cover_the_whole_range() {
         let book = LeaseBook::new(256, 256);
