@@ -148,23 +148,25 @@ fn claims(c: &mut Criterion) {
     let memory = Arc::new(MemoryStore::new(StoreOptions::new("bench")));
     bench_claims(c, &rt, "memory", memory, now() + 3600);
 
+    // Leases (the default) and a row per claim, each in its own file: the
+    // choice is recorded per database.
     #[cfg(feature = "sqlite")]
-    {
+    for (nc_lease, name) in [
+        (None, "SQLite file, WAL, nc_lease 256 (default)"),
+        (Some(0), "SQLite file, WAL, nc_lease 0"),
+    ] {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let url = format!("sqlite://{}/bench.db?mode=rwc", dir.path().display());
+        let options = StoreOptions {
+            nc_lease,
+            ..StoreOptions::new("bench")
+        };
         let store = rt
             .block_on(rocket_digest_auth::store::SqlStore::connect_url(
-                &url,
-                StoreOptions::new("bench"),
+                &url, options,
             ))
             .expect("a SQLite store");
-        bench_claims(
-            c,
-            &rt,
-            "SQLite file, WAL",
-            Arc::new(store.clone()),
-            now() + 3600,
-        );
+        bench_claims(c, &rt, name, Arc::new(store.clone()), now() + 3600);
         rt.block_on(store.close());
     }
 

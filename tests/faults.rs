@@ -693,8 +693,10 @@ fn postgres_server_stopping_mid_traffic_fails_closed_and_recovers() {
             reply.elapsed < Duration::from_secs(CONNECT_TIMEOUT + 3),
             "{reply:?}"
         );
+        // A wrong one: 503, or 401 when the credential cache still holds the
+        // user (its version read within the last 2 x credential_recheck_ms).
         let reply = first_attempt(&client, "alice", "not the token").await;
-        assert_eq!(reply.status, Status::ServiceUnavailable, "{reply:?}");
+        assert!([401, 503].contains(&reply.status.code), "{reply:?}");
         sleep(Duration::from_millis(1500)).await;
 
         let up_at = Instant::now();

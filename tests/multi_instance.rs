@@ -333,7 +333,7 @@ fn a_database_outage_answers_503_and_heals_by_itself() {
         assert_eq!(reply.status, 503, "{outage:?}: {reply:?}");
         assert!(waited < Duration::from_secs(15), "{outage:?}: {waited:?}");
         // A wrong one: 503, or 401 when the credential cache still holds
-        // the user (read within the last `credential_recheck_ms`).
+        // the user (its version read within the last 2 x credential_recheck_ms).
         let mut wrong = DigestClient::new(&user, &generate_token(), client.challenge().clone());
         let reply = a.get(Some(&wrong.authorization("GET", "/me")));
         assert!([401, 503].contains(&reply.status), "{outage:?}: {reply:?}");

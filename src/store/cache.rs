@@ -12,7 +12,9 @@
 //! [`CredentialStore::credentials_version`]: with [`with_recheck`]
 //! (`CachedCredentials::with_recheck`), the wrapper reads that number at most
 //! once per `recheck` interval and forgets every answer when it moved, so such
-//! a change applies here within `recheck` (plus the time of that one query).
+//! a change applies here within `recheck` (twice `recheck` while one read is
+//! slow; when the store cannot answer, lookups fail rather than serve older
+//! answers).
 //! For a store that cannot tell (its `credentials_version` is `None`), another
 //! process's change applies within `ttl`.
 //!
@@ -74,7 +76,7 @@ struct Recheck {
     every: Duration,
     last: Mutex<(Option<Instant>, Option<i64>)>,
     /// One request reads the version at a time; the others use the cache
-    /// meanwhile (still within `every` plus that read).
+    /// meanwhile, for at most twice `every` after the last good read.
     reading: AtomicBool,
 }
 
@@ -187,10 +189,12 @@ impl<S: CredentialStore + ?Sized> CachedCredentials<S> {
             return Ok(());
         }
         if recheck.reading.swap(true, Ordering::SeqCst) {
-            // Someone is reading it now: use the cache meanwhile, unless no
-            // read has succeeded yet (nothing is known): then read it too.
+            // Someone is reading it now: use the cache meanwhile, but only
+            // while the last good read is under two intervals old. Past that
+            // (the store is slow or down) read it too, and fail with it:
+            // answers are never older than twice the interval.
             let known = recheck.last.lock().unwrap_or_else(|e| e.into_inner()).0;
-            if known.is_some() {
+            if known.is_some_and(|at| at.elapsed() < 2 * recheck.every) {
                 return Ok(());
             }
         }
@@ -286,6 +290,85 @@ mod tests {
             Some(crate::store::Secret::Token(t)) => Some(t.clone()),
             _ => None,
         }
+    }
+
+    /// A memory store with a version that can be bumped or made to fail
+    /// (slowly, as an unreachable database does).
+    struct Versioned {
+        inner: MemoryStore,
+        version: std::sync::atomic::AtomicI64,
+        down: AtomicBool,
+    }
+
+    #[rocket::async_trait]
+    impl CredentialStore for Versioned {
+        async fn credential(&self, username: &str) -> Result<Option<Credential>, StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::new("down"));
+            }
+            self.inner.credential(username).await
+        }
+
+        async fn credentials_version(&self) -> Result<Option<i64>, StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                rocket::tokio::time::sleep(Duration::from_millis(300)).await;
+                return Err(StoreError::new("down"));
+            }
+            Ok(Some(self.version.load(Ordering::SeqCst)))
+        }
+    }
+
+    #[test]
+    fn a_recheck_applies_changes_and_never_serves_answers_older_than_two_intervals() {
+        let runtime = rocket::tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let store = Arc::new(Versioned {
+                inner: MemoryStore::new(StoreOptions::new("realm")),
+                version: 0.into(),
+                down: false.into(),
+            });
+            store.inner.insert_token("alice", "one");
+            let every = Duration::from_millis(100);
+            let cached = Arc::new(
+                CachedCredentials::new(store.clone(), Duration::from_secs(60)).with_recheck(every),
+            );
+            let token = |c: Result<Option<Credential>, StoreError>| token_of(&c.unwrap());
+            assert_eq!(
+                token(cached.credential("alice").await).as_deref(),
+                Some("one")
+            );
+
+            // A change with a new version applies after the interval.
+            store.inner.insert_token("alice", "two");
+            store.version.store(1, Ordering::SeqCst);
+            rocket::tokio::time::sleep(every + Duration::from_millis(10)).await;
+            assert_eq!(
+                token(cached.credential("alice").await).as_deref(),
+                Some("two")
+            );
+
+            // The store goes down: one lookup reads the version (slowly)...
+            store.down.store(true, Ordering::SeqCst);
+            rocket::tokio::time::sleep(every + Duration::from_millis(10)).await;
+            let reader = rocket::tokio::spawn({
+                let cached = cached.clone();
+                async move { cached.credential("alice").await.is_err() }
+            });
+            rocket::tokio::time::sleep(Duration::from_millis(20)).await;
+            // ...the others still use the cache within two intervals...
+            assert_eq!(
+                token(cached.credential("alice").await).as_deref(),
+                Some("two")
+            );
+            // ...and past them read it too, and fail with it.
+            rocket::tokio::time::sleep(every).await;
+            assert!(cached.credential("alice").await.is_err());
+            assert!(reader.await.unwrap(), "the reader's lookup failed too");
+        });
     }
 
     #[rocket::async_test]

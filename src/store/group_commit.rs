@@ -1,8 +1,10 @@
-//! Group commit of SQLite nonce-count claims.
+//! Group commit of row-per-claim nonce counts (`nc_lease = 0`), on SQLite and
+//! PostgreSQL.
 //!
-//! SQLite has one writer at a time, and each claim on its own is a
-//! transaction, a WAL append and two hand-offs to sqlx's connection thread.
-//! Here concurrent claims queue on a channel while the writer task is busy;
+//! Each claim on its own is a transaction: on SQLite a WAL append and two
+//! hand-offs to sqlx's connection thread, on PostgreSQL a commit that waits
+//! for the WAL flush. Here concurrent claims queue on a channel while the
+//! writer task is busy;
 //! each round takes everything queued (up to [`MAX_GROUP`]) and decides it
 //! with ONE multi-row `INSERT ... SELECT FROM (VALUES ...) WHERE <window>
 //! ON CONFLICT DO NOTHING RETURNING` statement: one transaction for the
@@ -16,12 +18,20 @@
 use std::collections::{HashMap, HashSet};
 
 use rocket::tokio::sync::{mpsc, oneshot};
-use sqlx::Row;
 
 use super::{Claim, StoreError};
 
+/// The pool the writer task runs its statements on.
+#[derive(Debug, Clone)]
+pub(super) enum WriterPool {
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::SqlitePool),
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgPool),
+}
+
 /// Most claims decided by one statement (4 bound values each, well under
-/// SQLite's limit of 32766 parameters).
+/// SQLite's limit of 32766 parameters and PostgreSQL's of 65535).
 const MAX_GROUP: usize = 256;
 
 /// One claim waiting for its group.
@@ -41,7 +51,7 @@ pub(super) struct GroupCommit {
 
 impl GroupCommit {
     /// Starts the writer task on the current runtime.
-    pub(super) fn start(pool: sqlx::SqlitePool, window: u32) -> GroupCommit {
+    pub(super) fn start(pool: WriterPool, window: u32) -> GroupCommit {
         let (queue, requests) = mpsc::channel(4 * MAX_GROUP);
         rocket::tokio::spawn(run(pool, window, requests));
         GroupCommit { queue }
@@ -55,7 +65,7 @@ impl GroupCommit {
         nc: u32,
         expires_at: i64,
     ) -> Result<Claim, StoreError> {
-        let stopped = || StoreError::new("the SQLite claim writer has stopped");
+        let stopped = || StoreError::new("the nonce-count claim writer has stopped");
         let (reply, answer) = oneshot::channel();
         let request = ClaimRequest {
             nonce: nonce.to_owned(),
@@ -69,7 +79,7 @@ impl GroupCommit {
     }
 }
 
-async fn run(pool: sqlx::SqlitePool, window: u32, mut requests: mpsc::Receiver<ClaimRequest>) {
+async fn run(pool: WriterPool, window: u32, mut requests: mpsc::Receiver<ClaimRequest>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while requests.recv_many(&mut group, MAX_GROUP).await > 0 {
         match decide(&pool, window, &group).await {
@@ -90,7 +100,7 @@ async fn run(pool: sqlx::SqlitePool, window: u32, mut requests: mpsc::Receiver<C
 
 /// Decides every claim of `group` with (at most) one statement.
 async fn decide(
-    pool: &sqlx::SqlitePool,
+    pool: &WriterPool,
     window: u32,
     group: &[ClaimRequest],
 ) -> Result<Vec<Claim>, sqlx::Error> {
@@ -112,36 +122,50 @@ async fn decide(
     if asked.is_empty() {
         return Ok(outcomes);
     }
+    // Explicit types: PostgreSQL would take untyped VALUES parameters as text.
     let mut sql = String::from(
         "INSERT INTO digest_auth_nonce_counts (nonce, nc, cnonce, expires_at) \
          SELECT v.column1, v.column2, v.column3, v.column4 FROM (VALUES ",
     );
     for k in 0..asked.len() {
-        sql.push_str(if k == 0 {
-            "(?, ?, ?, ?)"
-        } else {
-            ", (?, ?, ?, ?)"
-        });
+        let n = 4 * k;
+        sql.push_str(if k == 0 { "" } else { ", " });
+        sql.push_str(&format!(
+            "(CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS BIGINT))",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4
+        ));
     }
-    sql.push_str(
-        ") AS v WHERE v.column2 + ? > COALESCE((SELECT MAX(nc) FROM digest_auth_nonce_counts \
+    sql.push_str(&format!(
+        ") AS v WHERE v.column2 + ${} > COALESCE((SELECT MAX(nc) FROM digest_auth_nonce_counts \
          WHERE nonce = v.column1), 0) AND NOT EXISTS (SELECT 1 FROM digest_auth_nonce_leases \
          WHERE nonce = v.column1) ON CONFLICT DO NOTHING RETURNING nonce, nc, cnonce",
-    );
-    let mut query = sqlx::query(&sql);
-    for &i in &asked {
-        let c = &group[i];
-        query = query
-            .bind(c.nonce.as_str())
-            .bind(i64::from(c.nc))
-            .bind(c.cnonce.as_str())
-            .bind(c.expires_at);
+        4 * asked.len() + 1
+    ));
+    // The same binds for either pool; the query types differ.
+    macro_rules! fetch {
+        ($p:expr) => {{
+            let mut query = sqlx::query_as::<_, (String, i64, String)>(&sql);
+            for &i in &asked {
+                let c = &group[i];
+                query = query
+                    .bind(c.nonce.as_str())
+                    .bind(i64::from(c.nc))
+                    .bind(c.cnonce.as_str())
+                    .bind(c.expires_at);
+            }
+            query.bind(i64::from(window)).fetch_all($p).await?
+        }};
     }
-    let rows = query.bind(i64::from(window)).fetch_all(pool).await?;
-    let mut inserted: HashSet<(String, i64, String)> = HashSet::with_capacity(rows.len());
-    for row in rows {
-        inserted.insert((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?));
-    }
+    let rows = match pool {
+        #[cfg(feature = "sqlite")]
+        WriterPool::Sqlite(p) => fetch!(p),
+        #[cfg(feature = "postgres")]
+        WriterPool::Postgres(p) => fetch!(p),
+    };
+    let inserted: HashSet<(String, i64, String)> = rows.into_iter().collect();
     for &i in &asked {
         let c = &group[i];
         if inserted.contains(&(c.nonce.clone(), i64::from(c.nc), c.cnonce.clone())) {

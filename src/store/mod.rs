@@ -28,7 +28,7 @@ use rand::RngCore;
 use crate::protocol::{digest, Algorithm, HashFunction};
 
 mod cache;
-#[cfg(feature = "sqlite")]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod group_commit;
 mod htdigest;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

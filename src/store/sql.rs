@@ -8,8 +8,8 @@
 //! Nonce counts are decided one of two ways, per database (`nc_lease`,
 //! recorded in `digest_auth_settings`): by leasing blocks of counts and
 //! deciding them in memory (see `lease.rs`; SQLite's default), or by one
-//! row per accepted count (PostgreSQL's default; on SQLite group-committed,
-//! see `group_commit.rs`).
+//! row per accepted count (PostgreSQL's default), group-committed: see
+//! `group_commit.rs`.
 
 #[cfg(feature = "sqlite")]
 use std::time::Duration;
@@ -20,6 +20,7 @@ use chrono::{TimeZone, Utc};
 use rocket::figment::Figment;
 use sqlx::Row;
 
+use super::group_commit::{GroupCommit, WriterPool};
 use super::lease::LeaseBook;
 use super::{
     generate_token, Claim, Credential, CredentialStore, HashFunction, NonceCountStore, Secret,
@@ -52,20 +53,18 @@ macro_rules! with_pool {
 pub struct SqlStore {
     pool: Pool,
     options: StoreOptions,
-    /// With `nc_lease` > 0: the blocks of counts this process holds.
-    leases: Option<Arc<LeaseBook>>,
-    /// SQLite without leases: claims are committed in groups by one writer task.
-    #[cfg(feature = "sqlite")]
-    group_commit: Option<super::group_commit::GroupCommit>,
+    counts: Counts,
 }
 
-/// One claim without leases. A nonce some process leased blocks of (before
-/// the database's `nc_lease` was changed) is not claimable row by row.
-const CLAIM: &str = "INSERT INTO digest_auth_nonce_counts (nonce, nc, cnonce, expires_at) \
-     SELECT $1, $2, $3, $4 \
-     WHERE $2 + $5 > COALESCE((SELECT MAX(nc) FROM digest_auth_nonce_counts WHERE nonce = $1), 0) \
-     AND NOT EXISTS (SELECT 1 FROM digest_auth_nonce_leases WHERE nonce = $1) \
-     ON CONFLICT DO NOTHING";
+/// How this store decides nonce counts (`nc_lease`).
+#[derive(Debug, Clone)]
+enum Counts {
+    /// `nc_lease` > 0: in memory, under leases of blocks of counts.
+    Leased(Arc<LeaseBook>),
+    /// `nc_lease = 0`: a row per accepted count, committed in groups by one
+    /// writer task.
+    Rows(GroupCommit),
+}
 
 /// Takes the lease of counts `[$2, $3]` of nonce `$1` for owner `$4`.
 /// Refused when any lease overlaps it (one made with
@@ -184,21 +183,21 @@ impl SqlStore {
             #[cfg(feature = "postgres")]
             Pool::Postgres(_) => 0,
         });
-        let leases = (nc_lease > 0).then(|| Arc::new(LeaseBook::new(nc_lease, options.nc_window)));
-        #[cfg(feature = "sqlite")]
-        let group_commit = match &pool {
-            Pool::Sqlite(p) if leases.is_none() => Some(super::group_commit::GroupCommit::start(
-                p.clone(),
-                options.nc_window,
-            )),
-            _ => None,
+        let counts = if nc_lease > 0 {
+            Counts::Leased(Arc::new(LeaseBook::new(nc_lease, options.nc_window)))
+        } else {
+            let writer = match &pool {
+                #[cfg(feature = "sqlite")]
+                Pool::Sqlite(p) => WriterPool::Sqlite(p.clone()),
+                #[cfg(feature = "postgres")]
+                Pool::Postgres(p) => WriterPool::Postgres(p.clone()),
+            };
+            Counts::Rows(GroupCommit::start(writer, options.nc_window))
         };
         let store = SqlStore {
             pool,
             options,
-            leases,
-            #[cfg(feature = "sqlite")]
-            group_commit,
+            counts,
         };
         store.migrate().await?;
         store.agree_on_nc_lease(nc_lease).await?;
@@ -483,26 +482,14 @@ impl NonceCountStore for SqlStore {
         nc: u32,
         expires_at: i64,
     ) -> Result<Claim, StoreError> {
-        if let Some(leases) = &self.leases {
-            let owner = leases.owner();
-            let take = |first, last| self.take_lease(owner, nonce, first, last, expires_at);
-            return leases.claim(nonce, cnonce, nc, expires_at, take).await;
+        match &self.counts {
+            Counts::Leased(leases) => {
+                let owner = leases.owner();
+                let take = |first, last| self.take_lease(owner, nonce, first, last, expires_at);
+                leases.claim(nonce, cnonce, nc, expires_at, take).await
+            }
+            Counts::Rows(group_commit) => group_commit.claim(nonce, cnonce, nc, expires_at).await,
         }
-        #[cfg(feature = "sqlite")]
-        if let Some(group_commit) = &self.group_commit {
-            return group_commit.claim(nonce, cnonce, nc, expires_at).await;
-        }
-        with_pool!(&self.pool, p => {
-            let done = sqlx::query(CLAIM)
-                .bind(nonce)
-                .bind(i64::from(nc))
-                .bind(cnonce)
-                .bind(expires_at)
-                .bind(i64::from(self.options.nc_window))
-                .execute(p)
-                .await?;
-            Ok(if done.rows_affected() == 1 { Claim::Accepted } else { Claim::Replayed })
-        })
     }
 
     async fn remove_expired(&self, now: i64) -> Result<u64, StoreError> {
@@ -540,7 +527,7 @@ impl NonceCountStore for SqlStore {
                 n
             }
         };
-        if let Some(leases) = &self.leases {
+        if let Counts::Leased(leases) = &self.counts {
             leases.remove_expired(now);
         }
         Ok(removed)
