@@ -17,9 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use std::sync::Arc;
-
-use rocket::tokio::sync::{mpsc, oneshot, Mutex};
+use rocket::tokio::sync::{mpsc, oneshot};
 
 use super::{Claim, StoreError};
 
@@ -35,12 +33,6 @@ pub(super) enum WriterPool {
 /// Most claims decided by one statement (4 bound values each, well under
 /// SQLite's limit of 32766 parameters and PostgreSQL's of 65535).
 const MAX_GROUP: usize = 256;
-
-/// Writer tasks on PostgreSQL. Groups decided at the same time by different
-/// writers are separate transactions: a key is still accepted once (the
-/// primary key), and the window is as loose as between two instances.
-#[cfg(feature = "postgres")]
-const POSTGRES_WRITERS: usize = 4;
 
 /// One claim waiting for its group.
 pub(super) struct ClaimRequest {
@@ -58,22 +50,10 @@ pub(super) struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the writer tasks on the current runtime: one for SQLite (it
-    /// has one writer at a time anyway), [`POSTGRES_WRITERS`] for
-    /// PostgreSQL, so that a group forms and commits while the previous
-    /// one waits for its WAL flush.
+    /// Starts the writer task on the current runtime.
     pub(super) fn start(pool: WriterPool, window: u32) -> GroupCommit {
         let (queue, requests) = mpsc::channel(4 * MAX_GROUP);
-        let requests = Arc::new(Mutex::new(requests));
-        let writers = match pool {
-            #[cfg(feature = "sqlite")]
-            WriterPool::Sqlite(_) => 1,
-            #[cfg(feature = "postgres")]
-            WriterPool::Postgres(_) => POSTGRES_WRITERS,
-        };
-        for _ in 0..writers {
-            rocket::tokio::spawn(run(pool.clone(), window, requests.clone()));
-        }
+        rocket::tokio::spawn(run(pool, window, requests));
         GroupCommit { queue }
     }
 
@@ -99,10 +79,9 @@ impl GroupCommit {
     }
 }
 
-async fn run(pool: WriterPool, window: u32, requests: Arc<Mutex<mpsc::Receiver<ClaimRequest>>>) {
+async fn run(pool: WriterPool, window: u32, mut requests: mpsc::Receiver<ClaimRequest>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
-    // The queue is held only while taking a group, not while deciding it.
-    while requests.lock().await.recv_many(&mut group, MAX_GROUP).await > 0 {
+    while requests.recv_many(&mut group, MAX_GROUP).await > 0 {
         match decide(&pool, window, &group).await {
             Ok(outcomes) => {
                 for (request, outcome) in group.drain(..).zip(outcomes) {
