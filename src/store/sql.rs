@@ -370,22 +370,18 @@ impl SqlStore {
 
     /// How many (nonce, cnonce, nc) records the store holds.
     pub async fn nonce_records(&self) -> Result<i64, StoreError> {
-        with_pool!(&self.pool, p => {
-            let row = sqlx::query("SELECT COUNT(*) AS n FROM digest_auth_nonce_counts")
-                .fetch_one(p)
-                .await?;
-            Ok(row.try_get::<i64, _>("n")?)
-        })
+        self.count_rows("SELECT COUNT(*) FROM digest_auth_nonce_counts")
+            .await
     }
 
     /// How many leases of blocks of counts the store holds.
     pub async fn nonce_leases(&self) -> Result<i64, StoreError> {
-        with_pool!(&self.pool, p => {
-            let row = sqlx::query("SELECT COUNT(*) AS n FROM digest_auth_nonce_leases")
-                .fetch_one(p)
-                .await?;
-            Ok(row.try_get::<i64, _>("n")?)
-        })
+        self.count_rows("SELECT COUNT(*) FROM digest_auth_nonce_leases")
+            .await
+    }
+
+    async fn count_rows(&self, sql: &'static str) -> Result<i64, StoreError> {
+        with_pool!(&self.pool, p => Ok(sqlx::query_scalar(sql).fetch_one(p).await?))
     }
 
     /// Takes the block `[first, last]` of `nonce` for `owner` if nobody
