@@ -79,7 +79,13 @@ pub(crate) async fn authenticate<U: DigestUser>(
                 let duplicate = ParseError::Duplicate("authorization".into());
                 return CachedVerification(Some(Err(Rejection::Malformed(duplicate))));
             }
-            let target = request.uri().to_string();
+            // The request-target as received (what `Origin`'s Display writes),
+            // copied only when it has a query.
+            let uri = request.uri();
+            let target = match uri.query() {
+                None => std::borrow::Cow::Borrowed(uri.path().as_str()),
+                Some(query) => format!("{}?{}", uri.path().as_str(), query.as_str()).into(),
+            };
             let parts = RequestParts {
                 method: request.method().as_str(),
                 target: &target,

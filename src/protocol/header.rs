@@ -20,6 +20,7 @@
 //! assert_eq!(auth.qop.map(|q| q.nc), Some(1));
 //! ```
 
+use std::borrow::Cow;
 use std::str::FromStr;
 
 use super::algorithm::Algorithm;
@@ -145,7 +146,7 @@ impl Authorization {
         Self::from_params(params).map(Some)
     }
 
-    fn from_params(params: Vec<(String, String)>) -> Result<Authorization, ParseError> {
+    fn from_params(params: Vec<Param<'_>>) -> Result<Authorization, ParseError> {
         let mut p = Params(params);
         let username = p.take("username");
         let username_ext = p.take("username*");
@@ -156,7 +157,7 @@ impl Authorization {
             Some(_) => return Err(ParseError::Invalid("userhash")),
         };
         let username = match (username, username_ext) {
-            (Some(u), None) => u,
+            (Some(u), None) => u.into_owned(),
             (None, Some(ext)) if !userhash => decode_ext_value(&ext)?,
             (None, None) => return Err(ParseError::Missing("username")),
             // RFC 7616 3.4.4: never both, and username* never with userhash.
@@ -173,7 +174,7 @@ impl Authorization {
             None => Algorithm::Md5,
             Some(a) => a.parse().map_err(|_| ParseError::Invalid("algorithm"))?,
         };
-        let opaque = p.take("opaque");
+        let opaque = p.take("opaque").map(Cow::into_owned);
         let qop = match (p.take("qop"), p.take("nc"), p.take("cnonce")) {
             (None, None, None) => None,
             (Some(kind), Some(nc_raw), Some(cnonce)) => {
@@ -189,8 +190,8 @@ impl Authorization {
                 Some(Qop {
                     kind,
                     nc,
-                    nc_raw,
-                    cnonce,
+                    nc_raw: nc_raw.into_owned(),
+                    cnonce: cnonce.into_owned(),
                 })
             }
             (None, _, _) => return Err(ParseError::Missing("qop")),
@@ -200,9 +201,9 @@ impl Authorization {
         Ok(Authorization {
             username,
             userhash,
-            realm,
-            nonce,
-            uri,
+            realm: realm.into_owned(),
+            nonce: nonce.into_owned(),
+            uri: uri.into_owned(),
             response: response.to_ascii_lowercase(),
             algorithm,
             opaque,
@@ -211,20 +212,25 @@ impl Authorization {
     }
 }
 
-struct Params(Vec<(String, String)>);
+struct Params<'a>(Vec<Param<'a>>);
 
-impl Params {
-    fn take(&mut self, name: &str) -> Option<String> {
+impl<'a> Params<'a> {
+    fn take(&mut self, name: &str) -> Option<Cow<'a, str>> {
         let i = self.0.iter().position(|(n, _)| n == name)?;
         Some(self.0.swap_remove(i).1)
     }
 }
 
+/// One `name=value` of a header: the lower-cased name and the unescaped value.
+pub(crate) type Param<'a> = (Cow<'a, str>, Cow<'a, str>);
+
 /// Splits `name=value, name="quoted \"value\""` into lower-cased names and
-/// unescaped values, refusing duplicates.
-pub(crate) fn parse_params(s: &str) -> Result<Vec<(String, String)>, ParseError> {
+/// unescaped values, refusing duplicates. Both borrow from `s` unless they
+/// had to change (upper-case names, escaped values): a request's header is
+/// parsed without a copy per parameter.
+pub(crate) fn parse_params(s: &str) -> Result<Vec<Param<'_>>, ParseError> {
     let bytes = s.as_bytes();
-    let mut out: Vec<(String, String)> = Vec::new();
+    let mut out: Vec<Param<'_>> = Vec::with_capacity(12);
     let mut i = 0;
     let skip_ws = |i: &mut usize| {
         while *i < bytes.len() && matches!(bytes[*i], b' ' | b'\t' | b'\r' | b'\n') {
@@ -246,7 +252,12 @@ pub(crate) fn parse_params(s: &str) -> Result<Vec<(String, String)>, ParseError>
         if i == start {
             return Err(ParseError::Syntax(i));
         }
-        let name = s[start..i].to_ascii_lowercase();
+        let name = &s[start..i];
+        let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(name)
+        };
         skip_ws(&mut i);
         if i == bytes.len() || bytes[i] != b'=' {
             return Err(ParseError::Syntax(i));
@@ -255,17 +266,26 @@ pub(crate) fn parse_params(s: &str) -> Result<Vec<(String, String)>, ParseError>
         skip_ws(&mut i);
         let value = if i < bytes.len() && bytes[i] == b'"' {
             i += 1;
-            let mut v = String::new();
+            let vstart = i;
+            // Stays borrowed until the first escape.
+            let mut v: Option<String> = None;
             let mut run = i;
             loop {
                 match bytes.get(i) {
                     None => return Err(ParseError::Syntax(i)),
                     Some(b'"') => {
-                        v.push_str(&s[run..i]);
+                        let value = match v.take() {
+                            None => Cow::Borrowed(&s[vstart..i]),
+                            Some(mut v) => {
+                                v.push_str(&s[run..i]);
+                                Cow::Owned(v)
+                            }
+                        };
                         i += 1;
-                        break;
+                        break value;
                     }
                     Some(b'\\') => {
+                        let v = v.get_or_insert_with(String::new);
                         v.push_str(&s[run..i]);
                         // The escaped character may be multi-byte UTF-8: copy it whole.
                         let next = s[i + 1..].chars().next().ok_or(ParseError::Syntax(i))?;
@@ -276,7 +296,6 @@ pub(crate) fn parse_params(s: &str) -> Result<Vec<(String, String)>, ParseError>
                     Some(_) => i += 1,
                 }
             }
-            v
         } else {
             let vstart = i;
             while i < bytes.len() && is_tchar(bytes[i]) {
@@ -285,14 +304,14 @@ pub(crate) fn parse_params(s: &str) -> Result<Vec<(String, String)>, ParseError>
             if i == vstart {
                 return Err(ParseError::Syntax(i));
             }
-            s[vstart..i].to_owned()
+            Cow::Borrowed(&s[vstart..i])
         };
         skip_ws(&mut i);
         if i < bytes.len() && bytes[i] != b',' {
             return Err(ParseError::Syntax(i));
         }
         if out.iter().any(|(n, _)| *n == name) {
-            return Err(ParseError::Duplicate(name));
+            return Err(ParseError::Duplicate(name.into_owned()));
         }
         if out.len() == MAX_PARAMS {
             return Err(ParseError::TooManyParams);
