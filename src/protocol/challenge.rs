@@ -110,14 +110,26 @@ impl fmt::Display for AuthenticationInfo {
 
 /// Writes `s` as an RFC 7230 quoted-string.
 fn quoted(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
-    f.write_char('"')?;
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
+    fmt::Display::fmt(&Quoted(s), f)
+}
+
+/// `s` as an RFC 7230 quoted-string: in double quotes, with `"` and `\`
+/// escaped. Writes runs between escapes whole.
+pub(crate) struct Quoted<'a>(pub(crate) &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_char('"')?;
+        let mut rest = self.0;
+        while let Some(i) = rest.find(['"', '\\']) {
+            f.write_str(&rest[..i])?;
             f.write_char('\\')?;
+            f.write_str(&rest[i..=i])?;
+            rest = &rest[i + 1..];
         }
-        f.write_char(c)?;
+        f.write_str(rest)?;
+        f.write_char('"')
     }
-    f.write_char('"')
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 use rand::RngCore;
 
 use super::algorithm::Algorithm;
+use super::challenge::Quoted;
 use super::digest::{self, QopParams};
 use super::header::{parse_params, ParseError, QopKind};
 
@@ -61,10 +62,10 @@ impl ClientChallenge {
             userhash: false,
         };
         for (name, v) in parse_params(rest)? {
-            match name.as_str() {
-                "realm" => realm = Some(v),
-                "nonce" => nonce = Some(v),
-                "opaque" => challenge.opaque = Some(v),
+            match &*name {
+                "realm" => realm = Some(v.into_owned()),
+                "nonce" => nonce = Some(v.into_owned()),
+                "opaque" => challenge.opaque = Some(v.into_owned()),
                 "algorithm" => {
                     challenge.algorithm = v.parse().map_err(|_| ParseError::Invalid("algorithm"))?
                 }
@@ -138,35 +139,36 @@ impl Answer<'_> {
         } else {
             self.username.to_owned()
         };
-        let mut h = format!(
-            "Digest username=\"{}\", realm=\"{}\", nonce=\"{}\", uri=\"{}\", algorithm={}, response=\"{}\"",
-            escape(&username),
-            escape(&c.realm),
-            c.nonce,
-            escape(self.uri),
+        // Written into one buffer; `fmt::Write` for a String cannot fail.
+        use std::fmt::Write;
+        let mut h = String::with_capacity(256);
+        let _ = write!(
+            h,
+            "Digest username={}, realm={}, nonce={}, uri={}, algorithm={}, response=\"{}\"",
+            Quoted(&username),
+            Quoted(&c.realm),
+            Quoted(&c.nonce),
+            Quoted(self.uri),
             alg,
             response
         );
         if let Some(q) = qop {
-            h.push_str(&format!(
-                ", qop={}, nc={}, cnonce=\"{}\"",
+            let _ = write!(
+                h,
+                ", qop={}, nc={}, cnonce={}",
                 q.kind.as_str(),
                 q.nc,
-                escape(q.cnonce)
-            ));
+                Quoted(q.cnonce)
+            );
         }
         if let Some(o) = &c.opaque {
-            h.push_str(&format!(", opaque=\"{}\"", escape(o)));
+            let _ = write!(h, ", opaque={}", Quoted(o));
         }
         if self.userhash {
             h.push_str(", userhash=true");
         }
         h
     }
-}
-
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 /// A client session on one nonce: counts `nc` up and picks a fresh cnonce
