@@ -35,6 +35,8 @@
 //! - `--warmup S` seconds run before measuring (default 1)
 //! - `--threads N` runtime worker threads (default 1: leave the cores to the server)
 //! - `--method M` (default GET)
+//! - `--header 'Name: value'`: one more request header, sent as given
+//!   (repeatable)
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -60,10 +62,12 @@ struct Options {
     requests: Option<u64>,
     threads: usize,
     method: String,
+    headers: Vec<String>,
 }
 
 const USAGE: &str = "usage: loadgen --url http://host:port/path [--user U --token T] \
-[--connections N] [--duration S | --requests N] [--warmup S] [--threads N] [--method M]";
+[--connections N] [--duration S | --requests N] [--warmup S] [--threads N] [--method M] \
+[--header 'Name: value']...";
 
 fn parse_args() -> Result<Options, String> {
     let mut args = std::env::args().skip(1);
@@ -80,6 +84,7 @@ fn parse_args() -> Result<Options, String> {
         requests: None,
         threads: 1,
         method: "GET".into(),
+        headers: Vec::new(),
     };
     let secs = |v: String| -> Result<Duration, String> {
         v.parse::<f64>()
@@ -111,6 +116,10 @@ fn parse_args() -> Result<Options, String> {
             "--requests" => o.requests = Some(count(value)?),
             "--threads" => o.threads = count(value)? as usize,
             "--method" => o.method = value,
+            "--header" if value.contains(':') && !value.contains(['\r', '\n']) => {
+                o.headers.push(value)
+            }
+            "--header" => return Err(format!("not a header line: {value:?}")),
             _ => return Err(format!("unknown option {arg}\n{USAGE}")),
         }
     }
@@ -346,6 +355,10 @@ fn request_bytes(o: &Options, authorization: Option<&str>) -> Vec<u8> {
         "{} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: rocket_digest_auth-loadgen\r\n",
         o.method, o.target
     );
+    for h in &o.headers {
+        r.push_str(h);
+        r.push_str("\r\n");
+    }
     if let Some(a) = authorization {
         r.push_str("Authorization: ");
         r.push_str(a);
