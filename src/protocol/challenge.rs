@@ -48,11 +48,9 @@ pub struct Challenge<'a> {
 
 impl fmt::Display for Challenge<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Digest realm=")?;
-        quoted(f, self.realm)?;
+        write!(f, "Digest realm={}", Quoted(self.realm))?;
         if let Some(domain) = self.domain {
-            f.write_str(", domain=")?;
-            quoted(f, domain)?;
+            write!(f, ", domain={}", Quoted(domain))?;
         }
         if !self.qop.is_empty() {
             f.write_str(", qop=\"")?;
@@ -64,11 +62,14 @@ impl fmt::Display for Challenge<'_> {
             }
             f.write_char('"')?;
         }
-        write!(f, ", algorithm={}, nonce=", self.algorithm)?;
-        quoted(f, self.nonce)?;
+        write!(
+            f,
+            ", algorithm={}, nonce={}",
+            self.algorithm,
+            Quoted(self.nonce)
+        )?;
         if let Some(opaque) = self.opaque {
-            f.write_str(", opaque=")?;
-            quoted(f, opaque)?;
+            write!(f, ", opaque={}", Quoted(opaque))?;
         }
         if self.stale {
             f.write_str(", stale=true")?;
@@ -94,23 +95,20 @@ pub struct AuthenticationInfo {
 
 impl fmt::Display for AuthenticationInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("rspauth=")?;
-        quoted(f, &self.rspauth)?;
+        write!(f, "rspauth={}", Quoted(&self.rspauth))?;
         if let Some((kind, nc, cnonce)) = &self.qop {
-            write!(f, ", qop={}, nc={nc}, cnonce=", kind.as_str())?;
-            quoted(f, cnonce)?;
+            write!(
+                f,
+                ", qop={}, nc={nc}, cnonce={}",
+                kind.as_str(),
+                Quoted(cnonce)
+            )?;
         }
         if let Some(next) = &self.nextnonce {
-            f.write_str(", nextnonce=")?;
-            quoted(f, next)?;
+            write!(f, ", nextnonce={}", Quoted(next))?;
         }
         Ok(())
     }
-}
-
-/// Writes `s` as an RFC 7230 quoted-string.
-fn quoted(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
-    fmt::Display::fmt(&Quoted(s), f)
 }
 
 /// `s` as an RFC 7230 quoted-string: in double quotes, with `"` and `\`
