@@ -138,10 +138,15 @@ async fn decide(
             n + 4
         ));
     }
+    // Rows go in key order: two instances whose groups share keys then wait
+    // for each other's uncommitted rows in the same order. In arrival order,
+    // PostgreSQL found deadlocks between them (each holding a key the other
+    // wanted next), failing both groups.
     sql.push_str(&format!(
         ") AS v WHERE v.column2 + ${} > COALESCE((SELECT MAX(nc) FROM digest_auth_nonce_counts \
          WHERE nonce = v.column1), 0) AND NOT EXISTS (SELECT 1 FROM digest_auth_nonce_leases \
-         WHERE nonce = v.column1) ON CONFLICT DO NOTHING RETURNING nonce, nc, cnonce",
+         WHERE nonce = v.column1) ORDER BY v.column1, v.column2, v.column3 \
+         ON CONFLICT DO NOTHING RETURNING nonce, nc, cnonce",
         4 * asked.len() + 1
     ));
     // The same binds for either pool; the query types differ.
