@@ -140,8 +140,8 @@ async fn decide(
     }
     // Rows go in key order: two instances whose groups share keys then wait
     // for each other's uncommitted rows in the same order. In arrival order,
-    // PostgreSQL found deadlocks between them (each holding a key the other
-    // wanted next), failing both groups.
+    // each could hold a key the other wanted next, and PostgreSQL aborted
+    // one of the two groups as a deadlock (every claim in it a 503).
     sql.push_str(&format!(
         ") AS v WHERE v.column2 + ${} > COALESCE((SELECT MAX(nc) FROM digest_auth_nonce_counts \
          WHERE nonce = v.column1), 0) AND NOT EXISTS (SELECT 1 FROM digest_auth_nonce_leases \
