@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use common::require::{missing_programs, HTDIGEST};
 use common::server::Running;
 use rocket::figment::Figment;
 use rocket::routes;
@@ -28,7 +29,9 @@ fn htdigest(file: &Path, user: &str, password: &str, create: bool) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("htdigest (Debian package apache2-utils) must be installed; .ci/run installs it");
+        .expect(
+            "htdigest (Debian package apache2-utils) must be installed; ./scripts/test installs it",
+        );
     let stdin = child.stdin.as_mut().expect("stdin");
     writeln!(stdin, "{password}\n{password}").expect("write password");
     assert!(child.wait().expect("htdigest ran").success());
@@ -66,6 +69,9 @@ fn curl(port: u16, user: &str, password: &str) -> String {
 
 #[test]
 fn users_from_an_htdigest_file_authenticate_and_new_users_appear_live() {
+    if !HTDIGEST.available(missing_programs(&["htdigest", "curl"])) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("users.htdigest");
     htdigest(&file, "alice", "alice secret", true);
@@ -93,6 +99,9 @@ fn users_from_an_htdigest_file_authenticate_and_new_users_appear_live() {
 
 #[rocket::async_test]
 async fn offering_sha256_with_an_md5_only_file_is_refused_at_ignite() {
+    if !HTDIGEST.available(missing_programs(&["htdigest"])) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("users.htdigest");
     htdigest(&file, "alice", "pw", true);

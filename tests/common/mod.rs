@@ -5,7 +5,8 @@
 //! - [`server`]: a Rocket on a real port, stopped on drop;
 //! - [`local`]: Rocket's local client, tokens and Digest sessions;
 //! - [`headers`]: response headers and the challenges in them;
-//! - [`postgres`], [`pg_cluster`]: the test database, a private cluster.
+//! - [`postgres`], [`pg_cluster`]: the test database, a private cluster;
+//! - [`require`]: run, skip or fail when a tool or server is missing.
 #![allow(dead_code)]
 
 pub mod headers;
@@ -14,6 +15,7 @@ pub mod local;
 #[cfg(unix)]
 pub mod pg_cluster;
 pub mod postgres;
+pub mod require;
 pub mod server;
 
 use std::future::Future;

@@ -8,7 +8,7 @@
 //!
 //! Setting up needs the PostgreSQL server binaries (`initdb`, `pg_ctl`, found
 //! on `PATH` or under `/usr/lib/postgresql/*/bin`). When they are missing the
-//! caller decides: [`super::postgres::required`] says whether CI demands
+//! caller decides: [`super::postgres::required`] says whether the run demands
 //! PostgreSQL.
 
 use std::os::unix::fs::MetadataExt;

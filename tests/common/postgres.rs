@@ -1,9 +1,11 @@
 //! PostgreSQL for tests: connect, or skip with a printed reason, or fail.
 //!
 //! The database comes from `DIGEST_AUTH_TEST_POSTGRES_URL` (default
-//! [`DEFAULT_URL`], what CI has). When it cannot be reached, a test fails if
-//! `DIGEST_AUTH_REQUIRE_POSTGRES` is set (CI sets it, so a missing database
-//! never passes silently), and is skipped with a reason on stderr otherwise.
+//! [`DEFAULT_URL`], what `./scripts/test` sets up). When it cannot be
+//! reached, a test fails if `DIGEST_AUTH_REQUIRE_ALL` or
+//! `DIGEST_AUTH_REQUIRE_POSTGRES` is set (`./scripts/test` sets them, so a
+//! missing database never passes silently), and is skipped otherwise, the
+//! binary saying once why ([`super::require::POSTGRES`]).
 //!
 //! Tests share that database with each other and with concurrent runs, so
 //! each test file works in a schema of its own, chosen through the URL
@@ -31,9 +33,6 @@ pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 /// The variable naming the test database.
 pub const URL_VAR: &str = "DIGEST_AUTH_TEST_POSTGRES_URL";
 
-/// The variable that makes PostgreSQL tests mandatory.
-pub const REQUIRE_VAR: &str = "DIGEST_AUTH_REQUIRE_POSTGRES";
-
 /// The test database's URL.
 pub fn base_url() -> String {
     match std::env::var(URL_VAR) {
@@ -42,23 +41,15 @@ pub fn base_url() -> String {
     }
 }
 
-/// Whether PostgreSQL tests must run (`DIGEST_AUTH_REQUIRE_POSTGRES` set to
-/// anything but empty or `0`).
+/// Whether PostgreSQL tests must run rather than skip.
 pub fn required() -> bool {
-    std::env::var_os(REQUIRE_VAR).is_some_and(|v| !v.is_empty() && v != "0")
+    super::require::POSTGRES.required()
 }
 
 /// The database is not usable: panics when PostgreSQL is required, else
-/// prints why the test is skipped and returns `None`.
+/// skips (see [`super::require`]) and returns `None`.
 pub fn unavailable<T>(url: &str, error: impl Display) -> Option<T> {
-    let url = redact(url);
-    if required() {
-        panic!("PostgreSQL at {url} is required ({REQUIRE_VAR} is set) but unusable: {error}");
-    }
-    eprintln!(
-        "SKIPPED: PostgreSQL at {url} is unusable ({error}). Set {URL_VAR} to a reachable \
-         database to run this test; {REQUIRE_VAR}=1 makes it fail instead of skipping."
-    );
+    super::require::POSTGRES.skip(format!("no usable server at {}: {error}", redact(url)));
     None
 }
 
