@@ -134,7 +134,13 @@ fn bench_claims(
             let nonce = format!("bench-{run}-{}", n / 1000);
             async move {
                 let claim = store
-                    .claim(&nonce, "cnonce", (n % 1000 + 1) as u32, expires_at)
+                    .claim(rocket_digest_auth::store::ClaimRequest::new(
+                        &nonce,
+                        "cnonce",
+                        (n % 1000 + 1) as u32,
+                        expires_at,
+                        rocket_digest_auth::store::DEFAULT_NC_WINDOW,
+                    ))
                     .await
                     .expect("the store answers");
                 assert_eq!(claim, rocket_digest_auth::store::Claim::Accepted);

@@ -184,7 +184,6 @@ impl Builtin {
     async fn open(figment: &Figment, config: &Config) -> Result<Builtin, Error> {
         let options = StoreOptions {
             realm: config.realm.clone(),
-            nc_window: config.nc_window,
             ha1_only: config.token_storage == TokenStorage::Ha1,
             nc_lease: config.nc_lease,
         };

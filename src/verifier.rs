@@ -30,7 +30,7 @@ use crate::protocol::{
     digest, AuthenticationInfo, Authorization, Challenge, NonceKey, NonceStatus, ParseError,
     QopKind,
 };
-use crate::store::{Claim, Credential, CredentialStore, NonceCountStore, StoreError};
+use crate::store::{Claim, ClaimRequest, Credential, CredentialStore, NonceCountStore, StoreError};
 
 /// What the verifier needs to know of a request.
 #[derive(Debug, Clone, Copy)]
@@ -230,7 +230,7 @@ impl Verifier {
     }
 
     /// The nonce-count store (the fairing runs its cleanup).
-    pub fn nonce_counts(&self) -> &Arc<dyn NonceCountStore> {
+    pub(crate) fn nonce_counts(&self) -> &Arc<dyn NonceCountStore> {
         &self.counts
     }
 
@@ -314,10 +314,10 @@ impl Verifier {
 
         let found = if auth.userhash {
             let h = auth.algorithm.hash_function();
-            self.answer(self.credentials.credential_by_userhash(h, &auth.username))
+            self.within_store_timeout(self.credentials.credential_by_userhash(h, &auth.username))
                 .await?
         } else {
-            self.answer(self.credentials.credential(&auth.username))
+            self.within_store_timeout(self.credentials.credential(&auth.username))
                 .await?
         };
         let (credential, ha1) = match found.as_ref().and_then(|c| {
@@ -379,7 +379,13 @@ impl Verifier {
             .as_ref()
             .map_or(("", 0), |q| (q.cnonce.as_str(), q.nc));
         match self
-            .answer(self.counts.claim(&auth.nonce, cnonce, nc, expires_at))
+            .within_store_timeout(self.counts.claim(ClaimRequest::new(
+                &auth.nonce,
+                cnonce,
+                nc,
+                expires_at,
+                self.config.nc_window,
+            )))
             .await?
         {
             Claim::Accepted => {}
@@ -416,7 +422,7 @@ impl Verifier {
 
     /// A store's answer within `store_timeout`: a store that hangs fails the
     /// request closed (503) instead of holding it.
-    async fn answer<T>(
+    async fn within_store_timeout<T>(
         &self,
         query: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, Rejection> {

@@ -725,13 +725,13 @@ fn postgres_server_stopping_mid_traffic_fails_closed_and_recovers() {
 /// the request fails closed with 503 after `store_timeout`, not hanging.
 #[rocket::async_test]
 async fn a_store_that_never_answers_fails_closed_within_store_timeout() {
-    use rocket_digest_auth::store::{Claim, NonceCountStore};
+    use rocket_digest_auth::store::{Claim, ClaimRequest, NonceCountStore};
 
     struct Stuck;
 
     #[rocket::async_trait]
     impl NonceCountStore for Stuck {
-        async fn claim(&self, _: &str, _: &str, _: u32, _: i64) -> Result<Claim, StoreError> {
+        async fn claim(&self, _: ClaimRequest<'_>) -> Result<Claim, StoreError> {
             std::future::pending().await
         }
         async fn remove_expired(&self, _: i64) -> Result<u64, StoreError> {

@@ -31,8 +31,8 @@ use rocket_digest_auth::protocol::{
     Algorithm, Answer, Authorization, ClientChallenge, DigestClient, HashFunction, QopKind,
 };
 use rocket_digest_auth::store::{
-    Claim, Credential, CredentialStore, MemoryStore, NonceCountStore, Secret, StoreError,
-    StoreOptions,
+    Claim, ClaimRequest, Credential, CredentialStore, MemoryStore, NonceCountStore, Secret,
+    StoreError, StoreOptions,
 };
 use rocket_digest_auth::{
     Config, DigestAuth, DigestAuthenticated, DigestUser, Rejection, RequestParts, Tokens, User,
@@ -153,7 +153,7 @@ struct DownCounts;
 
 #[rocket::async_trait]
 impl NonceCountStore for DownCounts {
-    async fn claim(&self, _: &str, _: &str, _: u32, _: i64) -> Result<Claim, StoreError> {
+    async fn claim(&self, _: ClaimRequest<'_>) -> Result<Claim, StoreError> {
         Err(StoreError::new("connection refused"))
     }
 

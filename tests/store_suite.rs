@@ -15,12 +15,19 @@ use rocket_digest_auth::store::suite::StoreUnderTest;
 use rocket_digest_auth::store::StoreOptions;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 use rocket_digest_auth::store::{
-    Claim, CredentialStore, NonceCountStore, SqlStore, StoreError, StoreOptions, TokenAdmin,
+    Claim, ClaimRequest, CredentialStore, NonceCountStore, SqlStore, StoreError, StoreOptions,
+    TokenAdmin, DEFAULT_NC_WINDOW,
 };
 
 /// One realm for every store of these tests, also across concurrent runs
 /// sharing a PostgreSQL schema (see `tests/common/postgres.rs`).
 const REALM: &str = "rocket_digest_auth store tests";
+
+/// A claim under the default window.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn at<'a>(nonce: &'a str, cnonce: &'a str, nc: u32, expires_at: i64) -> ClaimRequest<'a> {
+    ClaimRequest::new(nonce, cnonce, nc, expires_at, DEFAULT_NC_WINDOW)
+}
 
 /// A SQLite store in a temporary directory that goes with it.
 #[cfg(feature = "sqlite")]
@@ -49,14 +56,8 @@ impl SqliteInTempDir {
 #[cfg(feature = "sqlite")]
 #[rocket::async_trait]
 impl NonceCountStore for SqliteInTempDir {
-    async fn claim(
-        &self,
-        nonce: &str,
-        cnonce: &str,
-        nc: u32,
-        expires_at: i64,
-    ) -> Result<Claim, StoreError> {
-        self.store.claim(nonce, cnonce, nc, expires_at).await
+    async fn claim(&self, request: ClaimRequest<'_>) -> Result<Claim, StoreError> {
+        self.store.claim(request).await
     }
 
     async fn remove_expired(&self, now: i64) -> Result<u64, StoreError> {
@@ -115,12 +116,7 @@ mod memory {
     use rocket_digest_auth::store::MemoryStore;
 
     async fn make() -> Option<StoreUnderTest> {
-        let options = StoreOptions {
-            nc_window: 100,
-            ..StoreOptions::new(REALM)
-        };
-        let window = options.nc_window;
-        Some((Arc::new(MemoryStore::new(options)), window))
+        Some(Arc::new(MemoryStore::new(StoreOptions::new(REALM))))
     }
 
     rocket_digest_auth::nonce_count_store_suite!(make);
@@ -138,12 +134,10 @@ mod sqlite {
 
         async fn make() -> Option<StoreUnderTest> {
             let options = StoreOptions {
-                nc_window: 128,
                 nc_lease: Some(0),
                 ..StoreOptions::new(REALM)
             };
-            let window = options.nc_window;
-            Some((Arc::new(SqliteInTempDir::new(options).await), window))
+            Some(Arc::new(SqliteInTempDir::new(options).await))
         }
 
         rocket_digest_auth::nonce_count_store_suite!(make);
@@ -162,7 +156,7 @@ mod sqlite {
                 .await
                 .unwrap();
             for nc in 1..=3 {
-                let claim = before.claim("n", "c", nc, expires_at).await.unwrap();
+                let claim = before.claim(at("n", "c", nc, expires_at)).await.unwrap();
                 assert_eq!(claim, Claim::Accepted);
             }
             assert_eq!(before.nonce_leases().await.unwrap(), 1);
@@ -172,16 +166,16 @@ mod sqlite {
                 .await
                 .unwrap();
             for (nc, cnonce) in [(1, "c"), (3, "c"), (4, "c"), (200, "d")] {
-                let claim = after.claim("n", cnonce, nc, expires_at).await.unwrap();
+                let claim = after.claim(at("n", cnonce, nc, expires_at)).await.unwrap();
                 assert_eq!(claim, Claim::Replayed, "nc {nc} of the old lease");
             }
             let next = rocket_digest_auth::store::DEFAULT_SQLITE_NC_LEASE;
             assert_eq!(
-                after.claim("n", "c", next, expires_at).await.unwrap(),
+                after.claim(at("n", "c", next, expires_at)).await.unwrap(),
                 Claim::Accepted
             );
             assert_eq!(
-                after.claim("n", "c", next, expires_at).await.unwrap(),
+                after.claim(at("n", "c", next, expires_at)).await.unwrap(),
                 Claim::Replayed
             );
             assert_eq!(after.nonce_leases().await.unwrap(), 2);
@@ -253,7 +247,10 @@ mod sqlite {
             let leasing = SqlStore::connect_url(&url, StoreOptions::new(REALM))
                 .await
                 .unwrap();
-            let claim = leasing.claim("leased", "c", 1, expires_at).await.unwrap();
+            let claim = leasing
+                .claim(at("leased", "c", 1, expires_at))
+                .await
+                .unwrap();
             assert_eq!(claim, Claim::Accepted);
             leasing.close().await;
 
@@ -278,25 +275,22 @@ mod sqlite {
             admin.close().await;
             let store = SqlStore::connect_url(&url, row_per_claim).await.unwrap();
             for nc in [2, 300] {
-                let claim = store.claim("leased", "c", nc, expires_at).await.unwrap();
+                let claim = store
+                    .claim(at("leased", "c", nc, expires_at))
+                    .await
+                    .unwrap();
                 assert_eq!(claim, Claim::Replayed, "nc {nc} of a leased nonce");
             }
-            let claim = store.claim("fresh", "c", 1, expires_at).await.unwrap();
+            let claim = store.claim(at("fresh", "c", 1, expires_at)).await.unwrap();
             assert_eq!(claim, Claim::Accepted);
             assert_eq!(store.nonce_records().await.unwrap(), 1);
         })
     }
 
     async fn make() -> Option<StoreUnderTest> {
-        // Another window than the default. (Not the smallest allowed, 64:
-        // the suite's concurrent check claims 100 distinct counts at once,
-        // which a window under 100 legitimately refuses in part.)
-        let options = StoreOptions {
-            nc_window: 128,
-            ..StoreOptions::new(REALM)
-        };
-        let window = options.nc_window;
-        Some((Arc::new(SqliteInTempDir::new(options).await), window))
+        Some(Arc::new(
+            SqliteInTempDir::new(StoreOptions::new(REALM)).await,
+        ))
     }
 
     rocket_digest_auth::nonce_count_store_suite!(make);
@@ -367,10 +361,7 @@ mod postgres {
     }
 
     async fn make() -> Option<StoreUnderTest> {
-        let options = StoreOptions::new(REALM);
-        let window = options.nc_window;
-        let store = connect(options).await?;
-        Some((Arc::new(store), window))
+        Some(Arc::new(connect(StoreOptions::new(REALM)).await?))
     }
 
     rocket_digest_auth::nonce_count_store_suite!(make);
@@ -413,10 +404,7 @@ mod postgres {
         }
 
         async fn make() -> Option<StoreUnderTest> {
-            let options = options();
-            let window = options.nc_window;
-            let store = connect_in(SCHEMA, options).await?;
-            Some((Arc::new(store), window))
+            Some(Arc::new(connect_in(SCHEMA, options()).await?))
         }
 
         rocket_digest_auth::nonce_count_store_suite!(make);
@@ -445,7 +433,7 @@ mod postgres {
                 for (i, store) in [&a, &b].into_iter().enumerate() {
                     let (store, nonce) = (store.clone(), nonce.clone());
                     tasks.push(rocket::tokio::spawn(async move {
-                        let claim = store.claim(&nonce, "c", nc, expires_at).await;
+                        let claim = store.claim(at(&nonce, "c", nc, expires_at)).await;
                         (nc, i, claim.expect("claim"))
                     }));
                 }
@@ -463,7 +451,7 @@ mod postgres {
             // And afterwards, each count is refused by both.
             for nc in [1, 50, 100] {
                 for store in [&a, &b] {
-                    let claim = store.claim(&nonce, "c", nc, expires_at).await.unwrap();
+                    let claim = store.claim(at(&nonce, "c", nc, expires_at)).await.unwrap();
                     assert_eq!(claim, Claim::Replayed, "nc {nc}");
                 }
             }

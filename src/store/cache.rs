@@ -142,7 +142,8 @@ impl<S: ?Sized> CachedCredentials<S> {
         entries.clear();
     }
 
-    /// How many answers are cached (for tests).
+    /// How many answers are cached.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn cached(&self) -> usize {
         self.entries.read().unwrap_or_else(|e| e.into_inner()).len()
     }

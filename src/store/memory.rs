@@ -1,17 +1,15 @@
 //! The in-memory store: tokens and nonce counts in this process only.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
 
 use chrono::Utc;
 
+use super::counts::NonceCounts;
 use super::{
-    generate_token, Claim, Credential, CredentialStore, HashFunction, NonceCountStore, Secret,
-    StoreError, StoreOptions, TokenAdmin,
+    generate_token, Claim, ClaimRequest, Credential, CredentialStore, HashFunction,
+    NonceCountStore, Secret, StoreError, StoreOptions, TokenAdmin,
 };
-
-/// Most (cnonce, nc) entries one nonce keeps (at least four windows).
-const MAX_ENTRIES_PER_NONCE: u64 = 4096;
 
 /// Tokens and nonce counts in memory: for one process, tests and demos.
 ///
@@ -23,71 +21,6 @@ pub struct MemoryStore {
     options: StoreOptions,
     users: RwLock<HashMap<String, Credential>>,
     nonces: Mutex<HashMap<String, NonceCounts>>,
-}
-
-/// The counts accepted on one nonce, decided in memory: used by the memory
-/// store, and by the database store for the counts it has leased.
-#[derive(Debug)]
-pub(super) struct NonceCounts {
-    highest: u32,
-    /// `highest` when `seen` was last trimmed: trim again only once it moved.
-    trimmed_at: u32,
-    seen: HashSet<(String, u32)>,
-    pub(super) expires_at: i64,
-}
-
-impl NonceCounts {
-    pub(super) fn new(expires_at: i64) -> NonceCounts {
-        NonceCounts {
-            highest: 0,
-            trimmed_at: 0,
-            seen: HashSet::new(),
-            expires_at,
-        }
-    }
-
-    /// The highest count accepted so far (0 before the first).
-    pub(super) fn highest(&self) -> u32 {
-        self.highest
-    }
-
-    /// Whether `nc` is `window` or more below the highest accepted count.
-    pub(super) fn below_window(&self, nc: u32, window: u32) -> bool {
-        u64::from(nc) + u64::from(window) <= u64::from(self.highest)
-    }
-
-    /// How many (cnonce, nc) entries are kept.
-    pub(super) fn entries(&self) -> usize {
-        self.seen.len()
-    }
-
-    /// Checks and records (cnonce, nc) under the window rule of
-    /// [`NonceCountStore`].
-    pub(super) fn claim(&mut self, cnonce: &str, nc: u32, window: u32) -> Claim {
-        if self.below_window(nc, window) {
-            return Claim::Replayed;
-        }
-        // A client re-using one count with ever new cnonces would otherwise
-        // grow the record without bound: past the cap it gets a new nonce.
-        let window = u64::from(window);
-        if self.seen.len() as u64 >= (4 * window).max(MAX_ENTRIES_PER_NONCE) {
-            return Claim::Replayed;
-        }
-        if !self.seen.insert((cnonce.to_owned(), nc)) {
-            return Claim::Replayed;
-        }
-        self.highest = self.highest.max(nc);
-        // Counts below the window are refused before `seen` is consulted, so
-        // their entries can go: a busy nonce keeps about two windows' worth
-        // instead of one entry per request for its whole lifetime.
-        if self.seen.len() as u64 > 2 * window && self.trimmed_at != self.highest {
-            let highest = u64::from(self.highest);
-            self.seen
-                .retain(|&(_, seen)| u64::from(seen) + window > highest);
-            self.trimmed_at = self.highest;
-        }
-        Claim::Accepted
-    }
 }
 
 impl MemoryStore {
@@ -115,12 +48,14 @@ impl MemoryStore {
         users.insert(username.to_owned(), credential);
     }
 
-    /// How many nonces have records (for tests of the cleanup).
+    /// How many nonces have records.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn nonce_records(&self) -> usize {
         self.nonces.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// How many (cnonce, nc) entries one nonce's record holds.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn nonce_entries(&self, nonce: &str) -> usize {
         let nonces = self.nonces.lock().unwrap_or_else(|e| e.into_inner());
         nonces.get(nonce).map_or(0, NonceCounts::entries)
@@ -150,35 +85,23 @@ impl CredentialStore for MemoryStore {
 
 #[rocket::async_trait]
 impl NonceCountStore for MemoryStore {
-    async fn claim(
-        &self,
-        nonce: &str,
-        cnonce: &str,
-        nc: u32,
-        expires_at: i64,
-    ) -> Result<Claim, StoreError> {
+    async fn claim(&self, r: ClaimRequest<'_>) -> Result<Claim, StoreError> {
         let mut nonces = self.nonces.lock().unwrap_or_else(|e| e.into_inner());
         // Look up before allocating the key: most claims are on a known nonce.
-        if let Some(counts) = nonces.get_mut(nonce) {
-            return Ok(counts.claim(cnonce, nc, self.options.nc_window));
+        if let Some(counts) = nonces.get_mut(r.nonce) {
+            return Ok(counts.decide(r.cnonce, r.nc, r.window));
         }
-        let mut counts = NonceCounts::new(expires_at);
-        let claim = counts.claim(cnonce, nc, self.options.nc_window);
-        nonces.insert(nonce.to_owned(), counts);
+        let mut counts = NonceCounts::new(r.expires_at);
+        let claim = counts.decide(r.cnonce, r.nc, r.window);
+        nonces.insert(r.nonce.to_owned(), counts);
         Ok(claim)
     }
 
     async fn remove_expired(&self, now: i64) -> Result<u64, StoreError> {
         let mut nonces = self.nonces.lock().unwrap_or_else(|e| e.into_inner());
-        let mut removed = 0u64;
-        nonces.retain(|_, r| {
-            let keep = r.expires_at > now;
-            if !keep {
-                removed += r.entries() as u64;
-            }
-            keep
-        });
-        Ok(removed)
+        let before = nonces.len();
+        nonces.retain(|_, r| r.expires_at > now);
+        Ok((before - nonces.len()) as u64)
     }
 
     fn bound_to_process(&self) -> bool {
@@ -215,49 +138,46 @@ impl TokenAdmin for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::counts::max_entries_per_nonce;
 
     #[rocket::async_test]
     async fn a_busy_nonce_keeps_a_bounded_record_and_still_refuses_replays() {
         let store = MemoryStore::new(StoreOptions::new("r"));
-        let window = store.options.nc_window;
+        let window = crate::store::DEFAULT_NC_WINDOW;
+        let claim = |cnonce: &'static str, nc| {
+            let request = ClaimRequest::new("n", cnonce, nc, i64::MAX, window);
+            let claim = store.claim(request);
+            async move { claim.await.unwrap() }
+        };
         for nc in 1..=10_000 {
             let cnonce = format!("c{nc}");
-            assert_eq!(
-                store.claim("n", &cnonce, nc, i64::MAX).await.unwrap(),
-                Claim::Accepted
-            );
+            let request = ClaimRequest::new("n", &cnonce, nc, i64::MAX, window);
+            assert_eq!(store.claim(request).await.unwrap(), Claim::Accepted);
         }
         assert!(store.nonce_entries("n") <= 2 * window as usize + 1);
         // Inside the window, a repeat is still refused; below it, everything is.
-        assert_eq!(
-            store.claim("n", "c10000", 10_000, i64::MAX).await.unwrap(),
-            Claim::Replayed
-        );
-        assert_eq!(
-            store.claim("n", "c9999", 9_999, i64::MAX).await.unwrap(),
-            Claim::Replayed
-        );
-        assert_eq!(
-            store.claim("n", "c5", 5, i64::MAX).await.unwrap(),
-            Claim::Replayed
-        );
-        assert_eq!(
-            store.claim("n", "new", 9_990, i64::MAX).await.unwrap(),
-            Claim::Accepted
-        );
+        assert_eq!(claim("c10000", 10_000).await, Claim::Replayed);
+        assert_eq!(claim("c9999", 9_999).await, Claim::Replayed);
+        assert_eq!(claim("c5", 5).await, Claim::Replayed);
+        assert_eq!(claim("new", 9_990).await, Claim::Accepted);
     }
 
     #[rocket::async_test]
     async fn one_count_with_endless_cnonces_is_capped() {
         let store = MemoryStore::new(StoreOptions::new("r"));
+        let window = crate::store::DEFAULT_NC_WINDOW;
         let mut accepted = 0;
         for i in 0..5_000 {
             let cnonce = format!("c{i}");
-            if store.claim("n", &cnonce, 7, i64::MAX).await.unwrap() == Claim::Accepted {
+            let request = ClaimRequest::new("n", &cnonce, 7, i64::MAX, window);
+            if store.claim(request).await.unwrap() == Claim::Accepted {
                 accepted += 1;
             }
         }
-        assert_eq!(accepted, MAX_ENTRIES_PER_NONCE);
-        assert_eq!(store.nonce_entries("n") as u64, MAX_ENTRIES_PER_NONCE);
+        assert_eq!(accepted, max_entries_per_nonce(window));
+        assert_eq!(
+            store.nonce_entries("n") as u64,
+            max_entries_per_nonce(window)
+        );
     }
 }

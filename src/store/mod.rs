@@ -1,22 +1,31 @@
 //! Where secrets come from and where nonce counts live: two traits an app can
 //! implement, and the built-in stores (memory, SQLite, PostgreSQL).
 //!
-//! The seed package's swappable backend had `get_password()`, `get_counter()`
-//! and `set_counter()`; here the secret lookup is [`CredentialStore`] and the
-//! counter is one atomic [`NonceCountStore::claim`], never a get followed by a
-//! set, so two requests cannot both win with the same count.
+//! The secret lookup is [`CredentialStore`]; the nonce count is one atomic
+//! [`NonceCountStore::claim`], never a get followed by a set, so two requests
+//! cannot both win with the same count.
+//!
+//! Whether a count is accepted is decided by one rule, the engine's
+//! `NonceCounts::decide` (see [`counts`]): the memory store runs it directly,
+//! the database store runs it in memory over leased blocks of counts or as
+//! its SQL translation row by row, and the shared suite
+//! ([`nonce_count_store_suite!`](crate::nonce_count_store_suite), feature
+//! `test-util`) checks every store against it.
 //!
 //! ```
-//! use rocket_digest_auth::store::{Claim, MemoryStore, NonceCountStore, StoreOptions, TokenAdmin};
+//! use rocket_digest_auth::store::{
+//!     Claim, ClaimRequest, MemoryStore, NonceCountStore, StoreOptions, TokenAdmin,
+//!     DEFAULT_NC_WINDOW,
+//! };
 //!
 //! # rocket::async_test(async {
 //! let store = MemoryStore::new(StoreOptions::new("example"));
 //! let token = store.issue_token("alice").await.unwrap();
 //! assert_eq!(token.len(), 40);
 //!
-//! let expires_at = i64::MAX;
-//! assert_eq!(store.claim("nonce", "cnonce", 1, expires_at).await.unwrap(), Claim::Accepted);
-//! assert_eq!(store.claim("nonce", "cnonce", 1, expires_at).await.unwrap(), Claim::Replayed);
+//! let claim = ClaimRequest::new("nonce", "cnonce", 1, i64::MAX, DEFAULT_NC_WINDOW);
+//! assert_eq!(store.claim(claim).await.unwrap(), Claim::Accepted);
+//! assert_eq!(store.claim(claim).await.unwrap(), Claim::Replayed);
 //! # });
 //! ```
 
@@ -28,18 +37,16 @@ use rand::RngCore;
 use crate::protocol::{digest, Algorithm, HashFunction};
 
 mod cache;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-mod group_commit;
+pub mod counts;
 mod htdigest;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-mod lease;
 mod memory;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
-#[doc(hidden)]
+#[cfg(feature = "test-util")]
 pub mod suite;
 
 pub use cache::{CachedCredentials, DEFAULT_MAX_CACHED_CREDENTIALS};
+pub use counts::ClaimRequest;
 pub use htdigest::HtdigestFile;
 pub use memory::MemoryStore;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -47,12 +54,13 @@ pub use sql::{SqlStore, DEFAULT_SQLITE_NC_LEASE};
 
 /// A store failure: the database is unreachable, a query failed... The
 /// request it happened on fails closed with 503.
+/// The cause is [`std::error::Error::source`].
 #[derive(Debug, thiserror::Error)]
 #[error("digest auth store: {0}")]
-pub struct StoreError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+pub struct StoreError(#[source] Box<dyn std::error::Error + Send + Sync>);
 
 impl StoreError {
-    /// Wraps any error.
+    /// Wraps any error (or message).
     pub fn new(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
         StoreError(e.into())
     }
@@ -96,15 +104,17 @@ impl Secret {
     /// HA1 values of `token` for MD5, SHA-256 and SHA-512/256 (in the order
     /// of [`HashFunction::ALL`]).
     pub fn ha1_values(username: &str, realm: &str, token: &str) -> [String; 3] {
-        HashFunction::ALL.map(|h| {
-            h.hex(&[
-                username.as_bytes(),
-                b":",
-                realm.as_bytes(),
-                b":",
-                token.as_bytes(),
-            ])
-        })
+        HashFunction::ALL.map(|h| digest::ha1(plain_algorithm(h), username, realm, token))
+    }
+}
+
+/// The algorithm of `hash` without `-sess`: HA1 and userhash depend on the
+/// hash function only.
+fn plain_algorithm(hash: HashFunction) -> Algorithm {
+    match hash {
+        HashFunction::Md5 => Algorithm::Md5,
+        HashFunction::Sha256 => Algorithm::Sha256,
+        HashFunction::Sha512_256 => Algorithm::Sha512_256,
     }
 }
 
@@ -185,24 +195,23 @@ pub enum Claim {
 
 /// Where nonce counts live: every (nonce, cnonce, nc) is accepted once.
 ///
-/// Window semantics: a claim is refused when the same (nonce, cnonce, nc) was
-/// accepted before, or when `nc` is `window` or more below the highest `nc`
-/// accepted on that nonce. Everything else is accepted in any order, so
-/// requests in flight together on one nonce may arrive out of order.
+/// A store decides each [`ClaimRequest`] by the engine's rule (see
+/// [`counts`]): refused when the same (nonce, cnonce, nc) was accepted
+/// before, when `nc` is `window` or more below the highest `nc` accepted on
+/// that nonce, or when the nonce already holds
+/// [`max_entries_per_nonce`](counts::max_entries_per_nonce)`(window)` entries
+/// inside the window. Everything else is accepted in any order, so requests
+/// in flight together on one nonce may arrive out of order. The shared suite
+/// ([`nonce_count_store_suite!`](crate::nonce_count_store_suite)) checks a
+/// store against the rule.
 #[rocket::async_trait]
 pub trait NonceCountStore: Send + Sync + 'static {
-    /// Checks and records in one atomic step. `expires_at` is the unix time
-    /// after which the nonce is no longer accepted, so the record may go.
-    async fn claim(
-        &self,
-        nonce: &str,
-        cnonce: &str,
-        nc: u32,
-        expires_at: i64,
-    ) -> Result<Claim, StoreError>;
+    /// Checks and records in one atomic step.
+    async fn claim(&self, request: ClaimRequest<'_>) -> Result<Claim, StoreError>;
 
     /// Deletes the records of nonces that expired at or before `now`;
-    /// returns how many went. Called periodically by the fairing.
+    /// returns how many nonces' records went (the unit every store counts
+    /// in). Called periodically by the fairing.
     async fn remove_expired(&self, now: i64) -> Result<u64, StoreError>;
 
     /// Whether the records die with the process (an in-memory store). The
@@ -224,7 +233,7 @@ pub trait TokenAdmin: Send + Sync + 'static {
     async fn revoke_token(&self, username: &str) -> Result<bool, StoreError>;
 }
 
-/// A fresh token: 160 random bits as 40 hex digits, like the seed's tokens.
+/// A fresh token: 160 random bits as 40 hex digits.
 pub fn generate_token() -> String {
     let mut bytes = [0u8; 20];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -236,8 +245,6 @@ pub fn generate_token() -> String {
 pub struct StoreOptions {
     /// The realm: userhash lookups and HA1 values depend on it.
     pub realm: String,
-    /// See [`NonceCountStore`]: how far below the highest count a count may arrive.
-    pub nc_window: u32,
     /// Keep only HA1 values, not tokens (database store only).
     pub ha1_only: bool,
     /// Database store: how many counts of a nonce this process leases at a
@@ -248,11 +255,10 @@ pub struct StoreOptions {
 }
 
 impl StoreOptions {
-    /// Options for `realm` with the default window, storing tokens.
+    /// Options for `realm`, storing tokens.
     pub fn new(realm: impl Into<String>) -> StoreOptions {
         StoreOptions {
             realm: realm.into(),
-            nc_window: DEFAULT_NC_WINDOW,
             ha1_only: false,
             nc_lease: None,
         }
@@ -260,7 +266,7 @@ impl StoreOptions {
 
     /// The userhash of `username` under `hash` for this realm.
     pub fn userhash(&self, hash: HashFunction, username: &str) -> String {
-        hash.hex(&[username.as_bytes(), b":", self.realm.as_bytes()])
+        digest::userhash(plain_algorithm(hash), username, &self.realm)
     }
 }
 

@@ -1,17 +1,26 @@
 //! One test suite for every [`NonceCountStore`]: the built-in ones run it,
 //! and an app can run it on its own store with
-//! [`nonce_count_store_suite!`](crate::nonce_count_store_suite).
+//! [`nonce_count_store_suite!`](crate::nonce_count_store_suite) (feature
+//! `test-util`).
 //!
-//! Each check takes a fresh nonce of its own, so one store (one database)
-//! can serve all of them at once.
+//! The suite chooses the window of each claim, as the verifier does from
+//! `nc_window`, and checks the store's answers against the engine's rule
+//! ([`counts`](super::counts)). Each check takes a fresh nonce of its own, so
+//! one store (one database) can serve all of them at once.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use super::{Claim, NonceCountStore};
+use rand::{Rng, SeedableRng};
 
-/// A store under test and the `nc` window it was configured with.
-pub type StoreUnderTest = (Arc<dyn NonceCountStore>, u32);
+use super::counts::NonceCounts;
+use super::{Claim, ClaimRequest, NonceCountStore, DEFAULT_NC_WINDOW};
+
+/// A store under test.
+pub type StoreUnderTest = Arc<dyn NonceCountStore>;
+
+/// The window of the checks that do not choose one: the default.
+const WINDOW: u32 = DEFAULT_NC_WINDOW;
 
 /// Runs one check on a multi-threaded runtime. `make` returns `None` when
 /// the store's backend is not available here and the check is skipped
@@ -43,15 +52,23 @@ fn far_future() -> i64 {
     chrono::Utc::now().timestamp() + 3600
 }
 
+async fn claim_in(
+    store: &dyn NonceCountStore,
+    nonce: &str,
+    cnonce: &str,
+    nc: u32,
+    window: u32,
+) -> Claim {
+    let request = ClaimRequest::new(nonce, cnonce, nc, far_future(), window);
+    store.claim(request).await.expect("claim should not fail")
+}
+
 async fn claim(store: &dyn NonceCountStore, nonce: &str, cnonce: &str, nc: u32) -> Claim {
-    store
-        .claim(nonce, cnonce, nc, far_future())
-        .await
-        .expect("claim should not fail")
+    claim_in(store, nonce, cnonce, nc, WINDOW).await
 }
 
 /// Each (nonce, cnonce, nc) is accepted once; another cnonce is another key.
-pub async fn accepts_once((store, _): StoreUnderTest) {
+pub async fn accepts_once(store: StoreUnderTest) {
     let n = fresh_nonce("once");
     assert_eq!(claim(&*store, &n, "c1", 1).await, Claim::Accepted);
     assert_eq!(claim(&*store, &n, "c1", 1).await, Claim::Replayed);
@@ -64,19 +81,18 @@ pub async fn accepts_once((store, _): StoreUnderTest) {
 }
 
 /// Counts may arrive in any order within the window, each once.
-pub async fn out_of_order_within_window((store, window): StoreUnderTest) {
-    assert!(window >= 64, "the window must be at least 64, got {window}");
+pub async fn out_of_order_within_window(store: StoreUnderTest) {
     let n = fresh_nonce("ooo");
     for nc in [64, 1, 30, 63, 2, 100, 40] {
         assert_eq!(
-            claim(&*store, &n, "c", nc).await,
+            claim_in(&*store, &n, "c", nc, 128).await,
             Claim::Accepted,
             "nc {nc}"
         );
     }
     for nc in [64, 1, 30, 100] {
         assert_eq!(
-            claim(&*store, &n, "c", nc).await,
+            claim_in(&*store, &n, "c", nc, 128).await,
             Claim::Replayed,
             "repeat of nc {nc}"
         );
@@ -84,25 +100,26 @@ pub async fn out_of_order_within_window((store, window): StoreUnderTest) {
 }
 
 /// A count `window` or more below the highest accepted is refused, even
-/// unseen and with another cnonce; one just inside is accepted.
-pub async fn below_window_rejected((store, window): StoreUnderTest) {
-    let n = fresh_nonce("below");
-    let top = window + 1000;
-    assert_eq!(claim(&*store, &n, "c", top).await, Claim::Accepted);
-    assert_eq!(claim(&*store, &n, "c", top - window).await, Claim::Replayed);
-    assert_eq!(
-        claim(&*store, &n, "other", top - window).await,
-        Claim::Replayed
-    );
-    assert_eq!(claim(&*store, &n, "c", 1).await, Claim::Replayed);
-    assert_eq!(
-        claim(&*store, &n, "c", top - window + 1).await,
-        Claim::Accepted
-    );
+/// unseen and with another cnonce; one just inside is accepted. For the
+/// smallest window allowed (64), another, and the default.
+pub async fn below_window_rejected(store: StoreUnderTest) {
+    for window in [64, 100, DEFAULT_NC_WINDOW] {
+        let n = fresh_nonce("below");
+        let top = window + 1000;
+        let at = |cnonce: &'static str, nc| {
+            let (store, n) = (store.clone(), n.clone());
+            async move { claim_in(&*store, &n, cnonce, nc, window).await }
+        };
+        assert_eq!(at("c", top).await, Claim::Accepted);
+        assert_eq!(at("c", top - window).await, Claim::Replayed, "{window}");
+        assert_eq!(at("other", top - window).await, Claim::Replayed);
+        assert_eq!(at("c", 1).await, Claim::Replayed);
+        assert_eq!(at("c", top - window + 1).await, Claim::Accepted);
+    }
 }
 
 /// `nc` goes up to 0xffffffff.
-pub async fn full_nc_range((store, _): StoreUnderTest) {
+pub async fn full_nc_range(store: StoreUnderTest) {
     let n = fresh_nonce("max");
     assert_eq!(claim(&*store, &n, "c", u32::MAX).await, Claim::Accepted);
     assert_eq!(claim(&*store, &n, "c", u32::MAX).await, Claim::Replayed);
@@ -110,27 +127,24 @@ pub async fn full_nc_range((store, _): StoreUnderTest) {
 }
 
 /// Records of expired nonces are removed; live ones stay.
-pub async fn expired_records_are_removed((store, _): StoreUnderTest) {
+pub async fn expired_records_are_removed(store: StoreUnderTest) {
     let now = chrono::Utc::now().timestamp();
     let old = fresh_nonce("expired");
     let live = fresh_nonce("live");
+    let at = |nonce, nc, expires_at| ClaimRequest::new(nonce, "c", nc, expires_at, WINDOW);
     for nc in 1..=5 {
-        assert_eq!(
-            store.claim(&old, "c", nc, now - 10).await.unwrap(),
-            Claim::Accepted
-        );
+        let claim = store.claim(at(&old, nc, now - 10)).await.unwrap();
+        assert_eq!(claim, Claim::Accepted);
     }
-    assert_eq!(
-        store.claim(&live, "c", 1, now + 3600).await.unwrap(),
-        Claim::Accepted
-    );
+    let claim = store.claim(at(&live, 1, now + 3600)).await.unwrap();
+    assert_eq!(claim, Claim::Accepted);
     // Another instance may hold the cleanup for a moment (PostgreSQL's
     // advisory lock): retry until our records are gone.
     let mut gone = false;
     for _ in 0..50 {
         store.remove_expired(now).await.expect("cleanup");
         // A claim on a removed record is new again.
-        if store.claim(&old, "c", 1, now - 10).await.unwrap() == Claim::Accepted {
+        if store.claim(at(&old, 1, now - 10)).await.unwrap() == Claim::Accepted {
             gone = true;
             break;
         }
@@ -138,16 +152,14 @@ pub async fn expired_records_are_removed((store, _): StoreUnderTest) {
     }
     assert!(gone, "the expired nonce's records were never removed");
     // The live nonce still refuses its replay.
-    assert_eq!(
-        store.claim(&live, "c", 1, now + 3600).await.unwrap(),
-        Claim::Replayed
-    );
+    let claim = store.claim(at(&live, 1, now + 3600)).await.unwrap();
+    assert_eq!(claim, Claim::Replayed);
 }
 
 /// 200 concurrent claims on one nonce: 100 distinct (cnonce, nc) keys, each
-/// claimed twice at once, with counts inside the smallest window (64).
-/// Every key wins exactly once; every duplicate loses.
-pub async fn concurrent_claims_win_once((store, _): StoreUnderTest) {
+/// claimed twice at once, with counts inside the window. Every key wins
+/// exactly once; every duplicate loses.
+pub async fn concurrent_claims_win_once(store: StoreUnderTest) {
     let n = Arc::new(fresh_nonce("concurrent"));
     let mut tasks = Vec::new();
     for _round in 0..2 {
@@ -155,11 +167,7 @@ pub async fn concurrent_claims_win_once((store, _): StoreUnderTest) {
             for nc in 1..=50u32 {
                 let (store, n) = (store.clone(), n.clone());
                 tasks.push(rocket::tokio::spawn(async move {
-                    let claim = store
-                        .claim(&n, cnonce, nc, far_future())
-                        .await
-                        .expect("claim");
-                    ((cnonce, nc), claim)
+                    ((cnonce, nc), claim(&*store, &n, cnonce, nc).await)
                 }));
             }
         }
@@ -175,20 +183,44 @@ pub async fn concurrent_claims_win_once((store, _): StoreUnderTest) {
     }
 }
 
-/// Instantiates the whole [`NonceCountStore`] suite as `#[test]`s.
+/// Claims one after another, in a random but repeatable order with repeats,
+/// out-of-order and below-window counts: the store answers each exactly as
+/// the engine's rule does.
+pub async fn decides_as_the_engine(store: StoreUnderTest) {
+    let window = 64;
+    for seed in 0..3u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let n = fresh_nonce("engine");
+        let mut engine = NonceCounts::new(far_future());
+        let mut top = 1u32;
+        for step in 0..300 {
+            // Mostly near the top, sometimes far behind, sometimes ahead.
+            let nc = match rng.gen_range(0..10) {
+                0 => rng.gen_range(0..=top),
+                1 => top + rng.gen_range(1..200),
+                _ => top.saturating_sub(rng.gen_range(0..2 * window)).max(1),
+            };
+            top = top.max(nc);
+            let cnonce = ["a", "b", "c"][rng.gen_range(0..3)];
+            let expected = engine.decide(cnonce, nc, window);
+            let got = claim_in(&*store, &n, cnonce, nc, window).await;
+            assert_eq!(got, expected, "seed {seed} step {step}: ({cnonce}, {nc})");
+        }
+    }
+}
+
+/// Instantiates the whole [`NonceCountStore`] suite as `#[test]`s (feature
+/// `test-util`).
 ///
-/// `$make` is an async fn returning `Option<(Arc<dyn NonceCountStore>, u32)>`:
-/// the store and the `nc` window it was made with, or `None` to skip (when
-/// its database is not reachable; print why).
+/// `$make` is an async fn returning `Option<Arc<dyn NonceCountStore>>`: the
+/// store, or `None` to skip (when its database is not reachable; print why).
 ///
 /// ```
 /// use std::sync::Arc;
 /// use rocket_digest_auth::store::{MemoryStore, StoreOptions, suite::StoreUnderTest};
 ///
 /// async fn make() -> Option<StoreUnderTest> {
-///     let options = StoreOptions::new("suite");
-///     let window = options.nc_window;
-///     Some((Arc::new(MemoryStore::new(options)), window))
+///     Some(Arc::new(MemoryStore::new(StoreOptions::new("suite"))))
 /// }
 ///
 /// rocket_digest_auth::nonce_count_store_suite!(make);
@@ -202,7 +234,8 @@ macro_rules! nonce_count_store_suite {
             below_window_rejected,
             full_nc_range,
             expired_records_are_removed,
-            concurrent_claims_win_once
+            concurrent_claims_win_once,
+            decides_as_the_engine
         );
     };
     (@tests $make:path, $($check:ident),*) => {

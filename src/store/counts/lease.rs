@@ -5,7 +5,8 @@
 //! transaction, one WAL append and two thread hand-offs per request). Instead
 //! a process leases a block of `nc_lease` counts of a nonce, `[first, last]`,
 //! with one `INSERT` that succeeds for exactly one process, and then decides
-//! the counts of that block in its memory, exactly as the memory store does.
+//! the counts of that block in its memory by the engine's rule
+//! ([`NonceCounts::decide`]), exactly as the memory store does.
 //! Every count belongs to at most one block and every block to at most one
 //! process, so every (nonce, cnonce, nc) is still accepted at most once, across
 //! processes and restarts: a block whose process is gone is nobody's, and its
@@ -23,20 +24,19 @@ use std::sync::{Arc, Mutex};
 
 use rocket::tokio::sync::OnceCell;
 
-use super::memory::NonceCounts;
-use super::{Claim, StoreError};
+use super::{ClaimRequest, NonceCounts};
+use crate::store::{Claim, StoreError};
 
 /// Blocks one nonce keeps in memory before refused ones are forgotten.
 const MAX_BLOCKS_PER_NONCE: usize = 64;
 
 /// This process's leases and the counts it accepted under them.
 #[derive(Debug)]
-pub(super) struct LeaseBook {
+pub(crate) struct LeaseBook {
     /// Who this process is in the lease table: random, so a restarted
     /// process never mistakes its predecessor's blocks for its own.
     owner: i64,
     size: u32,
-    window: u32,
     nonces: Mutex<HashMap<String, LeasedNonce>>,
 }
 
@@ -49,43 +49,47 @@ struct LeasedNonce {
 }
 
 impl LeaseBook {
-    /// `size` counts per lease (at least 1), the `nc` window of the store.
-    pub(super) fn new(size: u32, window: u32) -> LeaseBook {
+    /// `size` counts per lease (at least 1).
+    pub(crate) fn new(size: u32) -> LeaseBook {
         LeaseBook {
             owner: rand::random(),
             size: size.max(1),
-            window,
             nonces: Mutex::default(),
         }
     }
 
     /// This process's owner id in the lease table.
-    pub(super) fn owner(&self) -> i64 {
+    pub(crate) fn owner(&self) -> i64 {
         self.owner
     }
 
     /// The block `nc` belongs to: its first and last count.
-    pub(super) fn block_of(&self, nc: u32) -> (u32, u32) {
+    pub(crate) fn block_of(&self, nc: u32) -> (u32, u32) {
         let first = nc - nc % self.size;
         (first, first.saturating_add(self.size - 1))
     }
 
-    /// Claims (nonce, cnonce, nc). When this process does not know the block
+    /// Claims `request`. When this process does not know the block
     /// yet, `take(first, last)` asks the database for it once (concurrent
     /// claims on the same block wait for that one answer): `Ok(true)` when the
     /// lease is now ours, `Ok(false)` when another process has it.
-    pub(super) async fn claim<F, Fut>(
+    pub(crate) async fn claim<F, Fut>(
         &self,
-        nonce: &str,
-        cnonce: &str,
-        nc: u32,
-        expires_at: i64,
+        request: ClaimRequest<'_>,
         take: F,
     ) -> Result<Claim, StoreError>
     where
         F: FnOnce(u32, u32) -> Fut,
         Fut: Future<Output = Result<bool, StoreError>>,
     {
+        let ClaimRequest {
+            nonce,
+            cnonce,
+            nc,
+            expires_at,
+            window,
+            ..
+        } = request;
         let (first, last) = self.block_of(nc);
         let cell = {
             let mut nonces = self.lock();
@@ -100,12 +104,12 @@ impl LeaseBook {
             let Some(entry) = nonces.get_mut(nonce) else {
                 return Err(StoreError::new("lease record vanished under the lock"));
             };
-            if entry.counts.below_window(nc, self.window) {
+            if entry.counts.below_window(nc, window) {
                 return Ok(Claim::Replayed);
             }
             match entry.blocks.iter().find(|(f, _)| *f == first) {
                 Some((_, cell)) => match cell.get() {
-                    Some(true) => return Ok(self.decide(entry, cnonce, nc)),
+                    Some(true) => return Ok(self.decide(entry, cnonce, nc, window)),
                     Some(false) => return Ok(Claim::Replayed),
                     None => cell.clone(),
                 },
@@ -126,17 +130,17 @@ impl LeaseBook {
         }
         let mut nonces = self.lock();
         match nonces.get_mut(nonce) {
-            Some(entry) => Ok(self.decide(entry, cnonce, nc)),
+            Some(entry) => Ok(self.decide(entry, cnonce, nc, window)),
             // Removed by the cleanup meanwhile: the nonce has expired.
             None => Ok(Claim::Replayed),
         }
     }
 
-    fn decide(&self, entry: &mut LeasedNonce, cnonce: &str, nc: u32) -> Claim {
-        let claim = entry.counts.claim(cnonce, nc, self.window);
+    fn decide(&self, entry: &mut LeasedNonce, cnonce: &str, nc: u32, window: u32) -> Claim {
+        let claim = entry.counts.decide(cnonce, nc, window);
         if entry.blocks.len() > 4 {
             // Blocks entirely below the window are never consulted again.
-            let (highest, window) = (u64::from(entry.counts.highest()), u64::from(self.window));
+            let (highest, window) = (u64::from(entry.counts.highest()), u64::from(window));
             let size = u64::from(self.size);
             entry
                 .blocks
@@ -150,7 +154,7 @@ impl LeaseBook {
     }
 
     /// Forgets nonces that expired at or before `now`; returns how many.
-    pub(super) fn remove_expired(&self, now: i64) -> u64 {
+    pub(crate) fn remove_expired(&self, now: i64) -> u64 {
         let mut nonces = self.lock();
         let before = nonces.len();
         nonces.retain(|_, entry| entry.counts.expires_at > now);
@@ -169,7 +173,7 @@ mod tests {
 
     #[rocket::async_test]
     async fn one_take_per_block_and_exact_counts_inside() {
-        let book = LeaseBook::new(16, 64);
+        let book = LeaseBook::new(16);
         let takes = AtomicU32::new(0);
         let take = |first: u32, last: u32| {
             takes.fetch_add(1, Ordering::SeqCst);
@@ -177,27 +181,39 @@ mod tests {
             async { Ok(true) }
         };
         for nc in 1..=40 {
-            let claim = book.claim("n", "c", nc, i64::MAX, take).await.unwrap();
+            let claim = book
+                .claim(ClaimRequest::new("n", "c", nc, i64::MAX, 64), take)
+                .await
+                .unwrap();
             assert_eq!(claim, Claim::Accepted, "nc {nc}");
         }
         // Blocks [0,15], [16,31], [32,47].
         assert_eq!(takes.load(Ordering::SeqCst), 3);
-        let again = book.claim("n", "c", 20, i64::MAX, take).await.unwrap();
+        let again = book
+            .claim(ClaimRequest::new("n", "c", 20, i64::MAX, 64), take)
+            .await
+            .unwrap();
         assert_eq!(again, Claim::Replayed);
-        let other_cnonce = book.claim("n", "d", 20, i64::MAX, take).await.unwrap();
+        let other_cnonce = book
+            .claim(ClaimRequest::new("n", "d", 20, i64::MAX, 64), take)
+            .await
+            .unwrap();
         assert_eq!(other_cnonce, Claim::Accepted);
     }
 
     #[rocket::async_test]
     async fn a_block_held_elsewhere_refuses_and_is_asked_once() {
-        let book = LeaseBook::new(16, 64);
+        let book = LeaseBook::new(16);
         let takes = AtomicU32::new(0);
         let take = |_, _| {
             takes.fetch_add(1, Ordering::SeqCst);
             async { Ok(false) }
         };
         for cnonce in ["a", "b", "c"] {
-            let claim = book.claim("n", cnonce, 3, i64::MAX, take).await.unwrap();
+            let claim = book
+                .claim(ClaimRequest::new("n", cnonce, 3, i64::MAX, 64), take)
+                .await
+                .unwrap();
             assert_eq!(claim, Claim::Replayed);
         }
         assert_eq!(takes.load(Ordering::SeqCst), 1);
@@ -205,15 +221,17 @@ mod tests {
 
     #[rocket::async_test]
     async fn a_failed_take_fails_the_claim_and_is_retried() {
-        let book = LeaseBook::new(16, 64);
+        let book = LeaseBook::new(16);
         let failed = book
-            .claim("n", "c", 1, i64::MAX, |_, _| async {
+            .claim(ClaimRequest::new("n", "c", 1, i64::MAX, 64), |_, _| async {
                 Err(StoreError::new("down"))
             })
             .await;
         assert!(failed.is_err());
         let claim = book
-            .claim("n", "c", 1, i64::MAX, |_, _| async { Ok(true) })
+            .claim(ClaimRequest::new("n", "c", 1, i64::MAX, 64), |_, _| async {
+                Ok(true)
+            })
             .await
             .unwrap();
         assert_eq!(claim, Claim::Accepted);
@@ -227,7 +245,7 @@ mod tests {
             .build()
             .unwrap();
         runtime.block_on(async {
-            let book = Arc::new(LeaseBook::new(256, 256));
+            let book = Arc::new(LeaseBook::new(256));
             let takes = Arc::new(AtomicU32::new(0));
             let mut tasks = Vec::new();
             for nc in 1..=64u32 {
@@ -238,7 +256,9 @@ mod tests {
                         rocket::tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                         Ok(true)
                     };
-                    book.claim("n", "c", nc, i64::MAX, take).await.unwrap()
+                    book.claim(ClaimRequest::new("n", "c", nc, i64::MAX, 256), take)
+                        .await
+                        .unwrap()
                 }));
             }
             for task in tasks {
@@ -250,10 +270,13 @@ mod tests {
 
     #[rocket::async_test]
     async fn a_busy_nonce_keeps_few_blocks() {
-        let book = LeaseBook::new(16, 64);
+        let book = LeaseBook::new(16);
         for nc in 1..=10_000 {
             let claim = book
-                .claim("n", "c", nc, i64::MAX, |_, _| async { Ok(true) })
+                .claim(
+                    ClaimRequest::new("n", "c", nc, i64::MAX, 64),
+                    |_, _| async { Ok(true) },
+                )
                 .await
                 .unwrap();
             assert_eq!(claim, Claim::Accepted);
@@ -281,7 +304,7 @@ mod tests {
             let runtime = rocket::tokio::runtime::Builder::new_current_thread().build().unwrap();
             runtime.block_on(async {
                 let table: Mutex<HashMap<(String, u32), usize>> = Mutex::default();
-                let books: Vec<LeaseBook> = (0..3).map(|_| LeaseBook::new(16, 64)).collect();
+                let books: Vec<LeaseBook> = (0..3).map(|_| LeaseBook::new(16)).collect();
                 let mut accepted = HashSet::new();
                 for (who, nonce, cnonce, nc) in claims {
                     let nonce = format!("n{nonce}");
@@ -291,7 +314,7 @@ mod tests {
                         async move { Ok(owner == who) }
                     };
                     let claim = books[who]
-                        .claim(&nonce, &cnonce.to_string(), nc, i64::MAX, take)
+                        .claim(ClaimRequest::new(&nonce, &cnonce.to_string(), nc, i64::MAX, 64), take)
                         .await
                         .unwrap();
                     if claim == Claim::Accepted {
@@ -310,18 +333,15 @@ mod tests {
         fn with_every_lease_it_decides_as_the_memory_store(claims in claims()) {
             let runtime = rocket::tokio::runtime::Builder::new_current_thread().build().unwrap();
             runtime.block_on(async {
-                let book = LeaseBook::new(16, 64);
-                let memory = MemoryStore::new(StoreOptions {
-                    nc_window: 64,
-                    ..StoreOptions::new("r")
-                });
+                let book = LeaseBook::new(16);
+                let memory = MemoryStore::new(StoreOptions::new("r"));
                 for (_, nonce, cnonce, nc) in claims {
                     let (nonce, cnonce) = (format!("n{nonce}"), cnonce.to_string());
                     let leased = book
-                        .claim(&nonce, &cnonce, nc, i64::MAX, |_, _| async { Ok(true) })
+                        .claim(ClaimRequest::new(&nonce, &cnonce, nc, i64::MAX, 64), |_, _| async { Ok(true) })
                         .await
                         .unwrap();
-                    let expected = memory.claim(&nonce, &cnonce, nc, i64::MAX).await.unwrap();
+                    let expected = memory.claim(ClaimRequest::new(&nonce, &cnonce, nc, i64::MAX, 64)).await.unwrap();
                     prop_assert_eq!(leased, expected, "nonce {} cnonce {} nc {}", nonce, cnonce, nc);
                 }
                 Ok(())
@@ -331,7 +351,7 @@ mod tests {
 
     #[test]
     fn blocks_cover_the_whole_range() {
-        let book = LeaseBook::new(256, 256);
+        let book = LeaseBook::new(256);
         assert_eq!(book.block_of(0), (0, 255));
         assert_eq!(book.block_of(256), (256, 511));
         assert_eq!(book.block_of(u32::MAX), (u32::MAX - 255, u32::MAX));

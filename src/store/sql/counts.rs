@@ -1,0 +1,325 @@
+//! Every nonce-count statement of the database store, side by side: taking a
+//! lease, the group statement of the row-per-count mode, the cleanup, and the
+//! settings row that keeps every instance of a database to one mode.
+//!
+//! Counts are decided one of two ways, per database (`nc_lease`, recorded in
+//! `digest_auth_settings`): by leasing blocks of counts and deciding them in
+//! memory by the engine ([`LeaseBook`]; SQLite's default), or by one row per
+//! accepted count, group-committed ([`Batcher`]; PostgreSQL's default), with
+//! a statement that translates the engine's rule
+//! ([`NonceCounts::decide`](crate::store::counts::NonceCounts)) to SQL.
+
+use std::sync::Arc;
+
+use super::{with_pool, Pool, SqlStore};
+use crate::store::counts::batch::{Asked, Batcher};
+use crate::store::counts::lease::LeaseBook;
+use crate::store::{Claim, ClaimRequest, NonceCountStore, StoreError};
+
+/// The default `nc_lease` on SQLite; PostgreSQL defaults to 0 (no leases).
+pub const DEFAULT_SQLITE_NC_LEASE: u32 = 256;
+
+/// The `nc_lease` of a store whose configuration does not set one.
+pub(super) fn default_nc_lease(pool: &Pool) -> u32 {
+    match pool {
+        #[cfg(feature = "sqlite")]
+        Pool::Sqlite(_) => DEFAULT_SQLITE_NC_LEASE,
+        #[cfg(feature = "postgres")]
+        Pool::Postgres(_) => 0,
+    }
+}
+
+const COUNTS_TABLE: &str = "digest_auth_nonce_counts";
+const LEASES_TABLE: &str = "digest_auth_nonce_leases";
+
+/// The two ways a nonce's counts are kept.
+#[derive(Debug, Clone, Copy)]
+enum Way {
+    /// Blocks of counts leased to one process each.
+    Leased,
+    /// A row per accepted count.
+    Rows,
+}
+
+/// A nonce is either leased or counted row by row, never both: otherwise a
+/// count could be accepted once under a lease and once more as a row. Every
+/// statement that starts keeping a nonce one `way` requires this condition
+/// (`nonce` is the SQL expression of the nonce), and
+/// [`SqlStore::agree_on_nc_lease`] keeps all instances of one database to one
+/// way, so the condition only ever refuses nonces left from before an
+/// operator changed `nc_lease`.
+fn not_kept_the_other_way(way: Way, nonce: &str) -> String {
+    let other = match way {
+        Way::Leased => COUNTS_TABLE,
+        Way::Rows => LEASES_TABLE,
+    };
+    format!("NOT EXISTS (SELECT 1 FROM {other} WHERE nonce = {nonce})")
+}
+
+/// Takes the lease of counts `[$2, $3]` of nonce `$1` for owner `$4`.
+/// Refused when any lease overlaps it (one made with another `nc_lease`) or
+/// when the nonce is counted row by row.
+fn take_lease_statement() -> String {
+    format!(
+        "INSERT INTO {LEASES_TABLE} (nonce, first_nc, last_nc, owner, expires_at) \
+         SELECT $1, $2, $3, $4, $5 \
+         WHERE NOT EXISTS (SELECT 1 FROM {LEASES_TABLE} \
+             WHERE nonce = $1 AND first_nc <= $3 AND last_nc >= $2) \
+         AND {} \
+         ON CONFLICT DO NOTHING",
+        not_kept_the_other_way(Way::Leased, "$1")
+    )
+}
+
+/// Values bound per claim by [`group_statement`].
+const GROUP_BINDS: usize = 5;
+
+/// Decides `claims` claims in one statement, the engine's rule in SQL: a row
+/// is inserted (and returned) unless its count is below the window of the
+/// highest row of its nonce, the same row exists (`ON CONFLICT`), or the
+/// nonce is leased. Per claim it binds nonce, nc, cnonce, expires_at and the
+/// window.
+fn group_statement(claims: usize) -> String {
+    // Explicit types: PostgreSQL would take untyped VALUES parameters as text.
+    let mut sql = format!(
+        "INSERT INTO {COUNTS_TABLE} (nonce, nc, cnonce, expires_at) \
+         SELECT v.column1, v.column2, v.column3, v.column4 FROM (VALUES "
+    );
+    for k in 0..claims {
+        let n = GROUP_BINDS * k;
+        sql.push_str(if k == 0 { "" } else { ", " });
+        sql.push_str(&format!(
+            "(CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS BIGINT), \
+             CAST(${} AS BIGINT))",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4,
+            n + 5
+        ));
+    }
+    // Rows go in key order: two instances whose groups share keys then wait
+    // for each other's uncommitted rows in the same order. In arrival order,
+    // each could hold a key the other wanted next, and PostgreSQL aborted
+    // one of the two groups as a deadlock (every claim in it a 503).
+    sql.push_str(&format!(
+        ") AS v WHERE v.column2 + v.column5 > COALESCE((SELECT MAX(nc) FROM {COUNTS_TABLE} \
+         WHERE nonce = v.column1), 0) AND {} \
+         ORDER BY v.column1, v.column2, v.column3 \
+         ON CONFLICT DO NOTHING RETURNING nonce, nc, cnonce",
+        not_kept_the_other_way(Way::Rows, "v.column1")
+    ));
+    sql
+}
+
+/// How many nonces have records in either table that expired at or before `$1`.
+const COUNT_EXPIRED_NONCES: &str = "SELECT \
+     (SELECT COUNT(DISTINCT nonce) FROM digest_auth_nonce_counts WHERE expires_at <= $1) + \
+     (SELECT COUNT(DISTINCT nonce) FROM digest_auth_nonce_leases WHERE expires_at <= $1)";
+
+const DELETE_EXPIRED: [&str; 2] = [
+    "DELETE FROM digest_auth_nonce_counts WHERE expires_at <= $1",
+    "DELETE FROM digest_auth_nonce_leases WHERE expires_at <= $1",
+];
+
+/// Key of the PostgreSQL advisory lock that lets one instance at a time clean up.
+#[cfg(feature = "postgres")]
+const CLEANUP_LOCK: i64 = 0x0d16_e57a_0000_0001;
+
+/// How this store decides nonce counts (`nc_lease`).
+#[derive(Debug, Clone)]
+pub(super) enum Counts {
+    /// `nc_lease` > 0: in memory, under leases of blocks of counts.
+    Leased(Arc<LeaseBook>),
+    /// `nc_lease = 0`: a row per accepted count, committed in groups by one
+    /// writer task.
+    Rows(Batcher),
+}
+
+impl Counts {
+    /// The counts of a store on `pool` (the row writer starts on the current
+    /// runtime).
+    pub(super) fn new(pool: &Pool, nc_lease: u32) -> Counts {
+        if nc_lease > 0 {
+            return Counts::Leased(Arc::new(LeaseBook::new(nc_lease)));
+        }
+        let pool = pool.clone();
+        Counts::Rows(Batcher::start(move |claims| {
+            insert_group(pool.clone(), claims)
+        }))
+    }
+}
+
+/// Decides one group of row-per-count claims: whether each was accepted.
+async fn insert_group(pool: Pool, claims: Vec<Asked>) -> Result<Vec<bool>, StoreError> {
+    let sql = group_statement(claims.len());
+    let rows = with_pool!(&pool, p => {
+        let mut query = sqlx::query_as::<_, (String, i64, String)>(&sql);
+        for c in &claims {
+            query = query
+                .bind(c.nonce.as_str())
+                .bind(i64::from(c.nc))
+                .bind(c.cnonce.as_str())
+                .bind(c.expires_at)
+                .bind(i64::from(c.window));
+        }
+        query.fetch_all(p).await?
+    });
+    let inserted: std::collections::HashSet<(String, i64, String)> = rows.into_iter().collect();
+    Ok(claims
+        .into_iter()
+        .map(|c| inserted.contains(&(c.nonce, i64::from(c.nc), c.cnonce)))
+        .collect())
+}
+
+impl SqlStore {
+    /// Records `nc_lease` in the database, or checks it against the value
+    /// recorded there: instances that leased blocks and instances that claim
+    /// row by row must never decide the same nonce side by side.
+    pub(super) async fn agree_on_nc_lease(&self, nc_lease: u32) -> Result<(), StoreError> {
+        let recorded: i64 = with_pool!(&self.pool, p => {
+            sqlx::query(
+                "INSERT INTO digest_auth_settings (name, value) VALUES ('nc_lease', $1) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(i64::from(nc_lease))
+            .execute(p)
+            .await?;
+            sqlx::query_scalar("SELECT value FROM digest_auth_settings WHERE name = 'nc_lease'")
+                .fetch_one(p)
+                .await?
+        });
+        if recorded == i64::from(nc_lease) {
+            return Ok(());
+        }
+        Err(StoreError::new(format!(
+            "`digest_auth.nc_lease` is {nc_lease} here, but this database is used with \
+             nc_lease = {recorded} (recorded by the first instance that opened it): every \
+             instance sharing a database must use the same value. To change it, stop every \
+             instance, run `DELETE FROM digest_auth_settings WHERE name = 'nc_lease'` and \
+             start them with the new value"
+        )))
+    }
+
+    /// Takes the block `[first, last]` of `nonce` for `owner` if nobody
+    /// has it; whether it is `owner`'s afterwards. Decided by reading the row
+    /// back rather than by the insert's row count, so a take that committed
+    /// although its caller saw an error (a busy database, a timeout) is
+    /// recognised as ours by the retry.
+    async fn take_lease(
+        &self,
+        owner: i64,
+        nonce: &str,
+        first: u32,
+        last: u32,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let take = take_lease_statement();
+        with_pool!(&self.pool, p => {
+            sqlx::query(&take)
+                .bind(nonce)
+                .bind(i64::from(first))
+                .bind(i64::from(last))
+                .bind(owner)
+                .bind(expires_at)
+                .execute(p)
+                .await?;
+            let holder: Option<i64> = sqlx::query_scalar(
+                "SELECT owner FROM digest_auth_nonce_leases WHERE nonce = $1 AND first_nc = $2",
+            )
+            .bind(nonce)
+            .bind(i64::from(first))
+            .fetch_optional(p)
+            .await?;
+            Ok(holder == Some(owner))
+        })
+    }
+
+    /// How many nonces have row-by-row records (leased nonces have none:
+    /// see [`nonce_leases`](Self::nonce_leases)).
+    #[cfg(any(test, feature = "test-util"))]
+    pub async fn nonce_records(&self) -> Result<i64, StoreError> {
+        let sql = "SELECT COUNT(DISTINCT nonce) FROM digest_auth_nonce_counts";
+        with_pool!(&self.pool, p => Ok(sqlx::query_scalar(sql).fetch_one(p).await?))
+    }
+
+    /// How many (cnonce, nc) rows one nonce holds.
+    #[cfg(any(test, feature = "test-util"))]
+    pub async fn nonce_entries(&self, nonce: &str) -> Result<i64, StoreError> {
+        let sql = "SELECT COUNT(*) FROM digest_auth_nonce_counts WHERE nonce = $1";
+        with_pool!(&self.pool, p => Ok(sqlx::query_scalar(sql).bind(nonce).fetch_one(p).await?))
+    }
+
+    /// How many leases of blocks of counts the store holds.
+    #[cfg(any(test, feature = "test-util"))]
+    pub async fn nonce_leases(&self) -> Result<i64, StoreError> {
+        let sql = "SELECT COUNT(*) FROM digest_auth_nonce_leases";
+        with_pool!(&self.pool, p => Ok(sqlx::query_scalar(sql).fetch_one(p).await?))
+    }
+}
+
+/// Counts the nonces whose records expired at `$now`, then deletes those
+/// records, on connection or transaction `$tx`.
+macro_rules! delete_expired {
+    ($tx:expr, $now:expr) => {{
+        let nonces: i64 = sqlx::query_scalar(COUNT_EXPIRED_NONCES)
+            .bind($now)
+            .fetch_one(&mut *$tx)
+            .await?;
+        for sql in DELETE_EXPIRED {
+            sqlx::query(sql).bind($now).execute(&mut *$tx).await?;
+        }
+        nonces as u64
+    }};
+}
+
+#[rocket::async_trait]
+impl NonceCountStore for SqlStore {
+    async fn claim(&self, request: ClaimRequest<'_>) -> Result<Claim, StoreError> {
+        match &self.counts {
+            Counts::Leased(leases) => {
+                let owner = leases.owner();
+                let take = |first, last| {
+                    self.take_lease(owner, request.nonce, first, last, request.expires_at)
+                };
+                leases.claim(request, take).await
+            }
+            Counts::Rows(batcher) => batcher.claim(request).await,
+        }
+    }
+
+    async fn remove_expired(&self, now: i64) -> Result<u64, StoreError> {
+        // The database first: a lease forgotten here while its row remains
+        // can only be refused, never taken twice.
+        let removed = match &self.pool {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(p) => {
+                // No transaction: a read upgraded to a write fails at once
+                // when another connection wrote meanwhile. Only the count
+                // returned could be off, by claims on expired nonces.
+                let mut conn = p.acquire().await?;
+                delete_expired!(conn, now)
+            }
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => {
+                // One instance cleans at a time; the others skip this round
+                // instead of deleting the same rows and waiting on each other.
+                let mut tx = p.begin().await?;
+                let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                    .bind(CLEANUP_LOCK)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let mut n = 0;
+                if locked {
+                    n = delete_expired!(tx, now);
+                    tx.commit().await?;
+                }
+                n
+            }
+        };
+        if let Counts::Leased(leases) = &self.counts {
+            leases.remove_expired(now);
+        }
+        Ok(removed)
+    }
+}
