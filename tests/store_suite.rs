@@ -126,6 +126,7 @@ mod memory {
 mod sqlite {
     use super::*;
     use rocket_digest_auth::protocol::HashFunction;
+    use rocket_digest_auth::store::counts::max_entries_per_nonce;
 
     /// The suite without leases (`nc_lease = 0`): a row per claim, committed
     /// in groups.
@@ -141,6 +142,32 @@ mod sqlite {
         }
 
         rocket_digest_auth::nonce_count_store_suite!(make);
+
+        /// One count re-used with ever new cnonces leaves at most the
+        /// per-nonce bound of rows, as the memory store keeps at most that
+        /// many entries.
+        #[test]
+        fn a_nonce_keeps_at_most_the_bound_of_rows() {
+            rocket::async_test(async {
+                let options = StoreOptions {
+                    nc_lease: Some(0),
+                    ..StoreOptions::new(REALM)
+                };
+                let s = SqliteInTempDir::new(options).await;
+                let expires_at = chrono::Utc::now().timestamp() + 3600;
+                for i in 0..5_000 {
+                    let cnonce = format!("c{i}");
+                    s.store
+                        .claim(at("n", &cnonce, 1, expires_at))
+                        .await
+                        .unwrap();
+                }
+                let bound = max_entries_per_nonce(DEFAULT_NC_WINDOW) as i64;
+                let rows = s.store.nonce_entries("n").await.unwrap();
+                println!("rows on one nonce after 5000 distinct cnonces: {rows}");
+                assert_eq!(rows, bound);
+            })
+        }
     }
 
     /// A store opened again on the same file (a restart) does not hold the

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 
-use super::counts::NonceCounts;
+use super::counts::{max_entries_per_nonce, NonceCounts};
 use super::{Claim, ClaimRequest, NonceCountStore, DEFAULT_NC_WINDOW};
 
 /// A store under test.
@@ -209,6 +209,47 @@ pub async fn decides_as_the_engine(store: StoreUnderTest) {
     }
 }
 
+/// The per-nonce bound: 5,000 distinct cnonces at one count on one nonce
+/// are accepted exactly up to the bound, while rising counts on another
+/// nonce, past the bound in number, are all accepted (the bound counts the
+/// entries inside the window).
+pub async fn per_nonce_bound(store: StoreUnderTest) {
+    let bound = max_entries_per_nonce(WINDOW);
+    let one_count = Arc::new(fresh_nonce("bound"));
+    let cnonces: Vec<String> = (0..5_000).map(|i| format!("c{i}")).collect();
+    let mut accepted = 0u64;
+    // In chunks of concurrent claims, as requests arrive.
+    for chunk in cnonces.chunks(50) {
+        let mut tasks = Vec::new();
+        for cnonce in chunk {
+            let (store, n, cnonce) = (store.clone(), one_count.clone(), cnonce.clone());
+            tasks.push(rocket::tokio::spawn(async move {
+                claim(&*store, &n, &cnonce, 1).await
+            }));
+        }
+        for task in tasks {
+            accepted += u64::from(task.await.expect("task") == Claim::Accepted);
+        }
+    }
+    assert_eq!(accepted, bound, "distinct cnonces accepted at one count");
+
+    let rising = Arc::new(fresh_nonce("rising"));
+    let counts: Vec<u32> = (1..=bound as u32 + 1_000).collect();
+    for chunk in counts.chunks(50) {
+        let mut tasks = Vec::new();
+        for &nc in chunk {
+            let (store, n) = (store.clone(), rising.clone());
+            tasks.push(rocket::tokio::spawn(async move {
+                (nc, claim(&*store, &n, "c", nc).await)
+            }));
+        }
+        for task in tasks {
+            let (nc, claim) = task.await.expect("task");
+            assert_eq!(claim, Claim::Accepted, "nc {nc}");
+        }
+    }
+}
+
 /// Instantiates the whole [`NonceCountStore`] suite as `#[test]`s (feature
 /// `test-util`).
 ///
@@ -235,7 +276,8 @@ macro_rules! nonce_count_store_suite {
             full_nc_range,
             expired_records_are_removed,
             concurrent_claims_win_once,
-            decides_as_the_engine
+            decides_as_the_engine,
+            per_nonce_bound
         );
     };
     (@tests $make:path, $($check:ident),*) => {

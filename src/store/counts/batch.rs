@@ -24,7 +24,7 @@ use rocket::tokio::sync::{mpsc, oneshot};
 use super::{below_window, ClaimRequest};
 use crate::store::{Claim, StoreError};
 
-/// Most claims in one group (the group statement binds 5 values each, well
+/// Most claims in one group (the group statement binds 7 values each, well
 /// under SQLite's limit of 32766 parameters and PostgreSQL's of 65535).
 pub(crate) const MAX_GROUP: usize = 256;
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use super::{with_pool, Pool, SqlStore};
 use crate::store::counts::batch::{Asked, Batcher};
 use crate::store::counts::lease::LeaseBook;
+use crate::store::counts::max_entries_per_nonce;
 use crate::store::{Claim, ClaimRequest, NonceCountStore, StoreError};
 
 /// The default `nc_lease` on SQLite; PostgreSQL defaults to 0 (no leases).
@@ -72,13 +73,15 @@ fn take_lease_statement() -> String {
 }
 
 /// Values bound per claim by [`group_statement`].
-const GROUP_BINDS: usize = 5;
+const GROUP_BINDS: usize = 7;
 
 /// Decides `claims` claims in one statement, the engine's rule in SQL: a row
 /// is inserted (and returned) unless its count is below the window of the
-/// highest row of its nonce, the same row exists (`ON CONFLICT`), or the
-/// nonce is leased. Per claim it binds nonce, nc, cnonce, expires_at and the
-/// window.
+/// highest row of its nonce, the nonce already holds the per-nonce bound of
+/// rows inside that window (counting the claims on it earlier in the group),
+/// the same row exists (`ON CONFLICT`), or the nonce is leased. Per claim it
+/// binds nonce, nc, cnonce, expires_at, the window, the earlier claims and
+/// the bound.
 fn group_statement(claims: usize) -> String {
     // Explicit types: PostgreSQL would take untyped VALUES parameters as text.
     let mut sql = format!(
@@ -90,21 +93,27 @@ fn group_statement(claims: usize) -> String {
         sql.push_str(if k == 0 { "" } else { ", " });
         sql.push_str(&format!(
             "(CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS BIGINT), \
-             CAST(${} AS BIGINT))",
+             CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS BIGINT))",
             n + 1,
             n + 2,
             n + 3,
             n + 4,
-            n + 5
+            n + 5,
+            n + 6,
+            n + 7
         ));
     }
     // Rows go in key order: two instances whose groups share keys then wait
     // for each other's uncommitted rows in the same order. In arrival order,
     // each could hold a key the other wanted next, and PostgreSQL aborted
     // one of the two groups as a deadlock (every claim in it a 503).
+    let highest =
+        format!("COALESCE((SELECT MAX(nc) FROM {COUNTS_TABLE} WHERE nonce = v.column1), 0)");
     sql.push_str(&format!(
-        ") AS v WHERE v.column2 + v.column5 > COALESCE((SELECT MAX(nc) FROM {COUNTS_TABLE} \
-         WHERE nonce = v.column1), 0) AND {} \
+        ") AS v WHERE v.column2 + v.column5 > {highest} \
+         AND (SELECT COUNT(*) FROM {COUNTS_TABLE} WHERE nonce = v.column1 \
+             AND nc > {highest} - v.column5) + v.column6 < v.column7 \
+         AND {} \
          ORDER BY v.column1, v.column2, v.column3 \
          ON CONFLICT DO NOTHING RETURNING nonce, nc, cnonce",
         not_kept_the_other_way(Way::Rows, "v.column1")
@@ -161,7 +170,9 @@ async fn insert_group(pool: Pool, claims: Vec<Asked>) -> Result<Vec<bool>, Store
                 .bind(i64::from(c.nc))
                 .bind(c.cnonce.as_str())
                 .bind(c.expires_at)
-                .bind(i64::from(c.window));
+                .bind(i64::from(c.window))
+                .bind(i64::from(c.earlier))
+                .bind(max_entries_per_nonce(c.window) as i64);
         }
         query.fetch_all(p).await?
     });
