@@ -9,7 +9,7 @@
 //! `NonceCounts::decide` (see [`counts`]): the memory store runs it directly,
 //! the database store runs it in memory over leased blocks of counts or as
 //! its SQL translation row by row, and the shared suite
-//! ([`nonce_count_store_suite!`](crate::nonce_count_store_suite), feature
+//! (`nonce_count_store_suite!`, feature
 //! `test-util`) checks every store against it.
 //!
 //! ```
@@ -202,7 +202,7 @@ pub enum Claim {
 /// [`max_entries_per_nonce`](counts::max_entries_per_nonce)`(window)` entries
 /// inside the window. Everything else is accepted in any order, so requests
 /// in flight together on one nonce may arrive out of order. The shared suite
-/// ([`nonce_count_store_suite!`](crate::nonce_count_store_suite)) checks a
+/// (`nonce_count_store_suite!`) checks a
 /// store against the rule.
 #[rocket::async_trait]
 pub trait NonceCountStore: Send + Sync + 'static {

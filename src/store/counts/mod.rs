@@ -1,12 +1,12 @@
 //! The nonce-count engine: the one rule that decides whether a count is
 //! accepted, and the two ways the built-in stores apply it.
 //!
-//! `NonceCounts::decide` (crate-private) is that rule. Every built-in store decides by it:
-//! the memory store directly, the database store with leases (`lease.rs`) by
-//! running it in memory over the counts it leased, and the database store
-//! row by row (`batch.rs` and the group statement in `sql/counts.rs`) with a
+//! `NonceCounts::decide` (crate-private) is that rule. Every built-in store
+//! decides by it: the memory store directly, the database store with leases
+//! (`lease.rs`) by running it in memory over the counts it leased, and the
+//! database store row by row (`batch.rs` and the group statement in `sql/counts.rs`) with a
 //! statement that translates it to SQL. The shared store suite
-//! ([`nonce_count_store_suite!`](crate::nonce_count_store_suite)) checks
+//! (`nonce_count_store_suite!`) checks
 //! every store against it.
 //!
 //! The rule, for a claim of (cnonce, nc) on a nonce with window `w`:
