@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 use rocket::tokio;
 use rocket::tokio::io::{AsyncReadExt, AsyncWriteExt};
 use rocket::tokio::net::TcpStream;
-use rocket_digest_auth::protocol::{ClientChallenge, DigestClient};
+use rocket_digest_auth::protocol::{AuthenticationInfo, ClientChallenge, DigestClient};
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -288,37 +288,6 @@ impl Conn {
     }
 }
 
-/// Pulls `name="value"` or `name=value` out of an Authentication-Info value.
-fn auth_info_param(value: &str, name: &str) -> Option<String> {
-    let mut rest = value;
-    while let Some(i) = rest.find(name) {
-        let before_ok = i == 0 || matches!(rest.as_bytes()[i - 1], b' ' | b',' | b'\t');
-        let after = rest[i + name.len()..].trim_start();
-        if before_ok {
-            if let Some(v) = after.strip_prefix('=') {
-                let v = v.trim_start();
-                return Some(match v.strip_prefix('"') {
-                    Some(q) => {
-                        let mut out = String::new();
-                        let mut chars = q.chars();
-                        while let Some(c) = chars.next() {
-                            match c {
-                                '"' => break,
-                                '\\' => out.extend(chars.next()),
-                                c => out.push(c),
-                            }
-                        }
-                        out
-                    }
-                    None => v.split([',', ' ']).next().unwrap_or("").to_string(),
-                });
-            }
-        }
-        rest = &rest[i + name.len()..];
-    }
-    None
-}
-
 /// What one connection saw.
 #[derive(Debug, Default)]
 struct Tally {
@@ -429,7 +398,8 @@ async fn connection(shared: Arc<Shared>) -> Tally {
         }
         if (200..300).contains(&response.status) {
             if let (Some(info), Some(client)) = (&response.authentication_info, &mut client) {
-                if let Some(next) = auth_info_param(info, "nextnonce") {
+                let next = AuthenticationInfo::parse(info).ok().and_then(|i| i.nextnonce);
+                if let Some(next) = next {
                     client.set_nonce(&next);
                     if measuring {
                         tally.nextnonce += 1;

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{Algorithm, QopKind};
+use crate::protocol::Algorithm;
 use crate::store::DEFAULT_NC_WINDOW;
 
 /// The `[digest_auth]` table. Every key has a default; see the README for the
@@ -88,25 +88,9 @@ pub struct Config {
     pub catcher: bool,
 }
 
-/// A `qop` value in the configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Qop {
-    /// `auth`
-    #[serde(rename = "auth")]
-    Auth,
-    /// `auth-int`
-    #[serde(rename = "auth-int")]
-    AuthInt,
-}
-
-impl From<Qop> for QopKind {
-    fn from(q: Qop) -> QopKind {
-        match q {
-            Qop::Auth => QopKind::Auth,
-            Qop::AuthInt => QopKind::AuthInt,
-        }
-    }
-}
+/// A `qop` value in the configuration (`"auth"`, `"auth-int"`): the
+/// protocol's own type.
+pub use crate::protocol::Qop;
 
 /// Which built-in store the fairing uses when the app passes none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

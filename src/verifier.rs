@@ -27,8 +27,7 @@ use subtle::ConstantTimeEq;
 use crate::config::Config;
 use crate::limiter::FailureLimiter;
 use crate::protocol::{
-    digest, AuthenticationInfo, Authorization, Challenge, NonceKey, NonceStatus, ParseError,
-    QopKind,
+    digest, AuthenticationInfo, Authorization, Challenge, NonceKey, NonceStatus, ParseError, Qop,
 };
 use crate::store::{Claim, ClaimRequest, Credential, CredentialStore, NonceCountStore, StoreError};
 
@@ -151,7 +150,7 @@ pub struct Verified {
 pub struct Verifier {
     config: Config,
     key: NonceKey,
-    qop: Vec<QopKind>,
+    qop: Vec<Qop>,
     domain: Option<String>,
     credentials: Arc<dyn CredentialStore>,
     counts: Arc<dyn NonceCountStore>,
@@ -214,7 +213,7 @@ impl Verifier {
             config.max_tracked_clients,
         );
         Ok(Verifier {
-            qop: config.qop.iter().map(|&q| q.into()).collect(),
+            qop: config.qop.clone(),
             domain: (!config.domain.is_empty()).then(|| config.domain.join(" ")),
             key,
             credentials,
@@ -294,7 +293,7 @@ impl Verifier {
             return Err(challenge);
         }
         let body: &[u8] = match (auth.qop.as_ref().map(|q| q.kind), req.body) {
-            (Some(QopKind::AuthInt), Body::Unread) => return Err(Rejection::BodyNotCovered),
+            (Some(Qop::AuthInt), Body::Unread) => return Err(Rejection::BodyNotCovered),
             (_, Body::Bytes(bytes)) => bytes,
             _ => b"",
         };
@@ -320,32 +319,25 @@ impl Verifier {
             self.within_store_timeout(self.credentials.credential(&auth.username))
                 .await?
         };
-        let (credential, ha1) = match found.as_ref().and_then(|c| {
-            c.ha1(auth.algorithm, &self.config.realm)
-                .map(|ha1| (c, ha1))
-        }) {
-            Some((c, ha1)) => (Some(c), ha1),
-            None => (
-                None,
-                digest::ha1(
-                    auth.algorithm,
-                    &auth.username,
-                    &self.config.realm,
-                    DUMMY_SECRET,
-                ),
-            ),
-        };
-
-        let qop = auth.qop.as_ref().map(|q| digest::QopParams {
-            kind: q.kind,
-            nc: &q.nc_raw,
-            cnonce: &q.cnonce,
+        let known_ha1 = found
+            .as_ref()
+            .and_then(|c| c.ha1(auth.algorithm, &self.config.realm));
+        let known = known_ha1.is_some();
+        let ha1 = known_ha1.unwrap_or_else(|| {
+            digest::ha1(
+                auth.algorithm,
+                &auth.username,
+                &self.config.realm,
+                DUMMY_SECRET,
+            )
         });
-        let cnonce = auth.qop.as_ref().map(|q| q.cnonce.as_str());
+
+        let qop = auth.qop.as_ref();
+        let cnonce = qop.map(|q| &*q.cnonce);
         let effective_ha1 = digest::session_ha1(auth.algorithm, &ha1, &auth.nonce, cnonce);
         let body_hash = match qop.map(|q| q.kind) {
-            Some(QopKind::AuthInt) => auth.algorithm.hash(body),
-            _ => String::new(),
+            Some(Qop::AuthInt) => Some(auth.algorithm.hash_digest(body)),
+            _ => None,
         };
         let expected = digest::response(
             auth.algorithm,
@@ -354,11 +346,11 @@ impl Verifier {
             req.method,
             &auth.uri,
             qop,
-            &body_hash,
+            body_hash.as_deref().unwrap_or(""),
         );
         let matches: bool = expected.as_bytes().ct_eq(auth.response.as_bytes()).into();
-        let credential = match credential {
-            Some(c) if matches => c.clone(),
+        let credential = match found {
+            Some(c) if known && matches => c,
             _ => {
                 self.limiter.fail(&auth.username, req.client, now);
                 return Err(challenge);
@@ -374,10 +366,7 @@ impl Verifier {
         // Recorded only now that the response checked out, so nobody can burn
         // a legitimate client's count with a bad response. RFC 2069 requests
         // have no count: their nonce is single-use.
-        let (cnonce, nc) = auth
-            .qop
-            .as_ref()
-            .map_or(("", 0), |q| (q.cnonce.as_str(), q.nc));
+        let (cnonce, nc) = qop.map_or(("", 0), |q| (&*q.cnonce, q.nc));
         match self
             .within_store_timeout(self.counts.claim(ClaimRequest::new(
                 &auth.nonce,
@@ -396,24 +385,17 @@ impl Verifier {
         let nextnonce = (self.config.nextnonce_within > 0
             && expires_at - now <= self.config.nextnonce_within as i64)
             .then(|| self.key.mint(now));
-        let rspauth = digest::response(
+        let rspauth = digest::rspauth(
             auth.algorithm,
             &effective_ha1,
             &auth.nonce,
-            "",
             &auth.uri,
-            // rspauth's A2 covers the response body under auth-int, which a
-            // guard cannot know; it is computed as for `auth`.
-            qop.map(|q| digest::QopParams {
-                kind: QopKind::Auth,
-                ..q
-            }),
-            "",
+            qop,
         );
         Ok(Verified {
             authentication_info: AuthenticationInfo {
-                rspauth,
-                qop: auth.qop.map(|q| (q.kind, q.nc_raw, q.cnonce)),
+                rspauth: rspauth.into(),
+                qop: qop.map(|q| (q.kind, q.nc_raw.to_string(), q.cnonce.to_string())),
                 nextnonce,
             },
             credential,
@@ -538,7 +520,7 @@ mod sess_tests {
             verifier.verify(&parts).await,
             Err(Rejection::Challenge { stale: false })
         ));
-        let with_qop = answer(Some(QopKind::Auth));
+        let with_qop = answer(Some(Qop::Auth));
         let parts = RequestParts::new("GET", "/", Some(&with_qop));
         assert!(verifier.verify(&parts).await.is_ok());
     }

@@ -21,7 +21,7 @@ use common::server::Running;
 use rocket::serde::json::{json, Value};
 use rocket::{post, routes};
 use rocket_digest_auth::protocol::{
-    Algorithm, Answer, ClientChallenge, DigestClient, NonceKey, QopKind,
+    Algorithm, Answer, ClientChallenge, DigestClient, NonceKey, Qop,
 };
 use rocket_digest_auth::{DigestAuth, DigestAuthenticated, User};
 
@@ -101,7 +101,7 @@ struct Spec {
     challenge: ClientChallenge,
     method: String,
     uri: String,
-    qop: Option<QopKind>,
+    qop: Option<Qop>,
     nc: u32,
     cnonce: String,
     body: Vec<u8>,
@@ -141,7 +141,7 @@ impl Ctx {
             challenge: self.challenge(),
             method: "GET".into(),
             uri: "/me".into(),
-            qop: Some(QopKind::Auth),
+            qop: Some(Qop::Auth),
             nc: 1,
             cnonce: "0a4f113b".into(),
             body: Vec::new(),
@@ -517,7 +517,7 @@ fn corpus() -> Vec<Case> {
             |c| {
                 let body = b"amount=1000000&to=mallory".to_vec();
                 let spec = c.spec(|s| {
-                    s.qop = Some(QopKind::AuthInt);
+                    s.qop = Some(Qop::AuthInt);
                     s.method = "POST".into();
                     s.uri = "/submit".into();
                     s.body = body.clone();
@@ -530,7 +530,7 @@ fn corpus() -> Vec<Case> {
             "qop=auth-int with a body on a request-guard GET route",
             |c| {
                 let spec = c.spec(|s| {
-                    s.qop = Some(QopKind::AuthInt);
+                    s.qop = Some(Qop::AuthInt);
                     s.body = b"x".to_vec();
                 });
                 request("GET", "/me", Some(spec.header().as_bytes()), b"x")

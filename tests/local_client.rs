@@ -26,9 +26,9 @@ use rocket::local::asynchronous::Client;
 use rocket::serde::json::{json, Json, Value};
 use rocket::{catch, catchers, get, post, routes, Build, Request, Rocket};
 use rocket_digest_auth::catcher::{ChallengeResponse, UNAUTHORIZED_BODY};
-use rocket_digest_auth::protocol::digest::{self, QopParams};
 use rocket_digest_auth::protocol::{
-    Algorithm, Answer, Authorization, ClientChallenge, DigestClient, HashFunction, QopKind,
+    digest, grammar, Algorithm, Answer, AuthenticationInfo, Authorization, ClientChallenge,
+    DigestClient, HashFunction, Qop,
 };
 use rocket_digest_auth::store::{
     Claim, ClaimRequest, Credential, CredentialStore, MemoryStore, NonceCountStore, Secret,
@@ -288,7 +288,7 @@ fn answer<'a>(
         challenge,
         method: "GET",
         uri,
-        qop: Some(QopKind::Auth),
+        qop: Some(Qop::Auth),
         nc,
         cnonce,
         body: b"",
@@ -315,74 +315,39 @@ fn userhash_answer(token: &str, challenge: &ClientChallenge) -> String {
 }
 
 /// `name=value` and `name="quoted"` pairs of a header value, names lower-cased
-/// (a leading `Digest ` scheme is skipped).
+/// (a leading `Digest ` scheme is skipped); each must be valid and given once.
 fn params(value: &str) -> BTreeMap<String, String> {
-    let s = value.strip_prefix("Digest ").unwrap_or(value);
-    let mut out = BTreeMap::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
-            chars.next();
-        }
-        let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        if name.is_empty() {
-            return out;
-        }
-        let mut v = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => v.extend(chars.next()),
-                    '"' => break,
-                    c => v.push(c),
-                }
-            }
-        } else {
-            v = chars.by_ref().take_while(|c| *c != ',').collect();
-        }
-        let previous = out.insert(name.trim().to_ascii_lowercase(), v.trim().to_owned());
-        assert!(previous.is_none(), "duplicate parameter in {value}");
-    }
+    let list = grammar::digest_params(value).unwrap_or(value);
+    grammar::params(list)
+        .map(|p| {
+            let (name, v) = p.unwrap_or_else(|e| panic!("{value}: {e}"));
+            (name.to_ascii_lowercase(), v.into_owned())
+        })
+        .collect()
 }
 
 /// Checks `Authentication-Info` against the request header `sent`:
 /// `rspauth` recomputed (A2 with an empty method), `qop`, `nc` and `cnonce`
-/// echoed. Returns its parameters.
+/// echoed. Returns it.
 fn check_authentication_info(
     reply: &Reply,
     sent: &str,
     username: &str,
     token: &str,
-) -> BTreeMap<String, String> {
-    let info = params(
-        reply
-            .headers
-            .one("Authentication-Info")
-            .unwrap_or_else(|| panic!("no Authentication-Info in {reply:?}")),
-    );
+) -> AuthenticationInfo {
+    let info = reply
+        .headers
+        .authentication_info()
+        .unwrap_or_else(|| panic!("no Authentication-Info in {reply:?}"));
     let auth = Authorization::parse(sent).unwrap().unwrap();
     let alg = auth.algorithm;
     let q = auth.qop.as_ref().expect("a qop request");
     let ha1 = digest::ha1(alg, username, &auth.realm, token);
     let ha1 = digest::session_ha1(alg, &ha1, &auth.nonce, Some(&q.cnonce));
-    let rspauth = digest::response(
-        alg,
-        &ha1,
-        &auth.nonce,
-        "",
-        &auth.uri,
-        Some(QopParams {
-            kind: QopKind::Auth,
-            nc: &q.nc_raw,
-            cnonce: &q.cnonce,
-        }),
-        "",
-    );
-    assert_eq!(info.get("rspauth"), Some(&rspauth), "{alg}: {info:?}");
-    assert_eq!(info.get("qop").map(String::as_str), Some(q.kind.as_str()));
-    assert_eq!(info.get("nc"), Some(&q.nc_raw));
-    assert_eq!(info.get("cnonce"), Some(&q.cnonce));
+    let rspauth = digest::rspauth(alg, &ha1, &auth.nonce, &auth.uri, Some(q));
+    assert_eq!(rspauth, info.rspauth, "{alg}: {info:?}");
+    let echoed = (q.kind, q.nc_raw.to_string(), q.cnonce.to_string());
+    assert_eq!(info.qop, Some(echoed));
     info
 }
 
@@ -503,7 +468,7 @@ async fn success_with_each_of_the_six_algorithms_verifies_rspauth() {
             assert_eq!(reply.status, Status::Ok, "{alg}: {reply:?}");
             assert_eq!(reply.json(), json!({ "username": "alice" }));
             let info = check_authentication_info(&reply, &header, "alice", &token);
-            assert!(!info.contains_key("nextnonce"), "{alg}: fresh nonce");
+            assert!(info.nextnonce.is_none(), "{alg}: fresh nonce");
         }
     }
 }
@@ -530,7 +495,7 @@ async fn nextnonce_is_sent_when_the_nonce_nears_its_end_and_works() {
     let (header, reply) = signed_get(&client, &mut s, "/me").await;
     assert_eq!(reply.status, Status::Ok, "{reply:?}");
     let info = check_authentication_info(&reply, &header, "alice", &token);
-    let next = info.get("nextnonce").expect("nextnonce near the end");
+    let next = info.nextnonce.as_ref().expect("nextnonce near the end");
     assert_ne!(next, &s.challenge().nonce);
     s.set_nonce(next);
     let (_, reply) = signed_get(&client, &mut s, "/me").await;
@@ -581,10 +546,10 @@ async fn nextnonce_appears_exactly_nextnonce_within_seconds_before_expiry() {
 async fn auth_int_without_a_body_succeeds_and_with_an_unread_body_is_400() {
     let (client, token) = with_alice(json!({ "qop": ["auth", "auth-int"] })).await;
     let challenge = challenge_for(&client, Algorithm::Sha256).await;
-    assert_eq!(challenge.qop, [QopKind::Auth, QopKind::AuthInt]);
+    assert_eq!(challenge.qop, [Qop::Auth, Qop::AuthInt]);
 
     let header = Answer {
-        qop: Some(QopKind::AuthInt),
+        qop: Some(Qop::AuthInt),
         ..answer("alice", &token, &challenge, "/me", 1, "c1")
     }
     .header();
@@ -598,7 +563,7 @@ async fn auth_int_without_a_body_succeeds_and_with_an_unread_body_is_400() {
 
     // A request guard cannot read the body: auth-int over a body is refused.
     let header = Answer {
-        qop: Some(QopKind::AuthInt),
+        qop: Some(Qop::AuthInt),
         method: "POST",
         body: b"payload",
         ..answer("alice", &token, &challenge, "/upload", 2, "c1")
@@ -638,11 +603,11 @@ async fn real_client_quirks_are_tolerated() {
     ];
     // Each variant is sent as its own request (nc 1, 2, ...), with the
     // response our client computes for that count.
-    let original = Authorization::parse(&header).unwrap().unwrap().response;
+    let original = Authorization::parse(&header).unwrap().unwrap().response.into_owned();
     for (i, variant) in variants.iter().enumerate() {
         let nc = i as u32 + 1;
         let same = answer(name, &token, &challenge, "/me", nc, "f2/wE4q74E6zIJ").header();
-        let response = Authorization::parse(&same).unwrap().unwrap().response;
+        let response = Authorization::parse(&same).unwrap().unwrap().response.into_owned();
         let variant = variant
             .replace("nc=0000000a", &format!("nc={nc:08x}"))
             .replace(&original, &response);
@@ -804,7 +769,7 @@ async fn wrong_realm_algorithm_qop_or_opaque_gets_401_without_stale() {
         assert!(reply.headers.one("Authentication-Info").is_none(), "{what}");
     }
     let auth_int = Answer {
-        qop: Some(QopKind::AuthInt),
+        qop: Some(Qop::AuthInt),
         ..answer("alice", &token, &good, "/me", 1, "c")
     }
     .header();
@@ -1015,16 +980,11 @@ async fn rfc2069_request_succeeds_once_per_nonce_when_allowed() {
     let reply = get(&client, "/me", Some(&rfc2069("/me"))).await;
     assert_eq!(reply.status, Status::Ok, "{reply:?}");
     assert_eq!(reply.json(), json!({ "username": "alice" }));
-    let info = params(
-        reply
-            .headers
-            .one("Authentication-Info")
-            .expect("Authentication-Info"),
-    );
-    assert!(
-        info.contains_key("rspauth") && !info.contains_key("nc"),
-        "{info:?}"
-    );
+    let info = reply
+        .headers
+        .authentication_info()
+        .expect("Authentication-Info");
+    assert!(!info.rspauth.is_empty() && info.qop.is_none(), "{info:?}");
     // The nonce is spent, also for another uri.
     get(&client, "/me", Some(&rfc2069("/me")))
         .await

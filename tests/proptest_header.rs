@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use rocket::tokio::runtime::{Builder, Runtime};
 use rocket_digest_auth::protocol::{
-    Algorithm, Answer, Authorization, ClientChallenge, ParseError, QopKind, MAX_CNONCE_LEN,
+    Algorithm, Answer, Authorization, ClientChallenge, ParseError, Qop, MAX_CNONCE_LEN,
     MAX_HEADER_LEN, MAX_PARAMS,
 };
 use rocket_digest_auth::store::{MemoryStore, StoreOptions};
-use rocket_digest_auth::{Body, Config, Qop, Rejection, RequestParts, Verified, Verifier};
+use rocket_digest_auth::{Body, Config, Rejection, RequestParts, Verified, Verifier};
 
 const REALM: &str = "proptest realm";
 const USER: &str = "alice";
@@ -64,7 +64,7 @@ fn verify(verifier: &Verifier, parts: &RequestParts<'_>) -> Result<Verified, Rej
 }
 
 /// Parses `header` and checks what the parser promises, returning the result.
-fn parse_checked(header: &str) -> Result<Option<Authorization>, ParseError> {
+fn parse_checked(header: &str) -> Result<Option<Authorization<'_>>, ParseError> {
     let parsed = Authorization::parse(header);
     if header.len() > MAX_HEADER_LEN {
         assert_eq!(parsed, Err(ParseError::TooLong));
@@ -76,7 +76,7 @@ fn parse_checked(header: &str) -> Result<Option<Authorization>, ParseError> {
             + a.nonce.len()
             + a.uri.len()
             + a.response.len()
-            + a.opaque.as_ref().map_or(0, String::len)
+            + a.opaque.as_ref().map_or(0, |o| o.len())
             + a.qop
                 .as_ref()
                 .map_or(0, |q| q.nc_raw.len() + q.cnonce.len());
@@ -443,7 +443,7 @@ proptest! {
             challenge: &challenge,
             method: "GET",
             uri: "/me",
-            qop: Some(QopKind::Auth),
+            qop: Some(Qop::Auth),
             nc: 1,
             cnonce: "0a4f113b",
             body: b"",
@@ -486,7 +486,7 @@ proptest! {
         let uri = format!("/{path}");
         let (verifier, mut challenge) = verifier(&[&username]);
         challenge.algorithm = if md5 { Algorithm::Md5 } else { Algorithm::Sha256 };
-        let qop = if auth_int { QopKind::AuthInt } else { QopKind::Auth };
+        let qop = if auth_int { Qop::AuthInt } else { Qop::Auth };
         let answer = |password| Answer {
             username: &username,
             password,
@@ -512,7 +512,7 @@ proptest! {
         prop_assert_eq!(&parsed.nonce, &challenge.nonce);
         prop_assert_eq!(parsed.algorithm, challenge.algorithm);
         let q = parsed.qop.expect("qop");
-        prop_assert_eq!((q.kind, q.nc, &q.cnonce), (qop, nc, &cnonce));
+        prop_assert_eq!((q.kind, q.nc, &*q.cnonce), (qop, nc, cnonce.as_str()));
 
         let mut parts = RequestParts::new("POST", &uri, Some(&header));
         parts.body = Body::Bytes(&body);

@@ -300,7 +300,7 @@ struct ClientResult {
 
 impl ClientResult {
     /// Asserts the request succeeded as alice; returns what the client sent.
-    fn assert_alice(&self) -> Authorization {
+    fn assert_alice(&self) -> Authorization<'static> {
         assert_eq!(
             (self.status, self.body.as_str()),
             (200, EXPECTED_BODY),
@@ -388,11 +388,12 @@ fn clients_available() -> bool {
     )
 }
 
-fn parse_authorization(header: Option<&str>) -> Authorization {
+fn parse_authorization(header: Option<&str>) -> Authorization<'static> {
     let header = header.expect("the client sent an Authorization header");
     Authorization::parse(header)
         .unwrap_or_else(|e| panic!("{header:?}: {e:?}"))
         .expect("a Digest Authorization header")
+        .into_owned()
 }
 
 // ---------------------------------------------------------------------------
@@ -529,7 +530,7 @@ fn httpx_digest_auth_counts_up_on_one_nonce() {
     let answered: Vec<u64> = results.iter().map(|(_, n)| *n).collect();
     assert_eq!(answered[0], 1, "{results:?}");
     assert!(answered[1..].iter().all(|&n| n == 0), "{results:?}");
-    let nonces: BTreeSet<&str> = sent.iter().map(|a| a.nonce.as_str()).collect();
+    let nonces: BTreeSet<&str> = sent.iter().map(|a| &*a.nonce).collect();
     assert_eq!(nonces.len(), 1, "one nonce for all: {sent:?}");
     let counts: Vec<u32> = sent.iter().map(|a| a.qop.as_ref().unwrap().nc).collect();
     assert_eq!(counts, (1..=REQUESTS as u32).collect::<Vec<_>>());

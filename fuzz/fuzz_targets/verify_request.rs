@@ -18,10 +18,10 @@ use libfuzzer_sys::fuzz_target;
 use md5::Md5;
 use rocket::tokio::runtime::{Builder, Runtime};
 use rocket_digest_auth::protocol::{
-    Algorithm, Answer, Authorization, ClientChallenge, QopKind, MAX_CNONCE_LEN, MAX_HEADER_LEN,
+    Algorithm, Answer, Authorization, ClientChallenge, Qop, MAX_CNONCE_LEN, MAX_HEADER_LEN,
 };
 use rocket_digest_auth::store::{MemoryStore, StoreOptions};
-use rocket_digest_auth::{Body, Config, Qop, Rejection, RequestParts, Verified, Verifier};
+use rocket_digest_auth::{Body, Config, Rejection, RequestParts, Verified, Verifier};
 use sha2::{Digest, Sha256};
 
 const REALM: &str = "fuzz realm";
@@ -131,7 +131,7 @@ fuzz_target!(|input: Input<'_>| {
             };
             let mut challenge = challenge.clone();
             challenge.algorithm = Algorithm::ALL[*algorithm as usize % Algorithm::ALL.len()];
-            let qop = qop.map(|int| if int { QopKind::AuthInt } else { QopKind::Auth });
+            let qop = qop.map(|int| if int { Qop::AuthInt } else { Qop::Auth });
             let body_bytes: &[u8] = match body {
                 Body::Bytes(b) => b,
                 _ => b"",
@@ -153,7 +153,7 @@ fuzz_target!(|input: Input<'_>| {
                 && *right_token
                 && matches!(challenge.algorithm, Algorithm::Md5 | Algorithm::Sha256)
                 && (qop.is_none() || (!cnonce.is_empty() && cnonce.len() <= MAX_CNONCE_LEN))
-                && !(qop == Some(QopKind::AuthInt) && body == Body::Unread)
+                && !(qop == Some(Qop::AuthInt) && body == Body::Unread)
                 && reduce_absolute_form(uri.unwrap_or(input.target)) == input.target
                 && header.len() <= MAX_HEADER_LEN
                 && splice.is_none();
@@ -216,8 +216,8 @@ fn check_correct(header: &str, nonce: &str, parts: &RequestParts<'_>, verified: 
     }
     let ha1 = h(format!("{USER}:{REALM}:{TOKEN}").as_bytes());
     let ha2 = match (&a.qop, parts.body) {
-        (Some(q), Body::Unread) if q.kind == QopKind::AuthInt => fail("auth-int, body unread"),
-        (Some(q), body) if q.kind == QopKind::AuthInt => {
+        (Some(q), Body::Unread) if q.kind == Qop::AuthInt => fail("auth-int, body unread"),
+        (Some(q), body) if q.kind == Qop::AuthInt => {
             let bytes: &[u8] = match body {
                 Body::Bytes(b) => b,
                 _ => b"",

@@ -2,7 +2,7 @@
 //! header of RFC 7616 sections 3.3 and 3.5.
 //!
 //! ```
-//! use rocket_digest_auth::protocol::{Algorithm, Challenge, QopKind};
+//! use rocket_digest_auth::protocol::{Algorithm, Challenge, Qop};
 //!
 //! let c = Challenge {
 //!     realm: "api",
@@ -10,7 +10,7 @@
 //!     nonce: "abc",
 //!     opaque: None,
 //!     algorithm: Algorithm::Sha256,
-//!     qop: &[QopKind::Auth],
+//!     qop: &[Qop::Auth],
 //!     stale: true,
 //!     userhash: false,
 //! };
@@ -23,7 +23,8 @@
 use std::fmt::{self, Write};
 
 use super::algorithm::Algorithm;
-use super::header::QopKind;
+use super::grammar::{self, Quoted};
+use super::header::{ParseError, Qop};
 
 /// One `WWW-Authenticate: Digest` challenge; `Display` renders the header value.
 #[derive(Debug, Clone, Copy)]
@@ -39,7 +40,7 @@ pub struct Challenge<'a> {
     /// `algorithm`.
     pub algorithm: Algorithm,
     /// The qop values offered; empty offers none (RFC 2069 only).
-    pub qop: &'a [QopKind],
+    pub qop: &'a [Qop],
     /// `stale=true`: the previous nonce was good but expired; retry without re-prompting.
     pub stale: bool,
     /// `userhash=true`: the client may hash the username.
@@ -88,7 +89,7 @@ pub struct AuthenticationInfo {
     /// `rspauth`: proves the server knows the secret too.
     pub rspauth: String,
     /// `qop`, `nc`, `cnonce` echoed from the request (absent for RFC 2069).
-    pub qop: Option<(QopKind, String, String)>,
+    pub qop: Option<(Qop, String, String)>,
     /// `nextnonce`: a fresh nonce when the current one is near its end.
     pub nextnonce: Option<String>,
 }
@@ -111,22 +112,37 @@ impl fmt::Display for AuthenticationInfo {
     }
 }
 
-/// `s` as an RFC 7230 quoted-string: in double quotes, with `"` and `\`
-/// escaped. Writes runs between escapes whole.
-pub(crate) struct Quoted<'a>(pub(crate) &'a str);
-
-impl fmt::Display for Quoted<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_char('"')?;
-        let mut rest = self.0;
-        while let Some(i) = rest.find(['"', '\\']) {
-            f.write_str(&rest[..i])?;
-            f.write_char('\\')?;
-            f.write_str(&rest[i..=i])?;
-            rest = &rest[i + 1..];
+impl AuthenticationInfo {
+    /// Parses an `Authentication-Info` value, as a client checks it:
+    /// `rspauth` is required, `qop`, `nc` and `cnonce` come together or not
+    /// at all; other parameters are ignored.
+    pub fn parse(value: &str) -> Result<AuthenticationInfo, ParseError> {
+        let (mut rspauth, mut qop, mut nc, mut cnonce, mut nextnonce) =
+            (None, None, None, None, None);
+        for param in grammar::params(value) {
+            let (name, value) = param?;
+            let slot = match name.to_ascii_lowercase().as_str() {
+                "rspauth" => &mut rspauth,
+                "qop" => &mut qop,
+                "nc" => &mut nc,
+                "cnonce" => &mut cnonce,
+                "nextnonce" => &mut nextnonce,
+                _ => continue,
+            };
+            *slot = Some(value.into_owned());
         }
-        f.write_str(rest)?;
-        f.write_char('"')
+        let qop = match (qop, nc, cnonce) {
+            (None, None, None) => None,
+            (Some(q), Some(nc), Some(cnonce)) => Some((q.parse()?, nc, cnonce)),
+            (None, _, _) => return Err(ParseError::Missing("qop")),
+            (_, None, _) => return Err(ParseError::Missing("nc")),
+            (_, _, None) => return Err(ParseError::Missing("cnonce")),
+        };
+        Ok(AuthenticationInfo {
+            rspauth: rspauth.ok_or(ParseError::Missing("rspauth"))?,
+            qop,
+            nextnonce,
+        })
     }
 }
 
@@ -143,7 +159,7 @@ mod tests {
             nonce: "n",
             opaque: Some("o"),
             algorithm: Algorithm::Md5Sess,
-            qop: &[QopKind::Auth, QopKind::AuthInt],
+            qop: &[Qop::Auth, Qop::AuthInt],
             stale: false,
             userhash: true,
         };
@@ -162,7 +178,7 @@ mod tests {
             nonce: "n",
             opaque: None,
             algorithm: Algorithm::Md5,
-            qop: &[QopKind::Auth],
+            qop: &[Qop::Auth],
             stale: false,
             userhash: false,
         };
@@ -180,12 +196,23 @@ mod tests {
     fn authentication_info() {
         let info = AuthenticationInfo {
             rspauth: "abc".into(),
-            qop: Some((QopKind::Auth, "00000001".into(), "c\"n".into())),
+            qop: Some((Qop::Auth, "00000001".into(), "c\"n".into())),
             nextnonce: Some("next".into()),
         };
         assert_eq!(
             info.to_string(),
             r#"rspauth="abc", qop=auth, nc=00000001, cnonce="c\"n", nextnonce="next""#
+        );
+        assert_eq!(AuthenticationInfo::parse(&info.to_string()), Ok(info));
+        let bare = AuthenticationInfo::parse(r#"rspauth="x", other=1"#).unwrap();
+        assert_eq!((bare.qop, bare.nextnonce), (None, None));
+        assert_eq!(
+            AuthenticationInfo::parse("qop=auth, nc=00000001, cnonce=c"),
+            Err(ParseError::Missing("rspauth"))
+        );
+        assert_eq!(
+            AuthenticationInfo::parse("rspauth=x, nc=00000001"),
+            Err(ParseError::Missing("qop"))
         );
     }
 }

@@ -17,9 +17,9 @@
 use rand::RngCore;
 
 use super::algorithm::Algorithm;
-use super::challenge::Quoted;
-use super::digest::{self, QopParams};
-use super::header::{parse_params, ParseError, QopKind};
+use super::digest;
+use super::grammar::{self, Quoted};
+use super::header::{ParseError, Qop, QopParams};
 
 /// A parsed Digest challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +33,7 @@ pub struct ClientChallenge {
     /// `algorithm` (MD5 when absent).
     pub algorithm: Algorithm,
     /// The offered qop values (empty: RFC 2069).
-    pub qop: Vec<QopKind>,
+    pub qop: Vec<Qop>,
     /// `stale=true`.
     pub stale: bool,
     /// `userhash=true`.
@@ -43,13 +43,9 @@ pub struct ClientChallenge {
 impl ClientChallenge {
     /// Parses one `WWW-Authenticate` value; `Ok(None)` for another scheme.
     pub fn parse(value: &str) -> Result<Option<ClientChallenge>, ParseError> {
-        let value = value.trim_start();
-        let Some((scheme, rest)) = value.split_once([' ', '\t']) else {
+        let Some(rest) = grammar::digest_params(value) else {
             return Ok(None);
         };
-        if !scheme.eq_ignore_ascii_case("digest") {
-            return Ok(None);
-        }
         let mut realm = None;
         let mut nonce = None;
         let mut challenge = ClientChallenge {
@@ -61,8 +57,9 @@ impl ClientChallenge {
             stale: false,
             userhash: false,
         };
-        for (name, v) in parse_params(rest)? {
-            match &*name {
+        for param in grammar::params(rest) {
+            let (name, v) = param?;
+            match name.to_ascii_lowercase().as_str() {
                 "realm" => realm = Some(v.into_owned()),
                 "nonce" => nonce = Some(v.into_owned()),
                 "opaque" => challenge.opaque = Some(v.into_owned()),
@@ -97,7 +94,7 @@ pub struct Answer<'a> {
     /// The `uri` to sign and send.
     pub uri: &'a str,
     /// The qop to use; `None` answers RFC 2069-style.
-    pub qop: Option<QopKind>,
+    pub qop: Option<Qop>,
     /// The nonce count.
     pub nc: u32,
     /// The client nonce.
@@ -121,19 +118,20 @@ impl Answer<'_> {
     fn header_with_ha1(&self, ha1: &str) -> String {
         let c = self.challenge;
         let alg = c.algorithm;
-        let nc = format!("{:08x}", self.nc);
-        let qop = self.qop.map(|kind| QopParams {
-            kind,
-            nc: &nc,
-            cnonce: self.cnonce,
-        });
+        let qop = self
+            .qop
+            .map(|kind| QopParams::counted(kind, self.nc, self.cnonce));
         let ha1 = digest::session_ha1(alg, ha1, &c.nonce, Some(self.cnonce));
-        let body_hash = match self.qop {
-            Some(QopKind::AuthInt) => alg.hash(self.body),
-            _ => String::new(),
-        };
-        let response =
-            digest::response(alg, &ha1, &c.nonce, self.method, self.uri, qop, &body_hash);
+        let body_hash = (self.qop == Some(Qop::AuthInt)).then(|| alg.hash_digest(self.body));
+        let response = digest::response(
+            alg,
+            &ha1,
+            &c.nonce,
+            self.method,
+            self.uri,
+            qop.as_ref(),
+            body_hash.as_deref().unwrap_or(""),
+        );
         let username = if self.userhash {
             digest::userhash(alg, self.username, &c.realm)
         } else {
@@ -152,13 +150,13 @@ impl Answer<'_> {
             alg,
             response
         );
-        if let Some(q) = qop {
+        if let Some(q) = &qop {
             let _ = write!(
                 h,
                 ", qop={}, nc={}, cnonce={}",
                 q.kind.as_str(),
-                q.nc,
-                Quoted(q.cnonce)
+                q.nc_raw,
+                Quoted(&q.cnonce)
             );
         }
         if let Some(o) = &c.opaque {
@@ -218,8 +216,8 @@ impl DigestClient {
         let qop = self
             .challenge
             .qop
-            .contains(&QopKind::Auth)
-            .then_some(QopKind::Auth);
+            .contains(&Qop::Auth)
+            .then_some(Qop::Auth);
         Answer {
             username: &self.username,
             password: &self.password,
@@ -248,7 +246,7 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(c.qop, [QopKind::Auth, QopKind::AuthInt]);
+        assert_eq!(c.qop, [Qop::Auth, Qop::AuthInt]);
         assert_eq!(c.algorithm, Algorithm::Md5Sess);
         assert!(c.stale && c.userhash);
         assert_eq!(c.opaque.as_deref(), Some("o"));
@@ -261,9 +259,8 @@ mod tests {
             .unwrap()
             .unwrap();
         let mut client = DigestClient::new("Mu\"fasa", "pw", c);
-        let a = Authorization::parse(&client.authorization("GET", "/a?b"))
-            .unwrap()
-            .unwrap();
+        let header = client.authorization("GET", "/a?b");
+        let a = Authorization::parse(&header).unwrap().unwrap();
         assert_eq!(a.username, "Mu\"fasa");
         assert_eq!(a.uri, "/a?b");
         assert_eq!(a.qop.unwrap().nc, 1);

@@ -8,12 +8,15 @@
 //! assert_eq!(ha1, "939e7578ed9e3c518a452acee763bce9");
 //! ```
 
-use super::algorithm::Algorithm;
-use super::header::QopKind;
+use std::borrow::Cow;
 
-/// `H(username ":" realm ":" secret)`: the password-equivalent a server may store.
-pub fn ha1(alg: Algorithm, username: &str, realm: &str, secret: &str) -> String {
-    alg.hash_function().hex(&[
+use super::algorithm::{Algorithm, HashFunction, HexDigest};
+use super::header::{Qop, QopParams};
+
+/// `H(username ":" realm ":" secret)`: the password-equivalent a server may
+/// store. The one place this formula is written.
+pub fn ha1(hash: impl Into<HashFunction>, username: &str, realm: &str, secret: &str) -> String {
+    hash.into().hex(&[
         username.as_bytes(),
         b":",
         realm.as_bytes(),
@@ -22,80 +25,99 @@ pub fn ha1(alg: Algorithm, username: &str, realm: &str, secret: &str) -> String 
     ])
 }
 
+/// `H(username ":" realm)`, what a client sends as `username` with
+/// `userhash=true`. The one place this formula is written.
+pub fn userhash(hash: impl Into<HashFunction>, username: &str, realm: &str) -> String {
+    hash.into()
+        .hex(&[username.as_bytes(), b":", realm.as_bytes()])
+}
+
 /// The HA1 that enters the response: for `-sess` algorithms
-/// `H(HA1 ":" nonce ":" cnonce)`, otherwise `ha1` unchanged.
-pub fn session_ha1(alg: Algorithm, ha1: &str, nonce: &str, cnonce: Option<&str>) -> String {
+/// `H(HA1 ":" nonce ":" cnonce)`, otherwise `ha1` unchanged (borrowed).
+pub fn session_ha1<'h>(
+    alg: Algorithm,
+    ha1: &'h str,
+    nonce: &str,
+    cnonce: Option<&str>,
+) -> Cow<'h, str> {
     match (alg.is_session(), cnonce) {
-        (true, Some(cnonce)) => alg.hash_function().hex(&[
+        (true, Some(cnonce)) => Cow::Owned(alg.hash_function().hex(&[
             ha1.as_bytes(),
             b":",
             nonce.as_bytes(),
             b":",
             cnonce.as_bytes(),
-        ]),
-        _ => ha1.to_owned(),
+        ])),
+        _ => Cow::Borrowed(ha1),
     }
 }
 
-/// `H(username ":" realm)`, what a client sends as `username` with `userhash=true`.
-pub fn userhash(alg: Algorithm, username: &str, realm: &str) -> String {
-    alg.hash_function()
-        .hex(&[username.as_bytes(), b":", realm.as_bytes()])
-}
-
-/// What the request's `qop`, `nc` and `cnonce` contribute to the response.
-#[derive(Debug, Clone, Copy)]
-pub struct QopParams<'a> {
-    /// `auth` or `auth-int`.
-    pub kind: QopKind,
-    /// `nc` exactly as the client sent it.
-    pub nc: &'a str,
-    /// `cnonce`.
-    pub cnonce: &'a str,
-}
-
-/// The response (or, with an empty `method`, the `rspauth`) for the given
-/// effective HA1 (see [`session_ha1`]). `body_hash` is `H(entity-body)` and is
-/// used only for `auth-int`.
+/// The request's `response` for the given effective HA1 (see
+/// [`session_ha1`]). `body_hash` is `H(entity-body)` and is used only for
+/// `auth-int`.
 pub fn response(
     alg: Algorithm,
     effective_ha1: &str,
     nonce: &str,
     method: &str,
     uri: &str,
-    qop: Option<QopParams<'_>>,
+    qop: Option<&QopParams<'_>>,
     body_hash: &str,
-) -> String {
+) -> HexDigest {
     let h = alg.hash_function();
-    let ha2 = match qop {
-        Some(QopParams {
-            kind: QopKind::AuthInt,
-            ..
-        }) => h.hex(&[
+    let ha2 = match qop.map(|q| q.kind) {
+        Some(Qop::AuthInt) => h.hex_digest(&[
             method.as_bytes(),
             b":",
             uri.as_bytes(),
             b":",
             body_hash.as_bytes(),
         ]),
-        _ => h.hex(&[method.as_bytes(), b":", uri.as_bytes()]),
+        _ => h.hex_digest(&[method.as_bytes(), b":", uri.as_bytes()]),
     };
+    keyed_digest(h, effective_ha1, nonce, qop.map(|q| (q, q.kind)), &ha2)
+}
+
+/// The `rspauth` of `Authentication-Info`: the response with an empty
+/// method. Under `auth-int` its A2 would cover the response body, which is
+/// not known when the header is made, so it is computed as for `auth` (the
+/// `qop` echoed is still the request's).
+pub fn rspauth(
+    alg: Algorithm,
+    effective_ha1: &str,
+    nonce: &str,
+    uri: &str,
+    qop: Option<&QopParams<'_>>,
+) -> HexDigest {
+    let h = alg.hash_function();
+    let ha2 = h.hex_digest(&[b":", uri.as_bytes()]);
+    keyed_digest(h, effective_ha1, nonce, qop.map(|q| (q, Qop::Auth)), &ha2)
+}
+
+/// `KD(HA1, nonce ":" nc ":" cnonce ":" qop ":" HA2)`, or RFC 2069's
+/// `KD(HA1, nonce ":" HA2)` without a qop.
+fn keyed_digest(
+    h: HashFunction,
+    effective_ha1: &str,
+    nonce: &str,
+    qop: Option<(&QopParams<'_>, Qop)>,
+    ha2: &str,
+) -> HexDigest {
     match qop {
-        Some(q) => h.hex(&[
+        Some((q, kind)) => h.hex_digest(&[
             effective_ha1.as_bytes(),
             b":",
             nonce.as_bytes(),
             b":",
-            q.nc.as_bytes(),
+            q.nc_raw.as_bytes(),
             b":",
             q.cnonce.as_bytes(),
             b":",
-            q.kind.as_str().as_bytes(),
+            kind.as_str().as_bytes(),
             b":",
             ha2.as_bytes(),
         ]),
-        // RFC 2069.
-        None => h.hex(&[
+        None => h.hex_digest(&[
             effective_ha1.as_bytes(),
             b":",
             nonce.as_bytes(),
@@ -110,12 +132,13 @@ mod tests {
     //! The checked vectors of `digest-facts.md`.
     use super::*;
 
-    fn auth<'a>(nc: &'a str, cnonce: &'a str) -> Option<QopParams<'a>> {
-        Some(QopParams {
-            kind: QopKind::Auth,
-            nc,
-            cnonce,
-        })
+    fn auth<'a>(nc: &'a str, cnonce: &'a str) -> QopParams<'a> {
+        QopParams {
+            kind: Qop::Auth,
+            nc: u32::from_str_radix(nc, 16).unwrap(),
+            nc_raw: Cow::Borrowed(nc),
+            cnonce: Cow::Borrowed(cnonce),
+        }
     }
 
     #[test]
@@ -129,12 +152,13 @@ mod tests {
             "39aff3a2bab6126f332b942af96d3366"
         );
         let q = auth("00000001", "0a4f113b");
+        let q = Some(&q);
         assert_eq!(
             response(alg, &ha1, nonce, "GET", "/dir/index.html", q, ""),
             "6629fae49393a05397450978507c4ef1"
         );
         assert_eq!(
-            response(alg, &ha1, nonce, "", "/dir/index.html", q, ""),
+            rspauth(alg, &ha1, nonce, "/dir/index.html", q),
             "376602cfd2f4e8e5e78b948a85263e85"
         );
     }
@@ -175,12 +199,13 @@ mod tests {
             assert_eq!(ha1, want_ha1);
             assert_eq!(alg.hash(b"GET:/dir/index.html"), want_ha2);
             let q = auth("00000001", cnonce);
+            let q = Some(&q);
             assert_eq!(
                 response(alg, &ha1, nonce, "GET", "/dir/index.html", q, ""),
                 want_response
             );
             assert_eq!(
-                response(alg, &ha1, nonce, "", "/dir/index.html", q, ""),
+                rspauth(alg, &ha1, nonce, "/dir/index.html", q),
                 want_rspauth
             );
         }
@@ -206,6 +231,7 @@ mod tests {
             "1734b070bafdeb53ae52f93659427bb4bc545e2ef4d5e74ba247dad4861b4634"
         );
         let q = auth("00000001", "NTg6RKcb9boFIAS3KrFK9BGeh+iDa/sm6jUMp2wds69v");
+        let q = Some(&q);
         assert_eq!(
             response(
                 alg,
@@ -234,15 +260,18 @@ mod tests {
     #[test]
     fn auth_int_covers_the_body_hash() {
         let alg = Algorithm::Sha256;
-        let q = Some(QopParams {
-            kind: QopKind::AuthInt,
-            nc: "00000001",
-            cnonce: "c",
-        });
+        let q = QopParams::counted(Qop::AuthInt, 1, "c");
+        let q = Some(&q);
         let empty = alg.hash(b"");
         let a = response(alg, "h", "n", "POST", "/", q, &empty);
         let b = response(alg, "h", "n", "POST", "/", q, &alg.hash(b"x"));
         assert_ne!(a, b);
+        // rspauth is computed as for auth, whatever the request's qop.
+        let as_auth = QopParams::counted(Qop::Auth, 1, "c");
+        assert_eq!(
+            rspauth(alg, "h", "n", "/", q),
+            response(alg, "h", "n", "", "/", Some(&as_auth), "")
+        );
         let ha2 = alg.hash(format!("POST:/:{empty}").as_bytes());
         assert_eq!(
             a,

@@ -7,7 +7,7 @@
 //! whitespace, unknown parameters.
 //!
 //! ```
-//! use rocket_digest_auth::protocol::{Authorization, Algorithm, Qop};
+//! use rocket_digest_auth::protocol::{Authorization, Algorithm};
 //!
 //! let auth = Authorization::parse(
 //!     r#"Digest username="Mufasa", realm="testrealm@host.com",
@@ -23,7 +23,10 @@
 use std::borrow::Cow;
 use std::str::FromStr;
 
+use serde::{Deserialize, Serialize};
+
 use super::algorithm::Algorithm;
+use super::grammar;
 
 /// Longest `Authorization` header accepted. Real Digest headers are a few
 /// hundred bytes plus the request-target; this bounds parse work and memory.
@@ -35,16 +38,19 @@ pub const MAX_PARAMS: usize = 32;
 /// Longest `cnonce` accepted: it is stored once per request for replay checks.
 pub const MAX_CNONCE_LEN: usize = 256;
 
-/// The quality of protection a request claims.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum QopKind {
+/// A quality of protection: what a request's `qop` claims, what a challenge
+/// offers and what the `qop` configuration key lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Qop {
     /// `auth`: authentication of method and request-target.
+    #[serde(rename = "auth")]
     Auth,
     /// `auth-int`: also the hash of the request body.
+    #[serde(rename = "auth-int")]
     AuthInt,
 }
 
-impl QopKind {
+impl Qop {
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -54,7 +60,7 @@ impl QopKind {
     }
 }
 
-impl FromStr for QopKind {
+impl FromStr for Qop {
     type Err = ParseError;
     fn from_str(s: &str) -> Result<Self, ParseError> {
         if s.eq_ignore_ascii_case("auth") {
@@ -67,41 +73,66 @@ impl FromStr for QopKind {
     }
 }
 
-/// The `qop`, `nc` and `cnonce` triple that RFC 2617 and 7616 clients send
-/// together (RFC 2069 clients send none of them).
+/// The `qop`, `nc` and `cnonce` that RFC 2617 and 7616 clients send together
+/// (RFC 2069 clients send none of them): what a request's parse yields and
+/// what [`digest::response`](super::digest::response) hashes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Qop {
+pub struct QopParams<'a> {
     /// The chosen quality of protection.
-    pub kind: QopKind,
+    pub kind: Qop,
     /// The nonce count, parsed from its 8 hex digits.
     pub nc: u32,
     /// The `nc` exactly as sent (its case matters for the response hash).
-    pub nc_raw: String,
+    pub nc_raw: Cow<'a, str>,
     /// The client nonce.
-    pub cnonce: String,
+    pub cnonce: Cow<'a, str>,
 }
 
-/// A parsed `Authorization: Digest` header.
+impl<'a> QopParams<'a> {
+    /// What a client sends for count `nc`: `nc` as 8 lower-case hex digits.
+    pub fn counted(kind: Qop, nc: u32, cnonce: &'a str) -> QopParams<'a> {
+        QopParams {
+            kind,
+            nc,
+            nc_raw: Cow::Owned(format!("{nc:08x}")),
+            cnonce: Cow::Borrowed(cnonce),
+        }
+    }
+
+    /// The same parameters, owning their text.
+    pub fn into_owned(self) -> QopParams<'static> {
+        QopParams {
+            kind: self.kind,
+            nc: self.nc,
+            nc_raw: Cow::Owned(self.nc_raw.into_owned()),
+            cnonce: Cow::Owned(self.cnonce.into_owned()),
+        }
+    }
+}
+
+/// A parsed `Authorization: Digest` header. Its text borrows from the header
+/// value; it is owned only where the header had to be changed (escapes in a
+/// quoted-string, a `username*`, upper-case hex in `response`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Authorization {
+pub struct Authorization<'a> {
     /// `username`, or `username*` decoded, or the userhash when [`userhash`](Self::userhash) is set.
-    pub username: String,
+    pub username: Cow<'a, str>,
     /// Whether `username` is a userhash (RFC 7616 3.4.4).
     pub userhash: bool,
     /// `realm`.
-    pub realm: String,
+    pub realm: Cow<'a, str>,
     /// `nonce`, the server nonce being answered.
-    pub nonce: String,
+    pub nonce: Cow<'a, str>,
     /// `uri`, the request-target the client signed.
-    pub uri: String,
+    pub uri: Cow<'a, str>,
     /// `response`, lower-cased hex.
-    pub response: String,
+    pub response: Cow<'a, str>,
     /// `algorithm`, MD5 when absent (RFC 7616 3.4).
     pub algorithm: Algorithm,
     /// `opaque`, when sent.
-    pub opaque: Option<String>,
+    pub opaque: Option<Cow<'a, str>>,
     /// `qop`, `nc` and `cnonce`; `None` for an RFC 2069 request.
-    pub qop: Option<Qop>,
+    pub qop: Option<QopParams<'a>>,
 }
 
 /// Why a header could not be parsed. Every variant is the client's fault: a 400.
@@ -127,55 +158,71 @@ pub enum ParseError {
     Invalid(&'static str),
 }
 
-impl Authorization {
+/// The parameters a request header may carry, in the order of `FIELDS`.
+const FIELDS: [&str; 12] = [
+    "username",
+    "username*",
+    "userhash",
+    "realm",
+    "nonce",
+    "uri",
+    "response",
+    "algorithm",
+    "opaque",
+    "qop",
+    "nc",
+    "cnonce",
+];
+
+impl<'a> Authorization<'a> {
     /// Parses a full header value. `Ok(None)` means another scheme (or none):
     /// the caller answers with a challenge, not a 400.
-    pub fn parse(header: &str) -> Result<Option<Authorization>, ParseError> {
+    pub fn parse(header: &'a str) -> Result<Option<Authorization<'a>>, ParseError> {
         if header.len() > MAX_HEADER_LEN {
             return Err(ParseError::TooLong);
         }
-        let header = header.trim_start_matches([' ', '\t']);
-        let (scheme, rest) = match header.find([' ', '\t']) {
-            Some(i) => (&header[..i], &header[i..]),
-            None => (header, ""),
-        };
-        if !scheme.eq_ignore_ascii_case("digest") {
+        let Some(rest) = grammar::digest_params(header) else {
             return Ok(None);
+        };
+        // Every parameter is read (so syntax errors and duplicates anywhere
+        // are refused) before any is interpreted.
+        let mut fields: [Option<Cow<'a, str>>; FIELDS.len()] = Default::default();
+        for param in grammar::params(rest) {
+            let (name, value) = param?;
+            if let Some(i) = FIELDS.iter().position(|f| f.eq_ignore_ascii_case(name)) {
+                fields[i] = Some(value);
+            }
         }
-        let params = parse_params(rest)?;
-        Self::from_params(params).map(Some)
-    }
-
-    fn from_params(params: Vec<Param<'_>>) -> Result<Authorization, ParseError> {
-        let mut p = Params(params);
-        let username = p.take("username");
-        let username_ext = p.take("username*");
-        let userhash = match p.take("userhash") {
+        let [username, username_ext, userhash, realm, nonce, uri, response, algorithm, opaque, qop, nc, cnonce] =
+            fields;
+        let userhash = match userhash {
             None => false,
             Some(v) if v.eq_ignore_ascii_case("true") => true,
             Some(v) if v.eq_ignore_ascii_case("false") => false,
             Some(_) => return Err(ParseError::Invalid("userhash")),
         };
         let username = match (username, username_ext) {
-            (Some(u), None) => u.into_owned(),
-            (None, Some(ext)) if !userhash => decode_ext_value(&ext)?,
+            (Some(u), None) => u,
+            (None, Some(ext)) if !userhash => Cow::Owned(decode_ext_value(&ext)?),
             (None, None) => return Err(ParseError::Missing("username")),
             // RFC 7616 3.4.4: never both, and username* never with userhash.
             _ => return Err(ParseError::Invalid("username*")),
         };
-        let realm = p.take("realm").ok_or(ParseError::Missing("realm"))?;
-        let nonce = p.take("nonce").ok_or(ParseError::Missing("nonce"))?;
-        let uri = p.take("uri").ok_or(ParseError::Missing("uri"))?;
-        let response = p.take("response").ok_or(ParseError::Missing("response"))?;
+        let realm = realm.ok_or(ParseError::Missing("realm"))?;
+        let nonce = nonce.ok_or(ParseError::Missing("nonce"))?;
+        let uri = uri.ok_or(ParseError::Missing("uri"))?;
+        let mut response = response.ok_or(ParseError::Missing("response"))?;
         if response.is_empty() || !response.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(ParseError::Invalid("response"));
         }
-        let algorithm = match p.take("algorithm") {
+        if response.bytes().any(|b| b.is_ascii_uppercase()) {
+            response.to_mut().make_ascii_lowercase();
+        }
+        let algorithm = match algorithm {
             None => Algorithm::Md5,
             Some(a) => a.parse().map_err(|_| ParseError::Invalid("algorithm"))?,
         };
-        let opaque = p.take("opaque").map(Cow::into_owned);
-        let qop = match (p.take("qop"), p.take("nc"), p.take("cnonce")) {
+        let qop = match (qop, nc, cnonce) {
             (None, None, None) => None,
             (Some(kind), Some(nc_raw), Some(cnonce)) => {
                 let kind = kind.parse()?;
@@ -187,144 +234,45 @@ impl Authorization {
                 if cnonce.is_empty() || cnonce.len() > MAX_CNONCE_LEN {
                     return Err(ParseError::Invalid("cnonce"));
                 }
-                Some(Qop {
+                Some(QopParams {
                     kind,
                     nc,
-                    nc_raw: nc_raw.into_owned(),
-                    cnonce: cnonce.into_owned(),
+                    nc_raw,
+                    cnonce,
                 })
             }
             (None, _, _) => return Err(ParseError::Missing("qop")),
             (_, None, _) => return Err(ParseError::Missing("nc")),
             (_, _, None) => return Err(ParseError::Missing("cnonce")),
         };
-        Ok(Authorization {
+        Ok(Some(Authorization {
             username,
             userhash,
-            realm: realm.into_owned(),
-            nonce: nonce.into_owned(),
-            uri: uri.into_owned(),
-            response: response.to_ascii_lowercase(),
+            realm,
+            nonce,
+            uri,
+            response,
             algorithm,
             opaque,
             qop,
-        })
+        }))
     }
-}
 
-struct Params<'a>(Vec<Param<'a>>);
-
-impl<'a> Params<'a> {
-    fn take(&mut self, name: &str) -> Option<Cow<'a, str>> {
-        let i = self.0.iter().position(|(n, _)| n == name)?;
-        Some(self.0.swap_remove(i).1)
+    /// The same header, owning its text (to keep it past the header value).
+    pub fn into_owned(self) -> Authorization<'static> {
+        let own = |c: Cow<'_, str>| Cow::Owned(c.into_owned());
+        Authorization {
+            username: own(self.username),
+            userhash: self.userhash,
+            realm: own(self.realm),
+            nonce: own(self.nonce),
+            uri: own(self.uri),
+            response: own(self.response),
+            algorithm: self.algorithm,
+            opaque: self.opaque.map(own),
+            qop: self.qop.map(QopParams::into_owned),
+        }
     }
-}
-
-/// One `name=value` of a header: the lower-cased name and the unescaped value.
-pub(crate) type Param<'a> = (Cow<'a, str>, Cow<'a, str>);
-
-/// Splits `name=value, name="quoted \"value\""` into lower-cased names and
-/// unescaped values, refusing duplicates. Both borrow from `s` unless they
-/// had to change (upper-case names, escaped values): a request's header is
-/// parsed without a copy per parameter.
-pub(crate) fn parse_params(s: &str) -> Result<Vec<Param<'_>>, ParseError> {
-    let bytes = s.as_bytes();
-    let mut out: Vec<Param<'_>> = Vec::with_capacity(12);
-    let mut i = 0;
-    let skip_ws = |i: &mut usize| {
-        while *i < bytes.len() && matches!(bytes[*i], b' ' | b'\t' | b'\r' | b'\n') {
-            *i += 1;
-        }
-    };
-    loop {
-        // Any run of separators between parameters (RFC 7230 #rule allows empty elements).
-        while i < bytes.len() && matches!(bytes[i], b' ' | b'\t' | b'\r' | b'\n' | b',') {
-            i += 1;
-        }
-        if i == bytes.len() {
-            break;
-        }
-        let start = i;
-        while i < bytes.len() && is_tchar(bytes[i]) {
-            i += 1;
-        }
-        if i == start {
-            return Err(ParseError::Syntax(i));
-        }
-        let name = &s[start..i];
-        let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
-            Cow::Owned(name.to_ascii_lowercase())
-        } else {
-            Cow::Borrowed(name)
-        };
-        skip_ws(&mut i);
-        if i == bytes.len() || bytes[i] != b'=' {
-            return Err(ParseError::Syntax(i));
-        }
-        i += 1;
-        skip_ws(&mut i);
-        let value = if i < bytes.len() && bytes[i] == b'"' {
-            i += 1;
-            let vstart = i;
-            // Stays borrowed until the first escape.
-            let mut v: Option<String> = None;
-            let mut run = i;
-            loop {
-                match bytes.get(i) {
-                    None => return Err(ParseError::Syntax(i)),
-                    Some(b'"') => {
-                        let value = match v.take() {
-                            None => Cow::Borrowed(&s[vstart..i]),
-                            Some(mut v) => {
-                                v.push_str(&s[run..i]);
-                                Cow::Owned(v)
-                            }
-                        };
-                        i += 1;
-                        break value;
-                    }
-                    Some(b'\\') => {
-                        let v = v.get_or_insert_with(String::new);
-                        v.push_str(&s[run..i]);
-                        // The escaped character may be multi-byte UTF-8: copy it whole.
-                        let next = s[i + 1..].chars().next().ok_or(ParseError::Syntax(i))?;
-                        v.push(next);
-                        i += 1 + next.len_utf8();
-                        run = i;
-                    }
-                    Some(_) => i += 1,
-                }
-            }
-        } else {
-            let vstart = i;
-            while i < bytes.len() && is_tchar(bytes[i]) {
-                i += 1;
-            }
-            if i == vstart {
-                return Err(ParseError::Syntax(i));
-            }
-            Cow::Borrowed(&s[vstart..i])
-        };
-        skip_ws(&mut i);
-        if i < bytes.len() && bytes[i] != b',' {
-            return Err(ParseError::Syntax(i));
-        }
-        if out.iter().any(|(n, _)| *n == name) {
-            return Err(ParseError::Duplicate(name.into_owned()));
-        }
-        if out.len() == MAX_PARAMS {
-            return Err(ParseError::TooManyParams);
-        }
-        out.push((name, value));
-    }
-    Ok(out)
-}
-
-/// RFC 7230 `tchar`, plus `/` which some clients leave unquoted in `uri`
-/// and in base64 nonces.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~/:?@".contains(&b)
 }
 
 /// Decodes an RFC 5987/8187 `ext-value`: `UTF-8'lang'percent-encoded`.
@@ -348,7 +296,7 @@ fn decode_ext_value(v: &str) -> Result<String, ParseError> {
 mod tests {
     use super::*;
 
-    fn parse(h: &str) -> Result<Authorization, ParseError> {
+    fn parse(h: &str) -> Result<Authorization<'_>, ParseError> {
         Authorization::parse(h).map(|o| o.expect("digest"))
     }
 
@@ -363,16 +311,16 @@ mod tests {
 
     #[test]
     fn tolerates_case_quotes_and_whitespace() {
-        let a = parse(&format!(
+        let header = format!(
             "dIgEsT  {BASE} ,  ALGORITHM=\"sha-256\",QOP=\"auth\" ,NC=0000000A, cnonce=abc, extra=\"ignored\""
-        ))
-        .unwrap();
+        );
+        let a = parse(&header).unwrap();
         assert_eq!(a.algorithm, Algorithm::Sha256);
         assert_eq!(a.response, "abcdef01");
         let q = a.qop.unwrap();
         assert_eq!(
-            (q.kind, q.nc, q.nc_raw.as_str()),
-            (QopKind::Auth, 10, "0000000A")
+            (q.kind, q.nc, &*q.nc_raw),
+            (Qop::Auth, 10, "0000000A")
         );
         assert_eq!(q.cnonce, "abc");
     }
@@ -471,5 +419,55 @@ mod tests {
             Authorization::parse(&format!("Digest {}", many.join(","))),
             Err(ParseError::TooManyParams)
         );
+    }
+
+    /// Counts this thread's allocations, to show that a clean header parses
+    /// without any.
+    mod counting {
+        use std::alloc::{GlobalAlloc, Layout, System};
+        use std::cell::Cell;
+
+        pub struct Counting;
+
+        thread_local! {
+            pub static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+        }
+
+        unsafe impl GlobalAlloc for Counting {
+            unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+                ALLOCATIONS.with(|n| n.set(n.get() + 1));
+                // SAFETY: forwarded unchanged to the system allocator.
+                unsafe { System.alloc(layout) }
+            }
+            unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+                // SAFETY: `ptr` came from `alloc` above, i.e. from `System`.
+                unsafe { System.dealloc(ptr, layout) }
+            }
+        }
+
+        #[global_allocator]
+        static GLOBAL: Counting = Counting;
+    }
+
+    fn allocations_of(f: impl FnOnce()) -> usize {
+        let before = counting::ALLOCATIONS.with(|n| n.get());
+        f();
+        counting::ALLOCATIONS.with(|n| n.get()) - before
+    }
+
+    #[test]
+    fn a_clean_header_parses_without_allocating() {
+        let clean = format!("Digest {BASE}, algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"c\", opaque=\"o\"");
+        let n = allocations_of(|| {
+            let a = parse(&clean).unwrap();
+            assert!(matches!(a.username, Cow::Borrowed("Mufasa")));
+            std::hint::black_box(a);
+        });
+        // BASE's response has upper-case hex: lower-casing it is the one copy.
+        assert_eq!(n, 1);
+        let lower = clean.replace("ABCDEF01", "abcdef01");
+        assert_eq!(allocations_of(|| drop(parse(&lower).unwrap())), 0);
+        let escaped = lower.replace("\"Mufasa\"", r#""Mu\\fasa""#);
+        assert_eq!(allocations_of(|| drop(parse(&escaped).unwrap())), 1);
     }
 }

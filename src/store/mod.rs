@@ -104,17 +104,7 @@ impl Secret {
     /// HA1 values of `token` for MD5, SHA-256 and SHA-512/256 (in the order
     /// of [`HashFunction::ALL`]).
     pub fn ha1_values(username: &str, realm: &str, token: &str) -> [String; 3] {
-        HashFunction::ALL.map(|h| digest::ha1(plain_algorithm(h), username, realm, token))
-    }
-}
-
-/// The algorithm of `hash` without `-sess`: HA1 and userhash depend on the
-/// hash function only.
-fn plain_algorithm(hash: HashFunction) -> Algorithm {
-    match hash {
-        HashFunction::Md5 => Algorithm::Md5,
-        HashFunction::Sha256 => Algorithm::Sha256,
-        HashFunction::Sha512_256 => Algorithm::Sha512_256,
+        HashFunction::ALL.map(|h| digest::ha1(h, username, realm, token))
     }
 }
 
@@ -266,7 +256,7 @@ impl StoreOptions {
 
     /// The userhash of `username` under `hash` for this realm.
     pub fn userhash(&self, hash: HashFunction, username: &str) -> String {
-        digest::userhash(plain_algorithm(hash), username, &self.realm)
+        digest::userhash(hash, username, &self.realm)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Response header lines, as received over TCP or from Rocket's local client.
 
-use rocket_digest_auth::protocol::ClientChallenge;
+use rocket_digest_auth::protocol::{AuthenticationInfo, ClientChallenge};
 
 /// Header lines in the order received, names as sent; look-ups ignore the
 /// case of the name.
@@ -55,5 +55,14 @@ impl Headers {
             .into_iter()
             .next()
             .unwrap_or_else(|| panic!("no WWW-Authenticate in {self:?}"))
+    }
+
+    /// The `Authentication-Info` header, parsed; it must be sent at most once
+    /// and be valid.
+    pub fn authentication_info(&self) -> Option<AuthenticationInfo> {
+        self.one("Authentication-Info").map(|v| {
+            AuthenticationInfo::parse(v)
+                .unwrap_or_else(|e| panic!("Authentication-Info {v:?}: {e:?}"))
+        })
     }
 }
