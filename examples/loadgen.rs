@@ -398,7 +398,9 @@ async fn connection(shared: Arc<Shared>) -> Tally {
         }
         if (200..300).contains(&response.status) {
             if let (Some(info), Some(client)) = (&response.authentication_info, &mut client) {
-                let next = AuthenticationInfo::parse(info).ok().and_then(|i| i.nextnonce);
+                let next = AuthenticationInfo::parse(info)
+                    .ok()
+                    .and_then(|i| i.nextnonce);
                 if let Some(next) = next {
                     client.set_nonce(&next);
                     if measuring {

@@ -385,13 +385,7 @@ impl Verifier {
         let nextnonce = (self.config.nextnonce_within > 0
             && expires_at - now <= self.config.nextnonce_within as i64)
             .then(|| self.key.mint(now));
-        let rspauth = digest::rspauth(
-            auth.algorithm,
-            &effective_ha1,
-            &auth.nonce,
-            &auth.uri,
-            qop,
-        );
+        let rspauth = digest::rspauth(auth.algorithm, &effective_ha1, &auth.nonce, &auth.uri, qop);
         Ok(Verified {
             authentication_info: AuthenticationInfo {
                 rspauth: rspauth.into(),

@@ -603,11 +603,19 @@ async fn real_client_quirks_are_tolerated() {
     ];
     // Each variant is sent as its own request (nc 1, 2, ...), with the
     // response our client computes for that count.
-    let original = Authorization::parse(&header).unwrap().unwrap().response.into_owned();
+    let original = Authorization::parse(&header)
+        .unwrap()
+        .unwrap()
+        .response
+        .into_owned();
     for (i, variant) in variants.iter().enumerate() {
         let nc = i as u32 + 1;
         let same = answer(name, &token, &challenge, "/me", nc, "f2/wE4q74E6zIJ").header();
-        let response = Authorization::parse(&same).unwrap().unwrap().response.into_owned();
+        let response = Authorization::parse(&same)
+            .unwrap()
+            .unwrap()
+            .response
+            .into_owned();
         let variant = variant
             .replace("nc=0000000a", &format!("nc={nc:08x}"))
             .replace(&original, &response);

@@ -35,7 +35,7 @@ fn check(header: &str) {
         + auth.nonce.len()
         + auth.uri.len()
         + auth.response.len()
-        + auth.opaque.as_ref().map_or(0, String::len)
+        + auth.opaque.as_ref().map_or(0, |o| o.len())
         + auth
             .qop
             .as_ref()

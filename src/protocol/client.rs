@@ -213,11 +213,7 @@ impl DigestClient {
         let mut cnonce = [0u8; 12];
         rand::thread_rng().fill_bytes(&mut cnonce);
         let cnonce = hex::encode(cnonce);
-        let qop = self
-            .challenge
-            .qop
-            .contains(&Qop::Auth)
-            .then_some(Qop::Auth);
+        let qop = self.challenge.qop.contains(&Qop::Auth).then_some(Qop::Auth);
         Answer {
             username: &self.username,
             password: &self.password,

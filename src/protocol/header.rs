@@ -318,10 +318,7 @@ mod tests {
         assert_eq!(a.algorithm, Algorithm::Sha256);
         assert_eq!(a.response, "abcdef01");
         let q = a.qop.unwrap();
-        assert_eq!(
-            (q.kind, q.nc, &*q.nc_raw),
-            (Qop::Auth, 10, "0000000A")
-        );
+        assert_eq!((q.kind, q.nc, &*q.nc_raw), (Qop::Auth, 10, "0000000A"));
         assert_eq!(q.cnonce, "abc");
     }
 
@@ -457,7 +454,9 @@ mod tests {
 
     #[test]
     fn a_clean_header_parses_without_allocating() {
-        let clean = format!("Digest {BASE}, algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"c\", opaque=\"o\"");
+        let clean = format!(
+            "Digest {BASE}, algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"c\", opaque=\"o\""
+        );
         let n = allocations_of(|| {
             let a = parse(&clean).unwrap();
             assert!(matches!(a.username, Cow::Borrowed("Mufasa")));
