@@ -19,7 +19,8 @@ use rocket_digest_auth::protocol::{
     Algorithm, Authorization, ClientChallenge, DigestClient, NonceKey,
 };
 use rocket_digest_auth::store::{MemoryStore, NonceCountStore, StoreOptions, TokenAdmin};
-use rocket_digest_auth::{Config, RequestParts, Verifier};
+use rocket_digest_auth::verifier::{RequestParts, Verifier};
+use rocket_digest_auth::Config;
 
 const SECRET: &str = "benchmark secret of at least thirty-two bytes";
 
@@ -39,12 +40,10 @@ fn now() -> i64 {
 
 /// A verifier over a memory store offering only `alg`, with user `alice`.
 fn verifier(rt: &Runtime, alg: Algorithm) -> (Verifier, String) {
-    let config = Config {
-        realm: "bench".into(),
-        algorithms: vec![alg],
-        secret: Some(SECRET.into()),
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_realm("bench")
+        .with_algorithms([alg])
+        .with_secret(SECRET);
     let store = Arc::new(MemoryStore::new(StoreOptions::new(&config.realm)));
     let token = rt
         .block_on(store.issue_token("alice"))

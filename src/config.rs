@@ -1,16 +1,35 @@
 //! The `[digest_auth]` configuration, read from Rocket's figment at ignite
 //! (Rocket.toml `[default.digest_auth]`, or `ROCKET_DIGEST_AUTH`), with every
-//! value checked before launch.
+//! rule about its keys: [`Config::validate`] checks the keys on their own,
+//! [`Config::validate_for`] what depends on the credential store in use.
+//! The fairing runs each once at ignite.
+//!
+//! Code that builds a configuration starts from the defaults:
+//!
+//! ```
+//! use rocket_digest_auth::{config::Qop, Config};
+//!
+//! let config = Config::default()
+//!     .with_realm("api")
+//!     .with_secret("a random string of at least 32 bytes")
+//!     .with_qop([Qop::Auth, Qop::AuthInt]);
+//! assert!(config.validate().is_ok());
+//!
+//! let err = Config::default().with_nonce_lifetime(0).validate().unwrap_err();
+//! assert!(err.to_string().contains("digest_auth.nonce_lifetime"));
+//! ```
 
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::Algorithm;
-use crate::store::DEFAULT_NC_WINDOW;
+use crate::store::{CredentialStore, DEFAULT_NC_WINDOW};
 
 /// The `[digest_auth]` table. Every key has a default; see the README for the
-/// full table.
+/// full table. Built in code with [`Config::default`] and the `with_*`
+/// setters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Config {
     /// `realm`: the protection space shown to users. Default `"rocket"`.
     pub realm: String,
@@ -144,6 +163,85 @@ impl Default for Config {
     }
 }
 
+/// Setters for code that builds a configuration: `with_KEY(value)` for
+/// every key (`Option` keys take the value itself, lists anything iterable,
+/// strings anything that converts).
+macro_rules! setters {
+    ($($kind:ident $setter:ident => $field:ident: $ty:ty;)*) => {
+        impl Config {
+            $(setters!(@one $kind $setter $field $ty);)*
+        }
+    };
+    (@one plain $setter:ident $field:ident $ty:ty) => {
+        #[doc = concat!("Sets `", stringify!($field), "`.")]
+        #[must_use]
+        pub fn $setter(mut self, value: $ty) -> Config {
+            self.$field = value;
+            self
+        }
+    };
+    (@one value $setter:ident $field:ident $ty:ty) => {
+        #[doc = concat!("Sets `", stringify!($field), "`.")]
+        #[must_use]
+        pub fn $setter(mut self, value: impl Into<$ty>) -> Config {
+            self.$field = value.into();
+            self
+        }
+    };
+    (@one option $setter:ident $field:ident $ty:ty) => {
+        #[doc = concat!("Sets `", stringify!($field), "`.")]
+        #[must_use]
+        pub fn $setter(mut self, value: $ty) -> Config {
+            self.$field = Some(value);
+            self
+        }
+    };
+    (@one some $setter:ident $field:ident $ty:ty) => {
+        #[doc = concat!("Sets `", stringify!($field), "`.")]
+        #[must_use]
+        pub fn $setter(mut self, value: impl Into<$ty>) -> Config {
+            self.$field = Some(value.into());
+            self
+        }
+    };
+    (@one list $setter:ident $field:ident $ty:ty) => {
+        #[doc = concat!("Sets `", stringify!($field), "`.")]
+        #[must_use]
+        pub fn $setter(mut self, values: impl IntoIterator<Item = impl Into<$ty>>) -> Config {
+            self.$field = values.into_iter().map(Into::into).collect();
+            self
+        }
+    };
+}
+
+setters! {
+    value with_realm => realm: String;
+    list with_algorithms => algorithms: Algorithm;
+    list with_qop => qop: Qop;
+    plain with_allow_rfc2069 => allow_rfc2069: bool;
+    plain with_nonce_lifetime => nonce_lifetime: u64;
+    plain with_nextnonce_within => nextnonce_within: u64;
+    some with_secret => secret: String;
+    some with_opaque => opaque: String;
+    plain with_userhash => userhash: bool;
+    list with_domain => domain: String;
+    plain with_store => store: StoreKind;
+    plain with_token_storage => token_storage: TokenStorage;
+    some with_htdigest_file => htdigest_file: String;
+    some with_uri_prefix => uri_prefix: String;
+    plain with_nc_window => nc_window: u32;
+    option with_nc_lease => nc_lease: u32;
+    plain with_max_failures => max_failures: u32;
+    plain with_failure_window => failure_window: u64;
+    plain with_max_tracked_clients => max_tracked_clients: usize;
+    plain with_trust_ip_header => trust_ip_header: bool;
+    plain with_credential_cache_ttl => credential_cache_ttl: u64;
+    plain with_credential_recheck_ms => credential_recheck_ms: u64;
+    plain with_store_timeout => store_timeout: u64;
+    plain with_cleanup_interval => cleanup_interval: u64;
+    plain with_catcher => catcher: bool;
+}
+
 /// A configuration value that cannot work; the message names the key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid `digest_auth.{key}`: {message}")]
@@ -154,18 +252,24 @@ pub struct InvalidConfig {
     pub message: String,
 }
 
+impl InvalidConfig {
+    /// The problem `message` with the key `key` (under `digest_auth`).
+    pub fn new(key: &'static str, message: impl Into<String>) -> InvalidConfig {
+        InvalidConfig {
+            key,
+            message: message.into(),
+        }
+    }
+}
+
 /// Shortest `secret` accepted, in bytes.
 pub const MIN_SECRET_LEN: usize = 32;
 
 impl Config {
-    /// Checks every value; the first problem is returned.
+    /// Checks every key on its own and against the others; the first problem
+    /// is returned.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
-        let bad = |key, message: &str| {
-            Err(InvalidConfig {
-                key,
-                message: message.into(),
-            })
-        };
+        let bad = |key, message: &str| Err(InvalidConfig::new(key, message));
         if self.realm.trim().is_empty() {
             return bad("realm", "must not be empty");
         }
@@ -257,6 +361,50 @@ impl Config {
             return bad("cleanup_interval", "must be between 1 and 86400 seconds");
         }
         Ok(())
+    }
+
+    /// Checks that the built-in store `store` names is compiled in; run
+    /// only when the fairing opens a built-in store (an app that passes its
+    /// own stores needs no database feature).
+    pub(crate) fn validate_builtin_store(&self) -> Result<(), InvalidConfig> {
+        if cfg!(not(any(feature = "sqlite", feature = "postgres")))
+            && self.store == StoreKind::Database
+        {
+            return Err(InvalidConfig::new(
+                "store",
+                "\"database\" needs the `sqlite` or `postgres` feature",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks what depends on the credential store in use: every offered
+    /// algorithm must be one whose hash function it serves.
+    pub fn validate_for(&self, credentials: &dyn CredentialStore) -> Result<(), InvalidConfig> {
+        let served = credentials.hash_functions();
+        let Some(alg) = self
+            .algorithms
+            .iter()
+            .find(|a| !served.contains(&a.hash_function()))
+        else {
+            return Ok(());
+        };
+        let usable: Vec<String> = Algorithm::ALL
+            .iter()
+            .filter(|a| served.contains(&a.hash_function()))
+            .map(ToString::to_string)
+            .collect();
+        let source = match &self.htdigest_file {
+            Some(_) => "the htdigest_file holds MD5 HA1 values only",
+            None => "the credential store does not hold its values",
+        };
+        Err(InvalidConfig::new(
+            "algorithms",
+            format!(
+                "{alg} is offered, but {source}: offer {}",
+                usable.join(" and/or ")
+            ),
+        ))
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::config::InvalidConfig;
 use crate::store::StoreError;
 
-/// Why the fairing (or [`Verifier::new`](crate::Verifier::new)) could not start.
+/// Why the fairing (or [`Verifier::new`](crate::verifier::Verifier::new)) could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A configuration value is invalid; the message names the key.

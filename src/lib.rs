@@ -40,7 +40,7 @@
 //! | request | answer |
 //! |---|---|
 //! | no `Authorization`, or another scheme | 401 with a challenge per algorithm |
-//! | malformed Digest header, duplicate parameter | 400 |
+//! | malformed Digest header, duplicate parameter, two `Authorization` headers | 400 |
 //! | `uri` not the request-target | 400 |
 //! | wrong realm, algorithm, qop or opaque; forged nonce | 401 |
 //! | unknown user or wrong secret (indistinguishable) | 401 |
@@ -53,39 +53,41 @@
 //! # Layout
 //!
 //! - [`protocol`]: parsing, hashing, nonces and challenges, with no Rocket in it.
-//! - [`Verifier`]: the whole check of one request over the store traits.
+//! - [`verifier`]: the whole check of one request over the store traits
+//!   ([`Verifier`](verifier::Verifier)), and the brute-force limit.
 //! - [`store`]: [`CredentialStore`](store::CredentialStore) and
 //!   [`NonceCountStore`](store::NonceCountStore), the built-in memory, SQL and htdigest
 //!   stores (the SQL store leases blocks of nonce counts, `nc_lease`), the
 //!   credential cache (on by default for the database store, rechecked
 //!   against the token table's version every `credential_recheck_ms`), and
 //!   the shared store test suite.
-//! - The Rocket glue: [`DigestAuth`] (fairing), [`DigestAuthenticated`]
-//!   (request guard), [`DigestAuthenticatedData`] (data guard for
-//!   `qop=auth-int` over request bodies), [`catcher`].
+//! - [`config`]: the `[digest_auth]` keys and every rule about them.
+//! - `src/rocket/`: the Rocket glue. [`DigestAuth`] (the fairing: config,
+//!   stores, cleanup, `Authentication-Info`, closing the store),
+//!   [`DigestAuthenticated`] (request guard), [`DigestAuthenticatedData`]
+//!   (data guard for `qop=auth-int` over request bodies), [`DigestUser`] and
+//!   [`User`], [`Tokens`], [`catcher`] (401 and 429), and the
+//!   [`Rejection`] responder; the request's parts and its verdict are read
+//!   and cached in one place each.
 //!
 //! Every configuration key, the status table, multi-instance deployment and
 //! the comparison with other servers are in the README; the threat model is
 //! in SECURITY.md.
 #![deny(missing_docs)]
 
-pub mod catcher;
-mod config;
-mod data;
+pub mod config;
 mod error;
-mod fairing;
-mod guard;
 mod limiter;
 pub mod protocol;
+mod rocket;
 pub mod store;
-mod user;
-mod verifier;
+pub mod verifier;
 
-pub use config::{Config, InvalidConfig, Qop, StoreKind, TokenStorage, MIN_SECRET_LEN};
-pub use data::{DigestAuthenticatedData, FromAuthenticatedBody};
+pub use crate::rocket::catcher;
+pub use crate::rocket::{
+    DigestAuth, DigestAuthenticated, DigestAuthenticatedData, DigestUser, FromAuthenticatedBody,
+    Tokens, User,
+};
+pub use config::{Config, InvalidConfig};
 pub use error::Error;
-pub use fairing::{DigestAuth, DigestAuthState, Tokens, DATABASE_NAME, DEFAULT_DATABASE_URL};
-pub use guard::DigestAuthenticated;
-pub use limiter::FailureLimiter;
-pub use user::{DigestUser, User};
-pub use verifier::{Body, Rejection, RequestParts, Verified, Verifier};
+pub use verifier::Rejection;

@@ -3,11 +3,12 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use rocket_digest_auth::{Config, Verifier, RequestParts, Rejection};
+//! use rocket_digest_auth::verifier::{Verifier, RequestParts};
+//! use rocket_digest_auth::{Config, Rejection};
 //! use rocket_digest_auth::store::{MemoryStore, StoreOptions};
 //!
 //! # rocket::async_test(async {
-//! let config = Config { secret: Some("x".repeat(32)), ..Config::default() };
+//! let config = Config::default().with_secret("x".repeat(32));
 //! let store = Arc::new(MemoryStore::new(StoreOptions::new(&config.realm)));
 //! let verifier = Verifier::new(config, store.clone(), store).unwrap();
 //!
@@ -25,7 +26,7 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 use crate::config::Config;
-use crate::limiter::FailureLimiter;
+pub use crate::limiter::FailureLimiter;
 use crate::protocol::{
     digest, AuthenticationInfo, Authorization, Challenge, NonceKey, NonceStatus, ParseError, Qop,
 };
@@ -86,6 +87,9 @@ pub enum Rejection {
     /// 400: the Authorization header is not valid Digest.
     #[error("malformed Authorization header: {0}")]
     Malformed(#[from] ParseError),
+    /// 400: the request carries more than one Authorization header.
+    #[error("more than one Authorization header")]
+    DuplicateAuthorizationHeader,
     /// 400: the signed `uri` does not name this request's target.
     #[error("the Digest uri does not match the request-target")]
     UriMismatch,
@@ -126,6 +130,7 @@ impl Rejection {
         match self {
             Rejection::Challenge { .. } => 401,
             Rejection::Malformed(_)
+            | Rejection::DuplicateAuthorizationHeader
             | Rejection::UriMismatch
             | Rejection::BodyNotCovered
             | Rejection::BodyUnreadable(_) => 400,
@@ -175,28 +180,26 @@ fn now() -> i64 {
 }
 
 impl Verifier {
-    /// A verifier for a configuration (validated here) and stores. Without
-    /// `config.secret`, nonces are signed with a random per-process key.
+    /// A verifier for a configuration and stores; the configuration is
+    /// checked here ([`Config::validate`] and [`Config::validate_for`] the
+    /// credential store). Without `config.secret`, nonces are signed with a
+    /// random per-process key.
     pub fn new(
         config: Config,
         credentials: Arc<dyn CredentialStore>,
         counts: Arc<dyn NonceCountStore>,
     ) -> Result<Verifier, crate::Error> {
         config.validate()?;
-        let supported = credentials.hash_functions();
-        if let Some(alg) = config
-            .algorithms
-            .iter()
-            .find(|a| !supported.contains(&a.hash_function()))
-        {
-            return Err(crate::Error::Config(crate::config::InvalidConfig {
-                key: "algorithms",
-                message: format!(
-                    "{alg} is offered, but the credential store cannot serve it (an htdigest \
-                     file holds MD5 HA1 values only: offer MD5 and/or MD5-sess)"
-                ),
-            }));
-        }
+        config.validate_for(&*credentials)?;
+        Ok(Verifier::from_valid(config, credentials, counts))
+    }
+
+    /// A verifier for a configuration already checked for these stores.
+    pub(crate) fn from_valid(
+        config: Config,
+        credentials: Arc<dyn CredentialStore>,
+        counts: Arc<dyn NonceCountStore>,
+    ) -> Verifier {
         let secret = match &config.secret {
             Some(s) => s.as_bytes().to_vec(),
             None => {
@@ -212,7 +215,7 @@ impl Verifier {
             config.failure_window,
             config.max_tracked_clients,
         );
-        Ok(Verifier {
+        Verifier {
             qop: config.qop.clone(),
             domain: (!config.domain.is_empty()).then(|| config.domain.join(" ")),
             key,
@@ -220,7 +223,7 @@ impl Verifier {
             counts,
             limiter,
             config,
-        })
+        }
     }
 
     /// The configuration in force.

@@ -20,7 +20,8 @@ use common::server::Running;
 use rocket::routes;
 use rocket::tokio::time::sleep;
 use rocket_digest_auth::protocol::{ClientChallenge, DigestClient};
-use rocket_digest_auth::{DigestAuth, FailureLimiter};
+use rocket_digest_auth::verifier::FailureLimiter;
+use rocket_digest_auth::DigestAuth;
 use serde_json::{json, Value};
 
 const SECRET: &str = "brute force test secret 0123456789abcdef0123456789";

@@ -117,7 +117,7 @@ async fn offering_sha256_with_an_md5_only_file_is_refused_at_ignite() {
     let counts = rocket_digest_auth::store::MemoryStore::new(
         rocket_digest_auth::store::StoreOptions::new(REALM),
     );
-    let err = rocket_digest_auth::Verifier::new(
+    let err = rocket_digest_auth::verifier::Verifier::new(
         config,
         std::sync::Arc::new(store),
         std::sync::Arc::new(counts),

@@ -34,9 +34,9 @@ use rocket_digest_auth::store::{
     Claim, ClaimRequest, Credential, CredentialStore, MemoryStore, NonceCountStore, Secret,
     StoreError, StoreOptions,
 };
+use rocket_digest_auth::verifier::{RequestParts, Verifier};
 use rocket_digest_auth::{
-    Config, DigestAuth, DigestAuthenticated, DigestUser, Rejection, RequestParts, Tokens, User,
-    Verifier,
+    Config, DigestAuth, DigestAuthenticated, DigestUser, Rejection, Tokens, User,
 };
 
 // ---------------------------------------------------------------------------
@@ -508,12 +508,10 @@ async fn nextnonce_is_sent_when_the_nonce_nears_its_end_and_works() {
 
 #[rocket::async_test]
 async fn nextnonce_appears_exactly_nextnonce_within_seconds_before_expiry() {
-    let config = Config {
-        secret: Some(SECRET.into()),
-        nonce_lifetime: 300,
-        nextnonce_within: 60,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_secret(SECRET)
+        .with_nonce_lifetime(300)
+        .with_nextnonce_within(60);
     let (verifier, token) = verifier_with_alice(config);
     let (challenges, t0) = challenges_at_known_second(&verifier);
     let challenge = ClientChallenge::parse(&challenges[0]).unwrap().unwrap();

@@ -25,7 +25,8 @@ use rocket_digest_auth::protocol::{
     MAX_HEADER_LEN, MAX_PARAMS,
 };
 use rocket_digest_auth::store::{MemoryStore, StoreOptions};
-use rocket_digest_auth::{Body, Config, Rejection, RequestParts, Verified, Verifier};
+use rocket_digest_auth::verifier::{Body, RequestParts, Verified, Verifier};
+use rocket_digest_auth::{Config, Rejection};
 
 const REALM: &str = "proptest realm";
 const USER: &str = "alice";
@@ -44,14 +45,12 @@ fn verifier(users: &[&str]) -> (Verifier, ClientChallenge) {
     for user in users {
         store.insert_token(user, TOKEN);
     }
-    let config = Config {
-        realm: REALM.into(),
-        qop: vec![Qop::Auth, Qop::AuthInt],
-        secret: Some("a proptest secret of at least 32 bytes".into()),
-        opaque: Some(OPAQUE.into()),
-        userhash: true,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_realm(REALM)
+        .with_qop([Qop::Auth, Qop::AuthInt])
+        .with_secret("a proptest secret of at least 32 bytes")
+        .with_opaque(OPAQUE)
+        .with_userhash(true);
     let verifier = Verifier::new(config, store.clone(), store).unwrap();
     let challenge = ClientChallenge::parse(&verifier.challenges(false)[0])
         .unwrap()

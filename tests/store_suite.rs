@@ -493,13 +493,15 @@ mod postgres {
 mod checks {
     use std::sync::Arc;
 
+    use rocket_digest_auth::config::TokenStorage;
     use rocket_digest_auth::protocol::{
         digest, Algorithm, ClientChallenge, DigestClient, HashFunction,
     };
     use rocket_digest_auth::store::{
         generate_token, Credential, CredentialStore, Secret, SqlStore, StoreOptions, TokenAdmin,
     };
-    use rocket_digest_auth::{Config, RequestParts, TokenStorage, Verifier};
+    use rocket_digest_auth::verifier::{RequestParts, Verifier};
+    use rocket_digest_auth::Config;
 
     use super::REALM;
 
@@ -517,17 +519,15 @@ mod checks {
 
     /// A verifier over `store`, as the fairing would build it.
     fn verifier(store: &SqlStore, options: &StoreOptions) -> Verifier {
-        let config = Config {
-            realm: options.realm.clone(),
-            secret: Some(generate_token()),
-            token_storage: if options.ha1_only {
+        let config = Config::default()
+            .with_realm(options.realm.clone())
+            .with_secret(generate_token())
+            .with_token_storage(if options.ha1_only {
                 TokenStorage::Ha1
             } else {
                 TokenStorage::Token
-            },
-            algorithms: vec![Algorithm::Sha256, Algorithm::Md5, Algorithm::Sha512_256Sess],
-            ..Config::default()
-        };
+            })
+            .with_algorithms([Algorithm::Sha256, Algorithm::Md5, Algorithm::Sha512_256Sess]);
         let store = Arc::new(store.clone());
         Verifier::new(config, store.clone(), store).expect("a valid configuration")
     }

@@ -21,7 +21,8 @@ use rocket_digest_auth::protocol::{
     Algorithm, Answer, Authorization, ClientChallenge, Qop, MAX_CNONCE_LEN, MAX_HEADER_LEN,
 };
 use rocket_digest_auth::store::{MemoryStore, StoreOptions};
-use rocket_digest_auth::{Body, Config, Rejection, RequestParts, Verified, Verifier};
+use rocket_digest_auth::verifier::{Body, RequestParts, Verified, Verifier};
+use rocket_digest_auth::{Config, Rejection};
 use sha2::{Digest, Sha256};
 
 const REALM: &str = "fuzz realm";
@@ -79,15 +80,13 @@ fn runtime() -> &'static Runtime {
 }
 
 fn config() -> Config {
-    Config {
-        realm: REALM.into(),
-        qop: vec![Qop::Auth, Qop::AuthInt],
-        allow_rfc2069: true,
-        secret: Some("fuzzing secret, at least 32 bytes long".into()),
-        opaque: Some(OPAQUE.into()),
-        userhash: true,
-        ..Config::default()
-    }
+    Config::default()
+        .with_realm(REALM)
+        .with_qop([Qop::Auth, Qop::AuthInt])
+        .with_allow_rfc2069(true)
+        .with_secret("fuzzing secret, at least 32 bytes long")
+        .with_opaque(OPAQUE)
+        .with_userhash(true)
 }
 
 fuzz_target!(|input: Input<'_>| {

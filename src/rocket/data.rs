@@ -23,8 +23,9 @@
 use rocket::data::{ByteUnit, Data, FromData, Outcome};
 use rocket::{Ignite, Request, Rocket, Sentinel};
 
-use crate::guard::{authenticate, fairing_missing, status_of};
-use crate::user::{DigestUser, User};
+use crate::rocket::guard::authenticate;
+use crate::rocket::state::fairing_missing;
+use crate::rocket::user::{DigestUser, User};
 use crate::verifier::{Body, Rejection};
 
 /// A body type the data guard can hand over once it has checked the digest.
@@ -97,7 +98,7 @@ impl<'r, U: DigestUser, T: FromAuthenticatedBody> FromData<'r> for DigestAuthent
         .await;
         match result {
             Ok(value) => Outcome::Success(value),
-            Err(rejection) => Outcome::Error((status_of(&rejection), rejection)),
+            Err(rejection) => Outcome::Error((rejection.status(), rejection)),
         }
     }
 }

@@ -1,14 +1,16 @@
-//! The 401 catcher: answers with one `WWW-Authenticate` challenge per
-//! configured algorithm, in preference order, with a fresh nonce and
-//! `stale=true` where it applies.
+//! The catchers: a 401 with one `WWW-Authenticate` challenge per configured
+//! algorithm (in preference order, with a fresh nonce and `stale=true` where
+//! it applies), and a 429 with `Retry-After`. Each answers with the
+//! request's cached [`Rejection`](crate::Rejection).
 //!
-//! The fairing registers it at `/` unless `catcher = false`; an app that
-//! registers its own 401 catcher can call [`challenge`] or use
-//! [`ChallengeResponse`] from it.
+//! The fairing registers both at `/` unless `catcher = false`, which turns
+//! both off: an app that registers its own 401 catcher builds the challenge
+//! with [`ChallengeResponse`], and registers [`too_many_attempts`] (or its
+//! own 429 catcher) to keep `Retry-After`.
 //!
 //! ```no_run
 //! use rocket::{catch, catchers, Request};
-//! use rocket_digest_auth::{catcher::ChallengeResponse, DigestAuth};
+//! use rocket_digest_auth::{catcher::{self, ChallengeResponse}, DigestAuth};
 //!
 //! #[catch(401)]
 //! fn my_401(request: &Request<'_>) -> ChallengeResponse {
@@ -18,7 +20,9 @@
 //! #[rocket::launch]
 //! fn rocket() -> _ {
 //!     // With `catcher = false` in [digest_auth].
-//!     rocket::build().attach(DigestAuth::fairing()).register("/", catchers![my_401])
+//!     rocket::build()
+//!         .attach(DigestAuth::fairing())
+//!         .register("/", catchers![my_401, catcher::too_many_attempts])
 //! }
 //! ```
 
@@ -28,8 +32,8 @@ use rocket::http::{ContentType, Header, Status};
 use rocket::response::{self, Responder, Response};
 use rocket::{catch, Request};
 
-use crate::fairing::DigestAuthState;
-use crate::guard::CachedVerification;
+use crate::rocket::state::DigestAuthState;
+use crate::rocket::{responder, verdict};
 use crate::verifier::Rejection;
 
 /// The body of every 401, whatever the reason: an unknown user and a wrong
@@ -48,13 +52,16 @@ impl ChallengeResponse {
     /// found a right digest on an expired nonce or a replayed count.
     pub fn for_request(request: &Request<'_>) -> ChallengeResponse {
         let stale = matches!(
-            request.local_cache(|| CachedVerification(None)).0,
-            Some(Err(Rejection::Challenge { stale: true }))
+            verdict::rejection(request),
+            Some(Rejection::Challenge { stale: true })
         );
-        let challenges = request
-            .rocket()
-            .state::<DigestAuthState>()
-            .map(|s| s.verifier().challenges(stale))
+        ChallengeResponse::with_stale(request, stale)
+    }
+
+    /// The challenges, with `stale` as given.
+    pub(crate) fn with_stale(request: &Request<'_>, stale: bool) -> ChallengeResponse {
+        let challenges = DigestAuthState::of(request)
+            .map(|state| state.verifier.challenges(stale))
             .unwrap_or_default();
         ChallengeResponse {
             challenges,
@@ -87,4 +94,15 @@ impl<'r> Responder<'r, 'static> for ChallengeResponse {
 #[catch(401)]
 pub fn challenge(request: &Request<'_>) -> ChallengeResponse {
     ChallengeResponse::for_request(request)
+}
+
+/// The 429 catcher the fairing registers: `Retry-After` when the request
+/// was refused for too many failures (a 429 of the app's own has none).
+#[catch(429)]
+pub fn too_many_attempts<'r>(request: &'r Request<'_>) -> impl Responder<'r, 'static> {
+    let retry_after = match verdict::rejection(request) {
+        Some(Rejection::TooManyAttempts { retry_after }) => Some(*retry_after),
+        _ => None,
+    };
+    responder::TooManyAttempts { retry_after }
 }

@@ -1,0 +1,150 @@
+//! Which stores serve the fairing: the app's own where it passed them, an
+//! Apache `htdigest` file where `htdigest_file` names one, and otherwise the
+//! built-in store `store` chooses (the database, with its credential cache,
+//! or this process's memory).
+//!
+//! ```no_run
+//! use rocket_digest_auth::{store::MemoryStore, store::StoreOptions, DigestAuth};
+//!
+//! // The app's own nonce-count store; credentials still come from the configuration.
+//! let counts = MemoryStore::new(StoreOptions::new("example"));
+//! let rocket = rocket::build().attach(DigestAuth::fairing().with_nonce_count_store(counts));
+//! # let _ = rocket;
+//! ```
+
+use std::sync::Arc;
+
+use rocket::figment::Figment;
+
+use crate::config::{Config, InvalidConfig, StoreKind, TokenStorage};
+use crate::rocket::tokens::Tokens;
+use crate::store::{
+    CredentialStore, HtdigestFile, MemoryStore, NonceCountStore, StoreOptions, TokenAdmin,
+};
+use crate::Error;
+
+/// The stores in use.
+pub(crate) struct Stores {
+    pub(crate) credentials: Arc<dyn CredentialStore>,
+    pub(crate) counts: Arc<dyn NonceCountStore>,
+    /// Managed only when the built-in store is the credential source.
+    pub(crate) tokens: Option<Tokens>,
+    /// The database the fairing opened, closed at shutdown.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    database: Option<Arc<crate::store::SqlStore>>,
+}
+
+impl Stores {
+    /// The app's stores where given, the configured ones for the rest.
+    pub(crate) async fn choose(
+        credentials: Option<Arc<dyn CredentialStore>>,
+        counts: Option<Arc<dyn NonceCountStore>>,
+        figment: &Figment,
+        config: &Config,
+    ) -> Result<Stores, Error> {
+        let credentials = match (credentials, &config.htdigest_file) {
+            (Some(custom), _) => Some(custom),
+            (None, Some(path)) => {
+                let file = HtdigestFile::open(path, &config.realm)
+                    .map_err(|e| InvalidConfig::new("htdigest_file", e.to_string()))?;
+                Some(Arc::new(file) as Arc<dyn CredentialStore>)
+            }
+            (None, None) => None,
+        };
+        if let (Some(credentials), Some(counts)) = (&credentials, &counts) {
+            return Ok(Stores {
+                credentials: credentials.clone(),
+                counts: counts.clone(),
+                tokens: None,
+                #[cfg(any(feature = "sqlite", feature = "postgres"))]
+                database: None,
+            });
+        }
+        let builtin = Stores::open(figment, config).await?;
+        Ok(Stores {
+            tokens: builtin.tokens.filter(|_| credentials.is_none()),
+            credentials: credentials.unwrap_or(builtin.credentials),
+            counts: counts.unwrap_or(builtin.counts),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            database: builtin.database,
+        })
+    }
+
+    fn of<S: CredentialStore + NonceCountStore + TokenAdmin>(store: Arc<S>) -> Stores {
+        Stores {
+            credentials: store.clone(),
+            counts: store.clone(),
+            tokens: Some(Tokens::new(store)),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            database: None,
+        }
+    }
+
+    /// The built-in store `store = ...` chose.
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        allow(unused_variables)
+    )]
+    async fn open(figment: &Figment, config: &Config) -> Result<Stores, Error> {
+        config.validate_builtin_store()?;
+        let options = StoreOptions {
+            realm: config.realm.clone(),
+            ha1_only: config.token_storage == TokenStorage::Ha1,
+            nc_lease: config.nc_lease,
+        };
+        match config.store {
+            StoreKind::Memory => Ok(Stores::of(Arc::new(MemoryStore::new(options)))),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            StoreKind::Database => {
+                let db = crate::DigestAuth::database_figment(figment);
+                let store = Arc::new(crate::store::SqlStore::connect(&db, options).await?);
+                if config.credential_cache_ttl == 0 {
+                    return Ok(Stores {
+                        database: Some(store.clone()),
+                        ..Stores::of(store)
+                    });
+                }
+                // Only lookups are cached: tokens changed through `Tokens`
+                // clear the cache, changes by others within the recheck.
+                let ttl = std::time::Duration::from_secs(config.credential_cache_ttl);
+                let recheck = std::time::Duration::from_millis(config.credential_recheck_ms);
+                let cached = Arc::new(
+                    crate::store::CachedCredentials::new(store.clone(), ttl).with_recheck(recheck),
+                );
+                Ok(Stores {
+                    credentials: cached.clone(),
+                    counts: store.clone(),
+                    tokens: Some(Tokens::new(cached)),
+                    database: Some(store),
+                })
+            }
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            StoreKind::Database => unreachable!("refused by Config::validate_builtin_store"),
+        }
+    }
+
+    /// What closes the stores the fairing opened, to run at shutdown.
+    pub(crate) fn closer(&self) -> Closer {
+        Closer {
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            database: self.database.clone(),
+        }
+    }
+}
+
+/// Closes the stores the fairing opened (the app's own stores are the app's).
+#[derive(Default)]
+pub(crate) struct Closer {
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    database: Option<Arc<crate::store::SqlStore>>,
+}
+
+impl Closer {
+    /// Waits for the database's connections to close.
+    pub(crate) async fn close(&self) {
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        if let Some(database) = &self.database {
+            database.close().await;
+        }
+    }
+}
