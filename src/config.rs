@@ -493,4 +493,53 @@ mod tests {
         let err = from_toml("realms = \"x\"").unwrap_err();
         assert!(err.contains("realms"), "{err}");
     }
+
+    /// A credential store that serves MD5 HA1 values only.
+    struct Md5Only;
+
+    #[rocket::async_trait]
+    impl CredentialStore for Md5Only {
+        async fn credential(
+            &self,
+            _: &str,
+        ) -> Result<Option<crate::store::Credential>, crate::store::StoreError> {
+            Ok(None)
+        }
+        fn hash_functions(&self) -> &'static [crate::protocol::HashFunction] {
+            &[crate::protocol::HashFunction::Md5]
+        }
+    }
+
+    #[test]
+    fn validate_for_refuses_algorithms_the_store_cannot_serve() {
+        let err = Config::default().validate_for(&Md5Only).unwrap_err();
+        assert_eq!(err.key, "algorithms");
+        let message = err.to_string();
+        assert!(message.contains("digest_auth.algorithms"), "{message}");
+        assert!(message.contains("SHA-256"), "{message}");
+        assert!(message.contains("MD5 and/or MD5-sess"), "{message}");
+        let md5 = Config::default().with_algorithms([Algorithm::Md5, Algorithm::Md5Sess]);
+        assert_eq!(md5.validate_for(&Md5Only), Ok(()));
+    }
+
+    #[test]
+    fn setters_set_the_keys_they_name() {
+        let built = Config::default()
+            .with_realm("api")
+            .with_algorithms([Algorithm::Md5])
+            .with_secret("s".repeat(32))
+            .with_nc_lease(64)
+            .with_catcher(false);
+        let parsed = from_toml(
+            r#"
+            realm = "api"
+            algorithms = ["MD5"]
+            secret = "ssssssssssssssssssssssssssssssss"
+            nc_lease = 64
+            catcher = false
+            "#,
+        )
+        .unwrap();
+        assert_eq!(built, parsed);
+    }
 }
