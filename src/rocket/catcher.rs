@@ -26,69 +26,12 @@
 //! }
 //! ```
 
-use std::io::Cursor;
-
-use rocket::http::{ContentType, Header, Status};
-use rocket::response::{self, Responder, Response};
+use rocket::response::Responder;
 use rocket::{catch, Request};
 
-use crate::rocket::state::DigestAuthState;
+pub use crate::rocket::responder::{ChallengeResponse, UNAUTHORIZED_BODY};
 use crate::rocket::{responder, verdict};
 use crate::verifier::Rejection;
-
-/// The body of every 401, whatever the reason: an unknown user and a wrong
-/// secret must look the same.
-pub const UNAUTHORIZED_BODY: &str = "401 Unauthorized: Digest authentication required.\n";
-
-/// A 401 response carrying the challenges.
-#[derive(Debug, Clone)]
-pub struct ChallengeResponse {
-    challenges: Vec<String>,
-    body: String,
-}
-
-impl ChallengeResponse {
-    /// The challenges for this request: `stale=true` when its verification
-    /// found a right digest on an expired nonce or a replayed count.
-    pub fn for_request(request: &Request<'_>) -> ChallengeResponse {
-        let stale = matches!(
-            verdict::rejection(request),
-            Some(Rejection::Challenge { stale: true })
-        );
-        ChallengeResponse::with_stale(request, stale)
-    }
-
-    /// The challenges, with `stale` as given.
-    pub(crate) fn with_stale(request: &Request<'_>, stale: bool) -> ChallengeResponse {
-        let challenges = DigestAuthState::of(request)
-            .map(|state| state.verifier.challenges(stale))
-            .unwrap_or_default();
-        ChallengeResponse {
-            challenges,
-            body: UNAUTHORIZED_BODY.into(),
-        }
-    }
-
-    /// Replaces the plain-text body.
-    pub fn with_body(mut self, body: impl Into<String>) -> ChallengeResponse {
-        self.body = body.into();
-        self
-    }
-}
-
-impl<'r> Responder<'r, 'static> for ChallengeResponse {
-    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
-        let mut response = Response::build();
-        response
-            .status(Status::Unauthorized)
-            .header(ContentType::Plain)
-            .sized_body(self.body.len(), Cursor::new(self.body));
-        for challenge in self.challenges {
-            response.header_adjoin(Header::new("WWW-Authenticate", challenge));
-        }
-        Ok(response.finalize())
-    }
-}
 
 /// The 401 catcher the fairing registers.
 #[catch(401)]
