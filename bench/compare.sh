@@ -3,6 +3,8 @@
 # `GET /me` with its open `GET /` for each store (memory, SQLite,
 # PostgreSQL), and Apache httpd with mod_auth_digest, all driven by the same
 # Digest load generator (examples/loadgen.rs) with the same connection count.
+# Then the same with wrk replaying precomputed headers on two routes that
+# differ only in the guard (bench/wrk.sh: memory, SQLite, Apache).
 # Then checks that after many authenticated requests, each with a fresh
 # cnonce, the SQLite counter table holds only rows of live nonces.
 #
@@ -20,6 +22,8 @@
 #   NO_POSTGRES=1     skip PostgreSQL (also skipped when it is unreachable)
 #   NO_APACHE=1       skip Apache
 #   SKIP_COMPARE=1    only the counter-table check
+#   NO_WRK=1          skip the wrk rows (bench/wrk.sh, same CONNECTIONS,
+#                     DURATION, ROUNDS, NO_APACHE)
 #   DIGEST_AUTH_CONFIG  extra [digest_auth] keys for every run of the crate's
 #                     server, as inline TOML, e.g. 'credential_cache_ttl=5'
 #   DIGEST_AUTH_TEST_POSTGRES_URL  PostgreSQL URL (default postgres://postgres@127.0.0.1:5432/test)
@@ -29,7 +33,8 @@
 #
 # Needs: cargo, curl; for Apache `apache2` and `apache2-utils` (Debian:
 # apt-get install -y apache2 apache2-utils), run as a user that may start it;
-# for the counter-table check `sqlite3` (apt-get install -y sqlite3).
+# for the counter-table check `sqlite3` (apt-get install -y sqlite3); for the
+# wrk rows `wrk` (apt-get install -y wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,9 +66,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log() { printf '== %s\n' "$*" >&2; }
-
-loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 # --- build --------------------------------------------------------------------
 FEATURES=()
@@ -76,20 +80,6 @@ SERVER="$TARGET/release/examples/server"
 LOADGEN="$TARGET/release/examples/loadgen"
 
 # --- helpers ------------------------------------------------------------------
-wait_http() { # url
-    for _ in $(seq 1 200); do
-        if curl -s -o /dev/null "$1"; then return 0; fi
-        sleep 0.1
-    done
-    echo "no answer from $1" >&2
-    return 1
-}
-
-stop() { # pid
-    kill "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-}
-
 # run_loadgen NAME URL [--user U --token T] -> appends "NAME rps p50 p99 ok errors" to $WORK/runs
 run_loadgen() {
     local name=$1 url=$2
@@ -208,73 +198,22 @@ fi
 
 # --- Apache httpd with mod_auth_digest ----------------------------------------
 HAVE_APACHE=""
-APACHE_BIN=$(command -v apache2 || command -v httpd || true)
-if [ -z "${NO_APACHE:-}" ] && [ -n "$APACHE_BIN" ] && command -v htdigest >/dev/null; then
-    log "Apache httpd $("$APACHE_BIN" -v | sed -n 's/^Server version: //p') with mod_auth_digest"
+if [ -z "${NO_APACHE:-}" ]; then
     PORT=$((PORT + 1))
-    A="$WORK/apache"
-    mkdir -p "$A/htdocs/private" "$A/run"
-    printf '{"username":"%s"}' "$USERNAME" >"$A/htdocs/private/me.json"
-    printf 'rocket_digest_auth example.\n' >"$A/htdocs/index.txt"
-    APACHE_TOKEN=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')
-    # htdigest reads the password from the terminal; without a controlling
-    # terminal (setsid) it reads it from stdin.
-    printf '%s\n%s\n' "$APACHE_TOKEN" "$APACHE_TOKEN" |
-        setsid -w htdigest -c "$A/htdigest" bench "$USERNAME" >/dev/null 2>&1
-    expected="$USERNAME:bench:$(printf '%s' "$USERNAME:bench:$APACHE_TOKEN" | md5sum | cut -d' ' -f1)"
-    if [ "$(cat "$A/htdigest")" != "$expected" ]; then
-        echo "htdigest wrote an unexpected line: $(cat "$A/htdigest")" >&2
-        exit 1
+    if start_apache "$WORK/apache" "$PORT" "$USERNAME"; then
+        PIDS+=("$APACHE_PID")
+        HAVE_APACHE=1
+        measure_pair apache "http://127.0.0.1:$PORT/index.txt" "http://127.0.0.1:$PORT/private/me.json" \
+            "$USERNAME" "$APACHE_TOKEN"
+        stop "$APACHE_PID"
+    elif [ -n "${APACHE_PID:-}" ]; then
+        PIDS+=("$APACHE_PID")
+        log "Apache did not answer, skipped"
+    else
+        log "Apache skipped (apache2/htdigest not installed)"
     fi
-    chmod -R a+rX "$A"
-    MODS=/usr/lib/apache2/modules
-    [ -d "$MODS" ] || MODS=$(dirname "$APACHE_BIN")/../modules
-    RUN_AS=""
-    if [ "$(id -u)" = 0 ]; then
-        RUN_AS="User www-data
-Group www-data"
-    fi
-    cat >"$A/httpd.conf" <<EOF
-ServerRoot "$A"
-ServerName 127.0.0.1
-Listen 127.0.0.1:$PORT
-PidFile "$A/run/httpd.pid"
-DefaultRuntimeDir "$A/run"
-ErrorLog "$A/error.log"
-LogLevel warn
-$RUN_AS
-LoadModule mpm_event_module $MODS/mod_mpm_event.so
-LoadModule authn_core_module $MODS/mod_authn_core.so
-LoadModule authn_file_module $MODS/mod_authn_file.so
-LoadModule authz_core_module $MODS/mod_authz_core.so
-LoadModule authz_user_module $MODS/mod_authz_user.so
-LoadModule auth_digest_module $MODS/mod_auth_digest.so
-KeepAlive On
-MaxKeepAliveRequests 0
-KeepAliveTimeout 5
-DocumentRoot "$A/htdocs"
-<Directory "$A/htdocs">
-    Require all granted
-</Directory>
-<Directory "$A/htdocs/private">
-    AuthType Digest
-    AuthName "bench"
-    AuthDigestDomain /private/
-    AuthDigestProvider file
-    AuthUserFile "$A/htdigest"
-    Require valid-user
-</Directory>
-EOF
-    "$APACHE_BIN" -f "$A/httpd.conf" -DFOREGROUND >"$A/stdout" 2>&1 &
-    PIDS+=($!)
-    APACHE_PID=$!
-    wait_http "http://127.0.0.1:$PORT/index.txt"
-    HAVE_APACHE=1
-    measure_pair apache "http://127.0.0.1:$PORT/index.txt" "http://127.0.0.1:$PORT/private/me.json" \
-        "$USERNAME" "$APACHE_TOKEN"
-    stop "$APACHE_PID"
 else
-    log "Apache skipped (NO_APACHE set, or apache2/htdigest not installed)"
+    log "Apache skipped (NO_APACHE set)"
 fi
 
 # --- the table ----------------------------------------------------------------
@@ -283,9 +222,6 @@ summary() { # label -> "rps p99 errors"
     awk -v l="$1" -v d="$DURATION" '$1 == l { ok += $5; n++; err += $6; if ($4 > p99) p99 = $4 }
         END { if (n) printf "%.1f %.3f %d\n", ok / (n * d), p99, err; else print "- - -" }' "$WORK/runs"
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-meets() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN {
-    if (v == "-") print "n/a"; else if ((dir == ">=" && v >= t) || (dir == "<=" && v <= t)) print "met"; else print "MISSED" }'; }
 
 {
     echo "Machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1); load at the end $(loadavg)"
@@ -320,6 +256,19 @@ meets() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN {
     r=$(ratio "$s_p99" "$so_p99")
     echo "- SQLite protected p99 / open p99: $r (target <= 3: $(meets "$r" 3 "<="))"
 } >"$WORK/table"
+
+# --- wrk replaying precomputed headers, identical routes ----------------------
+if [ -z "${NO_WRK:-}" ]; then
+    if command -v wrk >/dev/null; then
+        log "wrk rows (bench/wrk.sh)"
+        echo >>"$WORK/table"
+        BASE_PORT=$((PORT + 1)) RESULTS="$WORK/wrk-table" bench/wrk.sh
+        cat "$WORK/wrk-table" >>"$WORK/table"
+        PORT=$((PORT + 10))
+    else
+        echo "- wrk rows skipped: wrk is not installed (apt-get install -y wrk)" >>"$WORK/table"
+    fi
+fi
 
 fi
 

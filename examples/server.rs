@@ -1,4 +1,6 @@
 //! The example server: `GET /` is public, `GET /me` needs Digest auth.
+//! `GET /open/hello` and `GET /auth/hello` answer the same bytes, the second
+//! behind the guard: the pair the benchmarks compare (bench/).
 //!
 //! ```text
 //! cargo run --example server -- create-token alice   # prints alice's token last
@@ -31,10 +33,22 @@ fn me(user: DigestAuthenticated<User>) -> Json<Value> {
     Json(json!({ "username": user.username }))
 }
 
+/// The open half of the benchmarks' route pair.
+#[get("/open/hello")]
+fn open_hello() -> &'static str {
+    "hello\n"
+}
+
+/// The same bytes as `/open/hello`, behind the guard.
+#[get("/auth/hello")]
+fn auth_hello(_user: DigestAuthenticated<User>) -> &'static str {
+    "hello\n"
+}
+
 fn rocket() -> Rocket<Build> {
     rocket::build()
         .attach(DigestAuth::fairing())
-        .mount("/", routes![index, me])
+        .mount("/", routes![index, me, open_hello, auth_hello])
 }
 
 #[rocket::main]
