@@ -30,7 +30,7 @@ use std::net::TcpStream;
 use std::process::ExitCode;
 
 use rand::RngCore;
-use rocket_digest_auth::protocol::{Algorithm, Answer, ClientChallenge, QopKind};
+use rocket_digest_auth::protocol::{Algorithm, Answer, ClientChallenge, Qop};
 
 struct Options {
     authority: String,
@@ -136,10 +136,7 @@ fn write_stream(o: &Options, out: &mut dyn Write) -> Result<(), String> {
     let mut cnonce = [0u8; 12];
     rand::thread_rng().fill_bytes(&mut cnonce);
     let cnonce = hex::encode(cnonce);
-    let qop = challenge
-        .qop
-        .contains(&QopKind::Auth)
-        .then_some(QopKind::Auth);
+    let qop = challenge.qop.contains(&Qop::Auth).then_some(Qop::Auth);
     let mut out = BufWriter::new(out);
     for nc in 1..=o.count {
         let header = Answer {
