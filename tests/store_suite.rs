@@ -120,6 +120,22 @@ mod memory {
     }
 
     rocket_digest_auth::nonce_count_store_suite!(make);
+
+    /// The cleanup really deletes: an expired nonce's record goes, a live one stays.
+    #[test]
+    fn expired_records_are_removed() {
+        rocket::async_test(async {
+            let store = MemoryStore::new(StoreOptions::new(REALM));
+            let now = chrono::Utc::now().timestamp();
+            for (nonce, expires_at) in [("old", now - 10), ("live", now + 3600)] {
+                let request = ClaimRequest::new(nonce, "c", 1, expires_at, DEFAULT_NC_WINDOW);
+                assert_eq!(store.claim(request).await.unwrap(), Claim::Accepted);
+            }
+            assert_eq!(store.remove_expired(now).await.unwrap(), 1);
+            assert_eq!(store.nonce_records(), 1);
+            assert_eq!(store.nonce_entries("live"), 1);
+        })
+    }
 }
 
 #[cfg(feature = "sqlite")]
@@ -168,6 +184,39 @@ mod sqlite {
                 assert_eq!(rows, bound);
             })
         }
+    }
+
+    /// The cleanup really deletes, leased and row by row: an expired nonce's
+    /// rows go (judged by the database's clock, here the same as ours), a
+    /// live nonce's stay.
+    #[test]
+    fn expired_records_are_removed() {
+        rocket::async_test(async {
+            for nc_lease in [0, 16] {
+                let options = StoreOptions {
+                    nc_lease: Some(nc_lease),
+                    ..StoreOptions::new(REALM)
+                };
+                let s = SqliteInTempDir::new(options).await;
+                let now = chrono::Utc::now().timestamp();
+                for (nonce, expires_at) in [("old", now + 2), ("live", now + 3600)] {
+                    let claim = s.store.claim(at(nonce, "c", 1, expires_at)).await.unwrap();
+                    assert_eq!(claim, Claim::Accepted);
+                }
+                let records = || async {
+                    let rows = s.store.nonce_records().await.unwrap();
+                    rows + s.store.nonce_leases().await.unwrap()
+                };
+                assert_eq!(records().await, 2);
+                // Not yet expired by the database's clock: nothing goes.
+                assert_eq!(s.store.remove_expired(now + 100).await.unwrap(), 0);
+                while chrono::Utc::now().timestamp() <= now + 2 {
+                    rocket::tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                assert_eq!(s.store.remove_expired(now + 100).await.unwrap(), 1);
+                assert_eq!(records().await, 1, "nc_lease {nc_lease}");
+            }
+        })
     }
 
     /// A store opened again on the same file (a restart) does not hold the

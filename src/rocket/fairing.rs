@@ -155,8 +155,10 @@ impl Fairing for DigestAuth {
             loop {
                 rocket::tokio::select! {
                     _ = interval.tick() => {
-                        // Keep a margin: another instance whose clock is behind
-                        // still accepts nonces this clock calls expired.
+                        // Whatever this clock says, the store's watermark keeps
+                        // what it deletes refused. The margin only spares the
+                        // nonces of an instance whose clock is a little behind,
+                        // which would otherwise turn stale early.
                         let now = chrono::Utc::now().timestamp() - MAX_CLOCK_SKEW_SECS;
                         if let Err(e) = counts.remove_expired(now).await {
                             rocket::warn!("digest_auth: removing expired nonce counts failed: {e}");

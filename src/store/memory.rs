@@ -5,7 +5,7 @@ use std::sync::{Mutex, RwLock};
 
 use chrono::Utc;
 
-use super::counts::NonceCounts;
+use super::counts::{NonceCounts, NonceMap};
 use super::{
     generate_token, Claim, ClaimRequest, Credential, CredentialStore, HashFunction,
     NonceCountStore, Secret, StoreError, StoreOptions, TokenAdmin,
@@ -20,7 +20,7 @@ use super::{
 pub struct MemoryStore {
     options: StoreOptions,
     users: RwLock<HashMap<String, Credential>>,
-    nonces: Mutex<HashMap<String, NonceCounts>>,
+    nonces: Mutex<NonceMap<NonceCounts>>,
 }
 
 impl MemoryStore {
@@ -57,8 +57,8 @@ impl MemoryStore {
     /// How many (cnonce, nc) entries one nonce's record holds.
     #[cfg(any(test, feature = "test-util"))]
     pub fn nonce_entries(&self, nonce: &str) -> usize {
-        let nonces = self.nonces.lock().unwrap_or_else(|e| e.into_inner());
-        nonces.get(nonce).map_or(0, NonceCounts::entries)
+        let mut nonces = self.nonces.lock().unwrap_or_else(|e| e.into_inner());
+        nonces.get_mut(nonce).map_or(0, |counts| counts.entries())
     }
 }
 
@@ -87,21 +87,16 @@ impl CredentialStore for MemoryStore {
 impl NonceCountStore for MemoryStore {
     async fn claim(&self, r: ClaimRequest<'_>) -> Result<Claim, StoreError> {
         let mut nonces = self.nonces.lock().unwrap_or_else(|e| e.into_inner());
-        // Look up before allocating the key: most claims are on a known nonce.
-        if let Some(counts) = nonces.get_mut(r.nonce) {
-            return Ok(counts.decide(r.cnonce, r.nc, r.window));
+        // The watermark and the decision under one lock: one atomic step.
+        match nonces.record(r.nonce, r.expires_at, || NonceCounts::new(r.expires_at)) {
+            Some(counts) => Ok(counts.decide(r.cnonce, r.nc, r.window)),
+            None => Ok(Claim::Replayed),
         }
-        let mut counts = NonceCounts::new(r.expires_at);
-        let claim = counts.decide(r.cnonce, r.nc, r.window);
-        nonces.insert(r.nonce.to_owned(), counts);
-        Ok(claim)
     }
 
     async fn remove_expired(&self, now: i64) -> Result<u64, StoreError> {
         let mut nonces = self.nonces.lock().unwrap_or_else(|e| e.into_inner());
-        let before = nonces.len();
-        nonces.retain(|_, r| r.expires_at > now);
-        Ok((before - nonces.len()) as u64)
+        Ok(nonces.remove_expired(now))
     }
 
     fn bound_to_process(&self) -> bool {

@@ -194,14 +194,27 @@ pub enum Claim {
 /// in flight together on one nonce may arrive out of order. The shared suite
 /// (`nonce_count_store_suite!`) checks a
 /// store against the rule.
+///
+/// Deleting records must never make a spent count acceptable again, whatever
+/// the clocks of the instances say (see [`counts`], "Forgetting"): a store
+/// keeps a "deleted through" watermark, the highest `expires_at` whose
+/// records it deleted, raises it in the same atomic step as the deletion,
+/// and refuses (`Replayed`, so `stale=true`) every claim whose `expires_at`
+/// lies at or below it, in the same atomic step as the claim. A store with a
+/// clock of its own (a database server) should also judge expiry by that
+/// clock, in the claim and in the cleanup, rather than by the `now` of the
+/// instance that asks. The suite's `forgotten_nonces_stay_refused` checks it.
 #[rocket::async_trait]
 pub trait NonceCountStore: Send + Sync + 'static {
-    /// Checks and records in one atomic step.
+    /// Checks and records in one atomic step; refuses a nonce at or below
+    /// the watermark in the same step.
     async fn claim(&self, request: ClaimRequest<'_>) -> Result<Claim, StoreError>;
 
-    /// Deletes the records of nonces that expired at or before `now`;
-    /// returns how many nonces' records went (the unit every store counts
-    /// in). Called periodically by the fairing.
+    /// Deletes the records of nonces that expired at or before `now` (a
+    /// store with its own clock deletes no further than that clock says),
+    /// raising the watermark over them in the same atomic step; returns how
+    /// many nonces' records went (the unit every store counts in). Called
+    /// periodically by the fairing.
     async fn remove_expired(&self, now: i64) -> Result<u64, StoreError>;
 
     /// Whether the records die with the process (an in-memory store). The

@@ -126,34 +126,83 @@ pub async fn full_nc_range(store: StoreUnderTest) {
     assert_eq!(claim(&*store, &n, "c", u32::MAX - 1).await, Claim::Accepted);
 }
 
-/// Records of expired nonces are removed; live ones stay.
-pub async fn expired_records_are_removed(store: StoreUnderTest) {
+/// Sleeps until this clock is past `expires_at` (a store with a clock of
+/// its own, the database's, is on this machine's in the tests).
+async fn until_past(expires_at: i64) {
+    while chrono::Utc::now().timestamp() <= expires_at {
+        rocket::tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// A cleanup refuses what expired, spares what lives: after it, counts of an
+/// expired nonce are refused (spent or not), while a live nonce still refuses
+/// its replay and accepts its next count.
+pub async fn cleanup_spares_live_nonces(store: StoreUnderTest) {
     let now = chrono::Utc::now().timestamp();
-    let old = fresh_nonce("expired");
-    let live = fresh_nonce("live");
+    let (old, live) = (fresh_nonce("expired"), fresh_nonce("live"));
     let at = |nonce, nc, expires_at| ClaimRequest::new(nonce, "c", nc, expires_at, WINDOW);
     for nc in 1..=5 {
-        let claim = store.claim(at(&old, nc, now - 10)).await.unwrap();
+        let claim = store.claim(at(&old, nc, now + 2)).await.unwrap();
         assert_eq!(claim, Claim::Accepted);
     }
     let claim = store.claim(at(&live, 1, now + 3600)).await.unwrap();
     assert_eq!(claim, Claim::Accepted);
-    // Another instance may hold the cleanup for a moment (PostgreSQL's
-    // advisory lock): retry until our records are gone.
-    let mut gone = false;
-    for _ in 0..50 {
-        store.remove_expired(now).await.expect("cleanup");
-        // A claim on a removed record is new again.
-        if store.claim(at(&old, 1, now - 10)).await.unwrap() == Claim::Accepted {
-            gone = true;
-            break;
-        }
-        rocket::tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    until_past(now + 2).await;
+    let now = chrono::Utc::now().timestamp();
+    store.remove_expired(now).await.expect("cleanup");
+    for nc in [1, 5, 6] {
+        let claim = store.claim(at(&old, nc, now - 1)).await.unwrap();
+        assert_eq!(claim, Claim::Replayed, "nc {nc} of an expired nonce");
     }
-    assert!(gone, "the expired nonce's records were never removed");
-    // The live nonce still refuses its replay.
     let claim = store.claim(at(&live, 1, now + 3600)).await.unwrap();
-    assert_eq!(claim, Claim::Replayed);
+    assert_eq!(claim, Claim::Replayed, "the live nonce's replay");
+    let claim = store.claim(at(&live, 2, now + 3600)).await.unwrap();
+    assert_eq!(claim, Claim::Accepted, "the live nonce's next count");
+}
+
+/// The watermark (see [`NonceCountStore`]): claims, then cleanups asked by a
+/// clock ten years ahead (a wrong clock, a clock stepped forward), then the
+/// same claims (and new counts on the expired nonce): every one refused. A store
+/// may delete less than such a clock asks (the database judges by its own),
+/// never accept again what it deleted.
+pub async fn forgotten_nonces_stay_refused(store: StoreUnderTest) {
+    let now = chrono::Utc::now().timestamp();
+    let (expired, live) = (fresh_nonce("forgotten"), fresh_nonce("forgotten-live"));
+    let claims = [(&expired, now + 2), (&live, now + 3600)];
+    for (nonce, expires_at) in claims {
+        for (cnonce, nc) in [("c", 1), ("c", 2)] {
+            let request = ClaimRequest::new(nonce, cnonce, nc, expires_at, WINDOW);
+            assert_eq!(store.claim(request).await.unwrap(), Claim::Accepted);
+        }
+    }
+    until_past(now + 2).await;
+    let ahead = chrono::Utc::now().timestamp() + 10 * 365 * 24 * 3600;
+    // Several rounds: another instance may hold the cleanup for a moment.
+    for _ in 0..3 {
+        store.remove_expired(ahead).await.expect("cleanup");
+        rocket::tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // New counts too on the expired nonce; on the live one only the spent
+    // counts (whether its records went depends on the store's clock).
+    let asked = [
+        (
+            &expired,
+            now + 2,
+            &[("c", 1), ("c", 2), ("c", 3), ("d", 1)][..],
+        ),
+        (&live, now + 3600, &[("c", 1), ("c", 2)][..]),
+    ];
+    for (nonce, expires_at, keys) in asked {
+        for &(cnonce, nc) in keys {
+            let request = ClaimRequest::new(nonce, cnonce, nc, expires_at, WINDOW);
+            let claim = store.claim(request).await.unwrap();
+            assert_eq!(
+                claim,
+                Claim::Replayed,
+                "({cnonce}, {nc}) on a nonce expiring at {expires_at} after a cleanup at {ahead}"
+            );
+        }
+    }
 }
 
 /// 200 concurrent claims on one nonce: 100 distinct (cnonce, nc) keys, each
@@ -274,7 +323,8 @@ macro_rules! nonce_count_store_suite {
             out_of_order_within_window,
             below_window_rejected,
             full_nc_range,
-            expired_records_are_removed,
+            cleanup_spares_live_nonces,
+            forgotten_nonces_stay_refused,
             concurrent_claims_win_once,
             decides_as_the_engine,
             per_nonce_bound

@@ -17,14 +17,18 @@
 //! that does not hold the block, and after a restart each client in the middle
 //! of a block gets one `stale=true`. That is why PostgreSQL, the backend for
 //! several instances, does not lease by default.
+//!
+//! Forgetting obeys the watermark rule (see [`super`]): a nonce the book
+//! forgot is refused here, before the database is asked, because the lease
+//! rows may outlive the book's memory, and a block still ours there would
+//! otherwise be decided again from empty counts.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use rocket::tokio::sync::OnceCell;
 
-use super::{ClaimRequest, NonceCounts};
+use super::{ClaimRequest, Expiring, NonceCounts, NonceMap};
 use crate::store::{Claim, StoreError};
 
 /// Blocks one nonce keeps in memory before refused ones are forgotten.
@@ -37,7 +41,7 @@ pub(crate) struct LeaseBook {
     /// process never mistakes its predecessor's blocks for its own.
     owner: i64,
     size: u32,
-    nonces: Mutex<HashMap<String, LeasedNonce>>,
+    nonces: Mutex<NonceMap<LeasedNonce>>,
 }
 
 #[derive(Debug)]
@@ -46,6 +50,12 @@ struct LeasedNonce {
     /// Blocks by first count: `true` ours, `false` another's; an empty cell
     /// while the lease is being taken (the others wait on it).
     blocks: Vec<(u32, Arc<OnceCell<bool>>)>,
+}
+
+impl Expiring for LeasedNonce {
+    fn expires_at(&self) -> i64 {
+        self.counts.expires_at
+    }
 }
 
 impl LeaseBook {
@@ -93,16 +103,12 @@ impl LeaseBook {
         let (first, last) = self.block_of(nc);
         let cell = {
             let mut nonces = self.lock();
-            // Look up before allocating the key: most claims are on a known nonce.
-            if !nonces.contains_key(nonce) {
-                let entry = LeasedNonce {
-                    counts: NonceCounts::new(expires_at),
-                    blocks: Vec::new(),
-                };
-                nonces.insert(nonce.to_owned(), entry);
-            }
-            let Some(entry) = nonces.get_mut(nonce) else {
-                return Err(StoreError::new("lease record vanished under the lock"));
+            let new = || LeasedNonce {
+                counts: NonceCounts::new(expires_at),
+                blocks: Vec::new(),
+            };
+            let Some(entry) = nonces.record(nonce, expires_at, new) else {
+                return Ok(Claim::Replayed);
             };
             if entry.counts.below_window(nc, window) {
                 return Ok(Claim::Replayed);
@@ -153,15 +159,13 @@ impl LeaseBook {
         claim
     }
 
-    /// Forgets nonces that expired at or before `now`; returns how many.
+    /// Forgets nonces that expired at or before `now`, raising the book's
+    /// watermark over them; returns how many.
     pub(crate) fn remove_expired(&self, now: i64) -> u64 {
-        let mut nonces = self.lock();
-        let before = nonces.len();
-        nonces.retain(|_, entry| entry.counts.expires_at > now);
-        (before - nonces.len()) as u64
+        self.lock().remove_expired(now)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, LeasedNonce>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, NonceMap<LeasedNonce>> {
         self.nonces.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -169,7 +173,38 @@ impl LeaseBook {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A nonce the book forgot while its lease is still ours in the table
+    /// (a cleanup of the table that ran with another clock, or not at all) is
+    /// refused, not decided again from empty counts.
+    #[rocket::async_test]
+    async fn a_forgotten_nonce_is_refused_though_its_lease_is_still_ours() {
+        let book = LeaseBook::new(16);
+        let still_ours = |_, _| async { Ok(true) };
+        let request = ClaimRequest::new("n", "c", 1, 100, 64);
+        assert_eq!(
+            book.claim(request, still_ours).await.unwrap(),
+            Claim::Accepted
+        );
+        assert_eq!(book.remove_expired(1_000), 1);
+        assert_eq!(
+            book.claim(request, still_ours).await.unwrap(),
+            Claim::Replayed
+        );
+        let other_count = ClaimRequest::new("n", "c", 2, 100, 64);
+        assert_eq!(
+            book.claim(other_count, still_ours).await.unwrap(),
+            Claim::Replayed
+        );
+        // A nonce that expires later is decided as before.
+        let later = ClaimRequest::new("m", "c", 1, 2_000, 64);
+        assert_eq!(
+            book.claim(later, still_ours).await.unwrap(),
+            Claim::Accepted
+        );
+    }
 
     #[rocket::async_test]
     async fn one_take_per_block_and_exact_counts_inside() {
@@ -281,7 +316,7 @@ mod tests {
                 .unwrap();
             assert_eq!(claim, Claim::Accepted);
         }
-        let blocks = book.lock().get("n").map(|e| e.blocks.len()).unwrap();
+        let blocks = book.lock().get_mut("n").map(|e| e.blocks.len()).unwrap();
         // The window (64) spans at most five blocks of 16, plus the current.
         assert!(blocks <= 6, "{blocks} blocks kept");
         assert_eq!(book.remove_expired(i64::MAX), 1);

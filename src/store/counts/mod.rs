@@ -15,8 +15,24 @@
 //! already holds [`max_entries_per_nonce`]`(w)` accepted entries inside the
 //! window (a client re-using one count with ever new cnonces gets a new
 //! nonce instead of growing the record); accepted otherwise.
+//!
+//! # Forgetting: the "deleted through" watermark
+//!
+//! Records go once their nonce has expired, and a nonce's records are the
+//! only proof of which counts were spent. So every store keeps a watermark,
+//! the highest `expires_at` whose records it has deleted (or forgotten),
+//! advanced in the same atomic step as the deletion, and **refuses every
+//! claim whose `expires_at` lies at or below it**, in the same atomic step as
+//! the claim. A count accepted once is then never accepted again, whatever
+//! the clock of the instance that asks or of the one that cleaned up says:
+//! skew between instances or a clock stepped forward and back can only make
+//! a nonce stale early (`stale=true`, the client retries with a new one).
+//! [`NonceMap`] is that rule for stores that keep nonces in memory (the
+//! memory store, the lease book); the database store keeps the watermark in
+//! a table, advances it in the cleanup's transaction and checks it inside the
+//! claim statements, and judges expiry by the database's clock there too.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::Claim;
 
@@ -63,6 +79,86 @@ impl<'a> ClaimRequest<'a> {
             expires_at,
             window,
         }
+    }
+}
+
+/// Something a [`NonceMap`] keeps per nonce, with the nonce's expiry.
+pub(crate) trait Expiring {
+    /// Unix time after which the nonce is no longer accepted.
+    fn expires_at(&self) -> i64;
+}
+
+impl Expiring for NonceCounts {
+    fn expires_at(&self) -> i64 {
+        self.expires_at
+    }
+}
+
+/// The nonces a store keeps in memory, and the watermark of those it
+/// forgot (see the module docs): used under the store's own lock, so the
+/// watermark check and the claim are one atomic step.
+#[derive(Debug)]
+pub(crate) struct NonceMap<V> {
+    nonces: HashMap<String, V>,
+    /// The highest expiry of a nonce forgotten so far.
+    deleted_through: i64,
+}
+
+impl<V> Default for NonceMap<V> {
+    fn default() -> Self {
+        NonceMap {
+            nonces: HashMap::new(),
+            deleted_through: i64::MIN,
+        }
+    }
+}
+
+impl<V: Expiring> NonceMap<V> {
+    /// The record of `nonce`, made by `new` if there is none; `None` when a
+    /// nonce expiring at `expires_at` may have been forgotten already (the
+    /// claim is refused).
+    pub(crate) fn record(
+        &mut self,
+        nonce: &str,
+        expires_at: i64,
+        new: impl FnOnce() -> V,
+    ) -> Option<&mut V> {
+        if expires_at <= self.deleted_through {
+            return None;
+        }
+        // Look up before allocating the key: most claims are on a known nonce.
+        if !self.nonces.contains_key(nonce) {
+            self.nonces.insert(nonce.to_owned(), new());
+        }
+        self.nonces.get_mut(nonce)
+    }
+
+    /// The record of `nonce`, if it is kept.
+    pub(crate) fn get_mut(&mut self, nonce: &str) -> Option<&mut V> {
+        self.nonces.get_mut(nonce)
+    }
+
+    /// Forgets the nonces that expired at or before `now` and raises the
+    /// watermark over them; returns how many went.
+    pub(crate) fn remove_expired(&mut self, now: i64) -> u64 {
+        let before = self.nonces.len();
+        let mut highest = self.deleted_through;
+        self.nonces.retain(|_, record| {
+            let expires_at = record.expires_at();
+            let keep = expires_at > now;
+            if !keep {
+                highest = highest.max(expires_at);
+            }
+            keep
+        });
+        self.deleted_through = highest;
+        (before - self.nonces.len()) as u64
+    }
+
+    /// How many nonces are kept.
+    #[cfg(any(test, feature = "test-util"))]
+    pub(crate) fn len(&self) -> usize {
+        self.nonces.len()
     }
 }
 
@@ -145,6 +241,26 @@ impl NonceCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forgotten_nonce_is_refused_whatever_the_clock_says() {
+        let mut map: NonceMap<NonceCounts> = NonceMap::default();
+        let record = map.record("n", 100, || NonceCounts::new(100)).unwrap();
+        assert_eq!(record.decide("c", 1, 64), Claim::Accepted);
+        map.record("live", 500, || NonceCounts::new(500)).unwrap();
+        // A cleanup whose clock ran ahead forgets "n"...
+        assert_eq!(map.remove_expired(200), 1);
+        // ...and no claim on it, nor on any nonce expiring no later, is let in.
+        assert!(map.record("n", 100, || NonceCounts::new(100)).is_none());
+        assert!(map.record("other", 90, || NonceCounts::new(90)).is_none());
+        // Nonces expiring later are untouched, even below the cleanup's `now`.
+        assert!(map.record("later", 150, || NonceCounts::new(150)).is_some());
+        let live = map.record("live", 500, || NonceCounts::new(500)).unwrap();
+        assert_eq!(live.decide("c", 1, 64), Claim::Accepted);
+        // A cleanup with a clock stepped back lowers nothing.
+        assert_eq!(map.remove_expired(0), 0);
+        assert!(map.record("n", 100, || NonceCounts::new(100)).is_none());
+    }
 
     #[test]
     fn one_count_with_endless_cnonces_is_capped() {

@@ -8,6 +8,18 @@
 //! accepted count, group-committed ([`Batcher`]; PostgreSQL's default), with
 //! a statement that translates the engine's rule
 //! ([`NonceCounts::decide`](crate::store::counts::NonceCounts)) to SQL.
+//!
+//! One clock decides, the database's: every statement that starts keeping a
+//! count (a lease take, the group statement) refuses a nonce that has
+//! expired by the database's clock or whose `expires_at` lies at or below
+//! the watermark `digest_auth_nonce_watermark.deleted_through`, and the
+//! cleanup deletes only through the database's clock and raises the
+//! watermark over what it deleted, in one transaction (see [`counts`] for
+//! the rule). A backend must give [`claimable`] and the cleanup the same
+//! meaning: its clock, and a watermark read that a concurrent cleanup cannot
+//! slip past (SQLite serialises writers; PostgreSQL locks the row).
+//!
+//! [`counts`]: crate::store::counts
 
 use std::sync::Arc;
 
@@ -32,6 +44,7 @@ pub(super) fn default_nc_lease(pool: &Pool) -> u32 {
 
 const COUNTS_TABLE: &str = "digest_auth_nonce_counts";
 const LEASES_TABLE: &str = "digest_auth_nonce_leases";
+const WATERMARK_TABLE: &str = "digest_auth_nonce_watermark";
 
 /// The two ways a nonce's counts are kept.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +53,37 @@ enum Way {
     Leased,
     /// A row per accepted count.
     Rows,
+}
+
+/// The database's clock in whole unix seconds.
+fn db_now(pool: &Pool) -> &'static str {
+    match pool {
+        #[cfg(feature = "sqlite")]
+        Pool::Sqlite(_) => "unixepoch()",
+        #[cfg(feature = "postgres")]
+        Pool::Postgres(_) => "FLOOR(EXTRACT(EPOCH FROM now()))",
+    }
+}
+
+/// The condition under which a nonce expiring at `expires_at` (an SQL
+/// expression) may still be claimed: not expired by the database's clock,
+/// and above the watermark. With `locking`, for a statement that inserts: on
+/// PostgreSQL the watermark row is read `FOR SHARE`, so a cleanup raising it
+/// waits for the claim to commit (and then deletes its rows too), and a claim
+/// arriving during the cleanup waits and reads the raised value; a plain read
+/// could see the value from before a cleanup that deleted the very row the
+/// claim re-inserts. SQLite runs one writer at a time, which does the same.
+fn claimable(pool: &Pool, expires_at: &str, locking: bool) -> String {
+    let lock = match pool {
+        #[cfg(feature = "postgres")]
+        Pool::Postgres(_) if locking => " FOR SHARE",
+        _ => "",
+    };
+    format!(
+        "{expires_at} > {} AND {expires_at} > \
+         (SELECT deleted_through FROM {WATERMARK_TABLE} WHERE id = 1{lock})",
+        db_now(pool)
+    )
 }
 
 /// A nonce is either leased or counted row by row, never both: otherwise a
@@ -57,18 +101,29 @@ fn not_kept_the_other_way(way: Way, nonce: &str) -> String {
     format!("NOT EXISTS (SELECT 1 FROM {other} WHERE nonce = {nonce})")
 }
 
-/// Takes the lease of counts `[$2, $3]` of nonce `$1` for owner `$4`.
-/// Refused when any lease overlaps it (one made with another `nc_lease`) or
-/// when the nonce is counted row by row.
-fn take_lease_statement() -> String {
+/// Takes the lease of counts `[$2, $3]` of nonce `$1` (expiring at `$5`)
+/// for owner `$4`. Refused when any lease overlaps it (one made with another
+/// `nc_lease`), when the nonce is counted row by row, or when it is no
+/// longer [`claimable`].
+fn take_lease_statement(pool: &Pool) -> String {
     format!(
         "INSERT INTO {LEASES_TABLE} (nonce, first_nc, last_nc, owner, expires_at) \
          SELECT $1, $2, $3, $4, $5 \
          WHERE NOT EXISTS (SELECT 1 FROM {LEASES_TABLE} \
              WHERE nonce = $1 AND first_nc <= $3 AND last_nc >= $2) \
-         AND {} \
+         AND {} AND {} \
          ON CONFLICT DO NOTHING",
-        not_kept_the_other_way(Way::Leased, "$1")
+        not_kept_the_other_way(Way::Leased, "$1"),
+        claimable(pool, "$5", true)
+    )
+}
+
+/// The owner of the lease of nonce `$1` starting at count `$2`, if the nonce
+/// (expiring at `$3`) is still [`claimable`].
+fn lease_holder_statement(pool: &Pool) -> String {
+    format!(
+        "SELECT owner FROM {LEASES_TABLE} WHERE nonce = $1 AND first_nc = $2 AND {}",
+        claimable(pool, "$3", false)
     )
 }
 
@@ -79,10 +134,10 @@ const GROUP_BINDS: usize = 7;
 /// is inserted (and returned) unless its count is below the window of the
 /// highest row of its nonce, the nonce already holds the per-nonce bound of
 /// rows inside that window (counting the claims on it earlier in the group),
-/// the same row exists (`ON CONFLICT`), or the nonce is leased. Per claim it
-/// binds nonce, nc, cnonce, expires_at, the window, the earlier claims and
-/// the bound.
-fn group_statement(claims: usize) -> String {
+/// the same row exists (`ON CONFLICT`), the nonce is leased, or it is no
+/// longer [`claimable`]. Per claim it binds nonce, nc, cnonce, expires_at,
+/// the window, the earlier claims and the bound.
+fn group_statement(pool: &Pool, claims: usize) -> String {
     // Explicit types: PostgreSQL would take untyped VALUES parameters as text.
     let mut sql = format!(
         "INSERT INTO {COUNTS_TABLE} (nonce, nc, cnonce, expires_at) \
@@ -113,22 +168,57 @@ fn group_statement(claims: usize) -> String {
         ") AS v WHERE v.column2 + v.column5 > {highest} \
          AND (SELECT COUNT(*) FROM {COUNTS_TABLE} WHERE nonce = v.column1 \
              AND nc > {highest} - v.column5) + v.column6 < v.column7 \
-         AND {} \
+         AND {} AND {} \
          ORDER BY v.column1, v.column2, v.column3 \
          ON CONFLICT DO NOTHING RETURNING nonce, nc, cnonce",
-        not_kept_the_other_way(Way::Rows, "v.column1")
+        not_kept_the_other_way(Way::Rows, "v.column1"),
+        claimable(pool, "v.column4", true)
     ));
     sql
 }
 
-/// How many nonces have records in either table that expired at or before `$1`.
-const COUNT_EXPIRED_NONCES: &str = "SELECT \
-     (SELECT COUNT(DISTINCT nonce) FROM digest_auth_nonce_counts WHERE expires_at <= $1) + \
-     (SELECT COUNT(DISTINCT nonce) FROM digest_auth_nonce_leases WHERE expires_at <= $1)";
+/// The cleanup's first statement: raises the watermark over the records
+/// that expired at or before `$1` by the database's clock too (an instance
+/// whose clock runs ahead cannot delete what the database still calls live).
+/// First, so that on SQLite the transaction starts with the write lock.
+fn raise_watermark_statement(pool: &Pool) -> String {
+    let (greatest, least) = match pool {
+        #[cfg(feature = "sqlite")]
+        Pool::Sqlite(_) => ("MAX", "MIN"),
+        #[cfg(feature = "postgres")]
+        Pool::Postgres(_) => ("GREATEST", "LEAST"),
+    };
+    let cutoff = format!("{least}($1, {})", db_now(pool));
+    let highest = |table| {
+        format!(
+            "COALESCE((SELECT MAX(expires_at) FROM {table} WHERE expires_at <= {cutoff}), \
+             deleted_through)"
+        )
+    };
+    format!(
+        "UPDATE {WATERMARK_TABLE} SET deleted_through = \
+         {greatest}(deleted_through, {}, {}) WHERE id = 1",
+        highest(COUNTS_TABLE),
+        highest(LEASES_TABLE)
+    )
+}
 
+/// How many nonces have records in either table at or below the watermark.
+const COUNT_EXPIRED_NONCES: &str = "SELECT \
+     (SELECT COUNT(DISTINCT nonce) FROM digest_auth_nonce_counts WHERE expires_at <= \
+         (SELECT deleted_through FROM digest_auth_nonce_watermark WHERE id = 1)) + \
+     (SELECT COUNT(DISTINCT nonce) FROM digest_auth_nonce_leases WHERE expires_at <= \
+         (SELECT deleted_through FROM digest_auth_nonce_watermark WHERE id = 1))";
+
+/// Deletes through the watermark just raised, not through the cutoff: on
+/// PostgreSQL a claim that committed while the raise waited for it is not
+/// in the raise's snapshot, and deleting its row without covering it would
+/// let the same count in again.
 const DELETE_EXPIRED: [&str; 2] = [
-    "DELETE FROM digest_auth_nonce_counts WHERE expires_at <= $1",
-    "DELETE FROM digest_auth_nonce_leases WHERE expires_at <= $1",
+    "DELETE FROM digest_auth_nonce_counts WHERE expires_at <= \
+     (SELECT deleted_through FROM digest_auth_nonce_watermark WHERE id = 1)",
+    "DELETE FROM digest_auth_nonce_leases WHERE expires_at <= \
+     (SELECT deleted_through FROM digest_auth_nonce_watermark WHERE id = 1)",
 ];
 
 /// Key of the PostgreSQL advisory lock that lets one instance at a time clean up.
@@ -161,7 +251,7 @@ impl Counts {
 
 /// Decides one group of row-per-count claims: whether each was accepted.
 async fn insert_group(pool: Pool, claims: Vec<Asked>) -> Result<Vec<bool>, StoreError> {
-    let sql = group_statement(claims.len());
+    let sql = group_statement(&pool, claims.len());
     let rows = with_pool!(&pool, p => {
         let mut query = sqlx::query_as::<_, (String, i64, String)>(&sql);
         for c in &claims {
@@ -225,7 +315,8 @@ impl SqlStore {
         last: u32,
         expires_at: i64,
     ) -> Result<bool, StoreError> {
-        let take = take_lease_statement();
+        let take = take_lease_statement(&self.pool);
+        let holder = lease_holder_statement(&self.pool);
         with_pool!(&self.pool, p => {
             sqlx::query(&take)
                 .bind(nonce)
@@ -235,12 +326,11 @@ impl SqlStore {
                 .bind(expires_at)
                 .execute(p)
                 .await?;
-            let holder: Option<i64> = sqlx::query_scalar(
-                "SELECT owner FROM digest_auth_nonce_leases WHERE nonce = $1 AND first_nc = $2",
-            )
-            .bind(nonce)
-            .bind(i64::from(first))
-            .fetch_optional(p)
+            let holder: Option<i64> = sqlx::query_scalar(&holder)
+                .bind(nonce)
+                .bind(i64::from(first))
+                .bind(expires_at)
+                .fetch_optional(p)
             .await?;
             Ok(holder == Some(owner))
         })
@@ -269,16 +359,23 @@ impl SqlStore {
     }
 }
 
-/// Counts the nonces whose records expired at `$now`, then deletes those
-/// records, on connection or transaction `$tx`.
+/// In transaction `$tx`: raises the watermark over the records expired at
+/// `$now` (`$raise`: [`raise_watermark_statement`]), counts the nonces at or
+/// below it, then deletes their records.
 macro_rules! delete_expired {
-    ($tx:expr, $now:expr) => {{
+    ($tx:expr, $raise:expr, $now:expr) => {{
+        let raised = sqlx::query($raise).bind($now).execute(&mut *$tx).await?;
+        if raised.rows_affected() != 1 {
+            return Err(StoreError::new(format!(
+                "the row of {WATERMARK_TABLE} is missing: nothing is deleted without it \
+                 (the migrations insert it)"
+            )));
+        }
         let nonces: i64 = sqlx::query_scalar(COUNT_EXPIRED_NONCES)
-            .bind($now)
             .fetch_one(&mut *$tx)
             .await?;
         for sql in DELETE_EXPIRED {
-            sqlx::query(sql).bind($now).execute(&mut *$tx).await?;
+            sqlx::query(sql).execute(&mut *$tx).await?;
         }
         nonces as u64
     }};
@@ -302,14 +399,17 @@ impl NonceCountStore for SqlStore {
     async fn remove_expired(&self, now: i64) -> Result<u64, StoreError> {
         // The database first: a lease forgotten here while its row remains
         // can only be refused, never taken twice.
+        let raise = raise_watermark_statement(&self.pool);
         let removed = match &self.pool {
             #[cfg(feature = "sqlite")]
             Pool::Sqlite(p) => {
-                // No transaction: a read upgraded to a write fails at once
-                // when another connection wrote meanwhile. Only the count
-                // returned could be off, by claims on expired nonces.
-                let mut conn = p.acquire().await?;
-                delete_expired!(conn, now)
+                // The first statement writes, so the transaction takes the
+                // write lock before it reads (a read upgraded to a write
+                // would fail at once when another connection wrote meanwhile).
+                let mut tx = p.begin().await?;
+                let n = delete_expired!(tx, &raise, now);
+                tx.commit().await?;
+                n
             }
             #[cfg(feature = "postgres")]
             Pool::Postgres(p) => {
@@ -322,7 +422,7 @@ impl NonceCountStore for SqlStore {
                     .await?;
                 let mut n = 0;
                 if locked {
-                    n = delete_expired!(tx, now);
+                    n = delete_expired!(tx, &raise, now);
                     tx.commit().await?;
                 }
                 n
