@@ -71,7 +71,7 @@ pub struct Config {
     /// memory afterwards; `0` writes one row per request instead. Leases keep
     /// every count accepted once across processes, but a client whose requests
     /// on one nonce alternate between instances is refused (`stale=true`) by
-    /// the instance without the lease. Default: 256 on SQLite, 0 on
+    /// the instance without the lease. Default: 256 on SQLite and MySQL, 0 on
     /// PostgreSQL. Every instance sharing a database must use the same value.
     pub nc_lease: Option<u32>,
     /// `max_failures`: failed attempts per (username, client address) in
@@ -115,7 +115,7 @@ pub use crate::protocol::Qop;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreKind {
-    /// The database configured as `[databases.digest_auth]` (SQLite or PostgreSQL).
+    /// The database configured as `[databases.digest_auth]` (SQLite, PostgreSQL or MySQL).
     Database,
     /// In this process's memory (single process; nonces bound to it).
     Memory,
@@ -367,12 +367,15 @@ impl Config {
     /// only when the fairing opens a built-in store (an app that passes its
     /// own stores needs no database feature).
     pub(crate) fn validate_builtin_store(&self) -> Result<(), InvalidConfig> {
-        if cfg!(not(any(feature = "sqlite", feature = "postgres")))
-            && self.store == StoreKind::Database
+        if cfg!(not(any(
+            feature = "sqlite",
+            feature = "postgres",
+            feature = "mysql"
+        ))) && self.store == StoreKind::Database
         {
             return Err(InvalidConfig::new(
                 "store",
-                "\"database\" needs the `sqlite` or `postgres` feature",
+                "\"database\" needs the `sqlite`, `postgres` or `mysql` feature",
             ));
         }
         Ok(())

@@ -30,7 +30,7 @@ pub(crate) struct Stores {
     /// Managed only when the built-in store is the credential source.
     pub(crate) tokens: Option<Tokens>,
     /// The database the fairing opened, closed at shutdown.
-    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
     database: Option<Arc<crate::store::SqlStore>>,
 }
 
@@ -56,7 +56,7 @@ impl Stores {
                 credentials: credentials.clone(),
                 counts: counts.clone(),
                 tokens: None,
-                #[cfg(any(feature = "sqlite", feature = "postgres"))]
+                #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
                 database: None,
             });
         }
@@ -65,7 +65,7 @@ impl Stores {
             tokens: builtin.tokens.filter(|_| credentials.is_none()),
             credentials: credentials.unwrap_or(builtin.credentials),
             counts: counts.unwrap_or(builtin.counts),
-            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
             database: builtin.database,
         })
     }
@@ -75,14 +75,14 @@ impl Stores {
             credentials: store.clone(),
             counts: store.clone(),
             tokens: Some(Tokens::new(store)),
-            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
             database: None,
         }
     }
 
     /// The built-in store `store = ...` chose.
     #[cfg_attr(
-        not(any(feature = "sqlite", feature = "postgres")),
+        not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
         allow(unused_variables)
     )]
     async fn open(figment: &Figment, config: &Config) -> Result<Stores, Error> {
@@ -94,7 +94,7 @@ impl Stores {
         };
         match config.store {
             StoreKind::Memory => Ok(Stores::of(Arc::new(MemoryStore::new(options)))),
-            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
             StoreKind::Database => {
                 let db = crate::DigestAuth::database_figment(figment);
                 let store = Arc::new(crate::store::SqlStore::connect(&db, options).await?);
@@ -118,7 +118,7 @@ impl Stores {
                     database: Some(store),
                 })
             }
-            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            #[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
             StoreKind::Database => unreachable!("refused by Config::validate_builtin_store"),
         }
     }
@@ -126,7 +126,7 @@ impl Stores {
     /// What closes the stores the fairing opened, to run at shutdown.
     pub(crate) fn closer(&self) -> Closer {
         Closer {
-            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
             database: self.database.clone(),
         }
     }
@@ -135,14 +135,14 @@ impl Stores {
 /// Closes the stores the fairing opened (the app's own stores are the app's).
 #[derive(Default)]
 pub(crate) struct Closer {
-    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
     database: Option<Arc<crate::store::SqlStore>>,
 }
 
 impl Closer {
     /// Waits for the database's connections to close.
     pub(crate) async fn close(&self) {
-        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
         if let Some(database) = &self.database {
             database.close().await;
         }

@@ -1,5 +1,5 @@
 //! Where secrets come from and where nonce counts live: two traits an app can
-//! implement, and the built-in stores (memory, SQLite, PostgreSQL).
+//! implement, and the built-in stores (memory, SQLite, PostgreSQL, MySQL/MariaDB).
 //!
 //! The secret lookup is [`CredentialStore`]; the nonce count is one atomic
 //! [`NonceCountStore::claim`], never a get followed by a set, so two requests
@@ -40,7 +40,7 @@ mod cache;
 pub mod counts;
 mod htdigest;
 mod memory;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod sql;
 #[cfg(feature = "test-util")]
 pub mod suite;
@@ -49,8 +49,8 @@ pub use cache::{CachedCredentials, DEFAULT_MAX_CACHED_CREDENTIALS};
 pub use counts::ClaimRequest;
 pub use htdigest::HtdigestFile;
 pub use memory::MemoryStore;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use sql::{SqlStore, DEFAULT_SQLITE_NC_LEASE};
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub use sql::{SqlStore, DEFAULT_MYSQL_NC_LEASE, DEFAULT_SQLITE_NC_LEASE};
 
 /// A store failure: the database is unreachable, a query failed... The
 /// request it happened on fails closed with 503.
@@ -66,7 +66,7 @@ impl StoreError {
     }
 }
 
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> StoreError {
         StoreError::new(e)
@@ -252,8 +252,8 @@ pub struct StoreOptions {
     pub ha1_only: bool,
     /// Database store: how many counts of a nonce this process leases at a
     /// time and then decides in memory (`0`: one database write per
-    /// request). `None`: the backend's default, 256 on SQLite, 0 on
-    /// PostgreSQL. See the crate docs on `nc_lease`.
+    /// request). `None`: the backend's default, 256 on SQLite and MySQL, 0
+    /// on PostgreSQL. See the crate docs on `nc_lease`.
     pub nc_lease: Option<u32>,
 }
 

@@ -6,12 +6,14 @@
 //! - [`local`]: Rocket's local client, tokens and Digest sessions;
 //! - [`headers`]: response headers and the challenges in them;
 //! - [`postgres`], [`pg_cluster`]: the test database, a private cluster;
+//! - [`mysql`]: the MySQL/MariaDB test server's databases;
 //! - [`require`]: run, skip or fail when a tool or server is missing.
 #![allow(dead_code)]
 
 pub mod headers;
 pub mod http;
 pub mod local;
+pub mod mysql;
 #[cfg(unix)]
 pub mod pg_cluster;
 pub mod postgres;

@@ -36,9 +36,9 @@ use std::collections::{HashMap, HashSet};
 
 use super::Claim;
 
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub(crate) mod batch;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub(crate) mod lease;
 
 /// The least per-nonce bound, whatever the window.

@@ -1,6 +1,9 @@
 //! Every nonce-count statement of the database store, side by side: taking a
 //! lease, the group statement of the row-per-count mode, the cleanup, and the
-//! settings row that keeps every instance of a database to one mode.
+//! settings row that keeps every instance of a database to one mode. What
+//! the backends spell otherwise ([`Spelling`], and MySQL's variants of the
+//! statements it writes differently) is chosen in one place,
+//! [`CountSql::of`].
 //!
 //! Counts are decided one of two ways, per database (`nc_lease`, recorded in
 //! `digest_auth_settings`): by leasing blocks of counts and deciding them in
@@ -17,13 +20,13 @@
 //! watermark over what it deleted, in one transaction (see [`counts`] for
 //! the rule). A backend must give [`claimable`] and the cleanup the same
 //! meaning: its clock, and a watermark read that a concurrent cleanup cannot
-//! slip past (SQLite serialises writers; PostgreSQL locks the row).
+//! slip past (SQLite serialises writers; PostgreSQL and MySQL lock the row).
 //!
 //! [`counts`]: crate::store::counts
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use super::{with_pool, Pool, SqlStore};
+use super::{with_pool, Dialect, Pool, SqlStore};
 use crate::store::counts::batch::{Asked, Batcher};
 use crate::store::counts::lease::LeaseBook;
 use crate::store::counts::max_entries_per_nonce;
@@ -32,6 +35,11 @@ use crate::store::{Claim, ClaimRequest, NonceCountStore, StoreError};
 /// The default `nc_lease` on SQLite; PostgreSQL defaults to 0 (no leases).
 pub const DEFAULT_SQLITE_NC_LEASE: u32 = 256;
 
+/// The default `nc_lease` on MySQL and MariaDB: leases, as on SQLite (the
+/// default for a single instance; several instances behind a balancer that
+/// spreads one client's requests set 0, as PostgreSQL's default).
+pub const DEFAULT_MYSQL_NC_LEASE: u32 = 256;
+
 /// The `nc_lease` of a store whose configuration does not set one.
 pub(super) fn default_nc_lease(pool: &Pool) -> u32 {
     match pool {
@@ -39,6 +47,8 @@ pub(super) fn default_nc_lease(pool: &Pool) -> u32 {
         Pool::Sqlite(_) => DEFAULT_SQLITE_NC_LEASE,
         #[cfg(feature = "postgres")]
         Pool::Postgres(_) => 0,
+        #[cfg(feature = "mysql")]
+        Pool::MySql(_) => DEFAULT_MYSQL_NC_LEASE,
     }
 }
 
@@ -55,34 +65,63 @@ enum Way {
     Rows,
 }
 
-/// The database's clock in whole unix seconds.
-fn db_now(pool: &Pool) -> &'static str {
-    match pool {
-        #[cfg(feature = "sqlite")]
-        Pool::Sqlite(_) => "unixepoch()",
-        #[cfg(feature = "postgres")]
-        Pool::Postgres(_) => "FLOOR(EXTRACT(EPOCH FROM now()))",
-    }
+/// How a backend spells what differs in the statements below, besides
+/// the placeholders of its [`Dialect`].
+struct Spelling {
+    dialect: Dialect,
+    /// The database's clock in whole unix seconds.
+    now: &'static str,
+    /// Appended to a read of the watermark row in a statement that inserts:
+    /// see [`claimable`].
+    share_lock: &'static str,
+    /// The greatest and least of several values.
+    greatest: &'static str,
+    least: &'static str,
 }
+
+#[cfg(feature = "sqlite")]
+const SQLITE: Spelling = Spelling {
+    dialect: Dialect::Standard,
+    now: "unixepoch()",
+    share_lock: "",
+    greatest: "MAX",
+    least: "MIN",
+};
+
+#[cfg(feature = "postgres")]
+const POSTGRES: Spelling = Spelling {
+    dialect: Dialect::Standard,
+    now: "FLOOR(EXTRACT(EPOCH FROM now()))",
+    share_lock: " FOR SHARE",
+    greatest: "GREATEST",
+    least: "LEAST",
+};
+
+/// `LOCK IN SHARE MODE`: MySQL 8 also spells it `FOR SHARE`, MariaDB not.
+#[cfg(feature = "mysql")]
+const MYSQL: Spelling = Spelling {
+    dialect: Dialect::MySql,
+    now: "UNIX_TIMESTAMP()",
+    share_lock: " LOCK IN SHARE MODE",
+    greatest: "GREATEST",
+    least: "LEAST",
+};
 
 /// The condition under which a nonce expiring at `expires_at` (an SQL
 /// expression) may still be claimed: not expired by the database's clock,
 /// and above the watermark. With `locking`, for a statement that inserts: on
-/// PostgreSQL the watermark row is read `FOR SHARE`, so a cleanup raising it
-/// waits for the claim to commit (and then deletes its rows too), and a claim
-/// arriving during the cleanup waits and reads the raised value; a plain read
-/// could see the value from before a cleanup that deleted the very row the
-/// claim re-inserts. SQLite runs one writer at a time, which does the same.
-fn claimable(pool: &Pool, expires_at: &str, locking: bool) -> String {
-    let lock = match pool {
-        #[cfg(feature = "postgres")]
-        Pool::Postgres(_) if locking => " FOR SHARE",
-        _ => "",
-    };
+/// PostgreSQL and MySQL the watermark row is read with a share lock, so a
+/// cleanup raising it waits for the claim to commit (and then deletes its
+/// rows too), and a claim arriving during the cleanup waits and reads the
+/// raised value; a plain read could see the value from before a cleanup that
+/// deleted the very row the claim re-inserts. SQLite runs one writer at a
+/// time, which does the same.
+fn claimable(sp: &Spelling, expires_at: &str, locking: bool) -> String {
+    let lock = if locking { sp.share_lock } else { "" };
     format!(
         "{expires_at} > {} AND {expires_at} > \
          (SELECT deleted_through FROM {WATERMARK_TABLE} WHERE id = 1{lock})",
-        db_now(pool)
+        sp.now
     )
 }
 
@@ -105,7 +144,7 @@ fn not_kept_the_other_way(way: Way, nonce: &str) -> String {
 /// for owner `$4`. Refused when any lease overlaps it (one made with another
 /// `nc_lease`), when the nonce is counted row by row, or when it is no
 /// longer [`claimable`].
-fn take_lease_statement(pool: &Pool) -> String {
+fn take_lease_statement(sp: &Spelling) -> String {
     format!(
         "INSERT INTO {LEASES_TABLE} (nonce, first_nc, last_nc, owner, expires_at) \
          SELECT $1, $2, $3, $4, $5 \
@@ -114,17 +153,41 @@ fn take_lease_statement(pool: &Pool) -> String {
          AND {} AND {} \
          ON CONFLICT DO NOTHING",
         not_kept_the_other_way(Way::Leased, "$1"),
-        claimable(pool, "$5", true)
+        claimable(sp, "$5", true)
     )
 }
 
+/// MySQL's [`take_lease_statement`]: each value bound once, through a derived
+/// table, and a duplicate key left as it is.
+fn mysql_take_lease_statement(sp: &Spelling) -> String {
+    format!(
+        "INSERT INTO {LEASES_TABLE} (nonce, first_nc, last_nc, owner, expires_at) \
+         SELECT v.v_nonce, v.v_first, v.v_last, v.v_owner, v.v_expires \
+         FROM (SELECT {MYSQL_TEXT} AS v_nonce, {MYSQL_INT} AS v_first, {MYSQL_INT} AS v_last, \
+             {MYSQL_INT} AS v_owner, {MYSQL_INT} AS v_expires) AS v \
+         WHERE NOT EXISTS (SELECT 1 FROM {LEASES_TABLE} AS l \
+             WHERE l.nonce = v.v_nonce AND l.first_nc <= v.v_last AND l.last_nc >= v.v_first) \
+         AND {} AND {} \
+         ON DUPLICATE KEY UPDATE owner = {LEASES_TABLE}.owner",
+        not_kept_the_other_way(Way::Leased, "v.v_nonce"),
+        claimable(sp, "v.v_expires", true)
+    )
+}
+
+/// A text parameter in MySQL, in the collation of the tables' text columns
+/// (a derived table's column would otherwise carry the connection's, and
+/// comparing the two is an error).
+const MYSQL_TEXT: &str = "(CONVERT(? USING utf8mb4) COLLATE utf8mb4_bin)";
+/// An integer parameter in MySQL.
+const MYSQL_INT: &str = "CAST(? AS SIGNED)";
+
 /// The owner of the lease of nonce `$1` starting at count `$2`, if the nonce
 /// (expiring at `$3`) is still [`claimable`].
-fn lease_holder_statement(pool: &Pool) -> String {
-    format!(
+fn lease_holder_statement(sp: &Spelling) -> String {
+    sp.dialect.placeholders(&format!(
         "SELECT owner FROM {LEASES_TABLE} WHERE nonce = $1 AND first_nc = $2 AND {}",
-        claimable(pool, "$3", false)
-    )
+        claimable(sp, "$3", false)
+    ))
 }
 
 /// Values bound per claim by [`group_statement`].
@@ -135,9 +198,10 @@ const GROUP_BINDS: usize = 7;
 /// highest row of its nonce, the nonce already holds the per-nonce bound of
 /// rows inside that window (counting the claims on it earlier in the group),
 /// the same row exists (`ON CONFLICT`), the nonce is leased, or it is no
-/// longer [`claimable`]. Per claim it binds nonce, nc, cnonce, expires_at,
-/// the window, the earlier claims and the bound.
-fn group_statement(pool: &Pool, claims: usize) -> String {
+/// longer [`claimable`] (`claimable` is that condition on `v.column4`). Per
+/// claim it binds nonce, nc, cnonce, expires_at, the window, the earlier
+/// claims and the bound.
+fn group_statement(claimable: &str, claims: usize) -> String {
     // Explicit types: PostgreSQL would take untyped VALUES parameters as text.
     let mut sql = format!(
         "INSERT INTO {COUNTS_TABLE} (nonce, nc, cnonce, expires_at) \
@@ -168,27 +232,81 @@ fn group_statement(pool: &Pool, claims: usize) -> String {
         ") AS v WHERE v.column2 + v.column5 > {highest} \
          AND (SELECT COUNT(*) FROM {COUNTS_TABLE} WHERE nonce = v.column1 \
              AND nc > {highest} - v.column5) + v.column6 < v.column7 \
-         AND {} AND {} \
+         AND {} AND {claimable} \
          ORDER BY v.column1, v.column2, v.column3 \
          ON CONFLICT DO NOTHING RETURNING nonce, nc, cnonce",
         not_kept_the_other_way(Way::Rows, "v.column1"),
-        claimable(pool, "v.column4", true)
     ));
     sql
 }
+
+/// MySQL's [`group_statement`] (`claimable` on `v.v_expires`): the same
+/// conditions, with a duplicate key left as it is and the group's marker
+/// (bound first) in `grp` instead of `RETURNING`; [`MYSQL_GROUP_READ_BACK`]
+/// then finds the rows that are the group's own. The reads of the table
+/// inserted into see it as before the statement (MySQL materializes them
+/// first), as PostgreSQL's do; rows go in key order for the same reason.
+fn mysql_group_statement(claimable: &str, claims: usize) -> String {
+    let (t, i) = (MYSQL_TEXT, MYSQL_INT);
+    let mut sql = format!(
+        "INSERT INTO {COUNTS_TABLE} (nonce, nc, cnonce, expires_at, grp) \
+         SELECT v.v_nonce, v.v_nc, v.v_cnonce, v.v_expires, m.v_grp \
+         FROM (SELECT {i} AS v_grp) AS m, ("
+    );
+    for k in 0..claims {
+        if k == 0 {
+            sql.push_str(&format!(
+                "SELECT {t} AS v_nonce, {i} AS v_nc, {t} AS v_cnonce, {i} AS v_expires, \
+                 {i} AS v_window, {i} AS v_earlier, {i} AS v_bound"
+            ));
+        } else {
+            sql.push_str(&format!(
+                " UNION ALL SELECT {t}, {i}, {t}, {i}, {i}, {i}, {i}"
+            ));
+        }
+    }
+    let highest = format!(
+        "COALESCE((SELECT MAX(c.nc) FROM {COUNTS_TABLE} AS c WHERE c.nonce = v.v_nonce), 0)"
+    );
+    sql.push_str(&format!(
+        ") AS v WHERE v.v_nc + v.v_window > {highest} \
+         AND (SELECT COUNT(*) FROM {COUNTS_TABLE} AS c WHERE c.nonce = v.v_nonce \
+             AND c.nc > {highest} - v.v_window) + v.v_earlier < v.v_bound \
+         AND {} AND {claimable} \
+         ORDER BY v.v_nonce, v.v_nc, v.v_cnonce \
+         ON DUPLICATE KEY UPDATE grp = {COUNTS_TABLE}.grp",
+        not_kept_the_other_way(Way::Rows, "v.v_nonce"),
+    ));
+    sql
+}
+
+/// The rows a MySQL group inserted (those with its marker): its accepted claims.
+const MYSQL_GROUP_READ_BACK: &str =
+    "SELECT nonce, nc, cnonce FROM digest_auth_nonce_counts WHERE grp = ?";
 
 /// The cleanup's first statement: raises the watermark over the records
 /// that expired at or before `$1` by the database's clock too (an instance
 /// whose clock runs ahead cannot delete what the database still calls live).
 /// First, so that on SQLite the transaction starts with the write lock.
-fn raise_watermark_statement(pool: &Pool) -> String {
-    let (greatest, least) = match pool {
-        #[cfg(feature = "sqlite")]
-        Pool::Sqlite(_) => ("MAX", "MIN"),
-        #[cfg(feature = "postgres")]
-        Pool::Postgres(_) => ("GREATEST", "LEAST"),
+fn raise_watermark_statement(sp: &Spelling) -> String {
+    let Spelling {
+        greatest, least, ..
+    } = sp;
+    // MySQL binds `?` once per appearance: the cutoff comes from a derived
+    // table there, bound once as `$1` is elsewhere.
+    let (target, cutoff) = match sp.dialect {
+        Dialect::Standard => (
+            WATERMARK_TABLE.to_owned(),
+            format!("{least}($1, {})", sp.now),
+        ),
+        Dialect::MySql => (
+            format!(
+                "{WATERMARK_TABLE}, (SELECT {least}({MYSQL_INT}, {}) AS cutoff) AS c",
+                sp.now
+            ),
+            "c.cutoff".to_owned(),
+        ),
     };
-    let cutoff = format!("{least}($1, {})", db_now(pool));
     let highest = |table| {
         format!(
             "COALESCE((SELECT MAX(expires_at) FROM {table} WHERE expires_at <= {cutoff}), \
@@ -196,7 +314,7 @@ fn raise_watermark_statement(pool: &Pool) -> String {
         )
     };
     format!(
-        "UPDATE {WATERMARK_TABLE} SET deleted_through = \
+        "UPDATE {target} SET deleted_through = \
          {greatest}(deleted_through, {}, {}) WHERE id = 1",
         highest(COUNTS_TABLE),
         highest(LEASES_TABLE)
@@ -225,6 +343,85 @@ const DELETE_EXPIRED: [&str; 2] = [
 #[cfg(feature = "postgres")]
 const CLEANUP_LOCK: i64 = 0x0d16_e57a_0000_0001;
 
+/// Name of the MySQL lock that lets one instance at a time clean up. Lock
+/// names are server-wide and at most 64 characters: the database's is hashed in.
+#[cfg(feature = "mysql")]
+const MYSQL_CLEANUP_LOCK: &str = "CONCAT('digest_auth_cleanup_', MD5(DATABASE()))";
+
+/// The nonce-count statements of one backend.
+struct CountSql {
+    take_lease: String,
+    lease_holder: String,
+    record_nc_lease: &'static str,
+    raise_watermark: String,
+    /// The group statement for a number of claims, with [`claimable`] on
+    /// its expiry column (`group_claimable`).
+    group: fn(&str, usize) -> String,
+    group_claimable: String,
+    /// Where the group statement cannot return its rows: the statement that
+    /// reads back the rows with the group's marker (bound first in `group`).
+    group_read_back: Option<&'static str>,
+    #[cfg(any(test, feature = "test-util"))]
+    nonce_entries: String,
+}
+
+impl CountSql {
+    /// The statements of `pool`'s backend: the one place where they differ.
+    fn of(pool: &Pool) -> &'static CountSql {
+        match pool {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(_) => {
+                static SQL: OnceLock<CountSql> = OnceLock::new();
+                SQL.get_or_init(|| CountSql::new(&SQLITE))
+            }
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(_) => {
+                static SQL: OnceLock<CountSql> = OnceLock::new();
+                SQL.get_or_init(|| CountSql::new(&POSTGRES))
+            }
+            #[cfg(feature = "mysql")]
+            Pool::MySql(_) => {
+                static SQL: OnceLock<CountSql> = OnceLock::new();
+                SQL.get_or_init(|| CountSql::new(&MYSQL))
+            }
+        }
+    }
+
+    fn new(sp: &Spelling) -> CountSql {
+        let common = |take_lease, record_nc_lease, group, expiry, group_read_back| CountSql {
+            take_lease,
+            lease_holder: lease_holder_statement(sp),
+            record_nc_lease,
+            raise_watermark: raise_watermark_statement(sp),
+            group,
+            group_claimable: claimable(sp, expiry, true),
+            group_read_back,
+            #[cfg(any(test, feature = "test-util"))]
+            nonce_entries: sp
+                .dialect
+                .placeholders("SELECT COUNT(*) FROM digest_auth_nonce_counts WHERE nonce = $1"),
+        };
+        match sp.dialect {
+            Dialect::Standard => common(
+                take_lease_statement(sp),
+                "INSERT INTO digest_auth_settings (name, value) VALUES ('nc_lease', $1) \
+                 ON CONFLICT (name) DO NOTHING",
+                group_statement,
+                "v.column4",
+                None,
+            ),
+            Dialect::MySql => common(
+                mysql_take_lease_statement(sp),
+                "INSERT INTO digest_auth_settings (name, value) VALUES ('nc_lease', ?) \
+                 ON DUPLICATE KEY UPDATE name = name",
+                mysql_group_statement,
+                "v.v_expires",
+                Some(MYSQL_GROUP_READ_BACK),
+            ),
+        }
+    }
+}
+
 /// How this store decides nonce counts (`nc_lease`).
 #[derive(Debug, Clone)]
 pub(super) enum Counts {
@@ -249,12 +446,11 @@ impl Counts {
     }
 }
 
-/// Decides one group of row-per-count claims: whether each was accepted.
-async fn insert_group(pool: Pool, claims: Vec<Asked>) -> Result<Vec<bool>, StoreError> {
-    let sql = group_statement(&pool, claims.len());
-    let rows = with_pool!(&pool, p => {
-        let mut query = sqlx::query_as::<_, (String, i64, String)>(&sql);
-        for c in &claims {
+/// Binds the values of `claims` to `query` in the order of the group statement.
+macro_rules! bind_claims {
+    ($query:expr, $claims:expr) => {{
+        let mut query = $query;
+        for c in $claims {
             query = query
                 .bind(c.nonce.as_str())
                 .bind(i64::from(c.nc))
@@ -264,7 +460,24 @@ async fn insert_group(pool: Pool, claims: Vec<Asked>) -> Result<Vec<bool>, Store
                 .bind(i64::from(c.earlier))
                 .bind(max_entries_per_nonce(c.window) as i64);
         }
-        query.fetch_all(p).await?
+        query
+    }};
+}
+
+/// Decides one group of row-per-count claims: whether each was accepted.
+async fn insert_group(pool: Pool, claims: Vec<Asked>) -> Result<Vec<bool>, StoreError> {
+    let sql = CountSql::of(&pool);
+    let statement = (sql.group)(&sql.group_claimable, claims.len());
+    let rows: Vec<(String, i64, String)> = with_pool!(&pool, p => match sql.group_read_back {
+        None => bind_claims!(sqlx::query_as(&statement), &claims).fetch_all(p).await?,
+        Some(read_back) => {
+            // Random per group: another group's rows never carry it.
+            let marker: i64 = rand::random();
+            bind_claims!(sqlx::query(&statement).bind(marker), &claims)
+                .execute(p)
+                .await?;
+            sqlx::query_as(read_back).bind(marker).fetch_all(p).await?
+        }
     });
     let inserted: std::collections::HashSet<(String, i64, String)> = rows.into_iter().collect();
     Ok(claims
@@ -278,11 +491,9 @@ impl SqlStore {
     /// recorded there: instances that leased blocks and instances that claim
     /// row by row must never decide the same nonce side by side.
     pub(super) async fn agree_on_nc_lease(&self, nc_lease: u32) -> Result<(), StoreError> {
+        let record = CountSql::of(&self.pool).record_nc_lease;
         let recorded: i64 = with_pool!(&self.pool, p => {
-            sqlx::query(
-                "INSERT INTO digest_auth_settings (name, value) VALUES ('nc_lease', $1) \
-                 ON CONFLICT (name) DO NOTHING",
-            )
+            sqlx::query(record)
             .bind(i64::from(nc_lease))
             .execute(p)
             .await?;
@@ -315,10 +526,9 @@ impl SqlStore {
         last: u32,
         expires_at: i64,
     ) -> Result<bool, StoreError> {
-        let take = take_lease_statement(&self.pool);
-        let holder = lease_holder_statement(&self.pool);
+        let sql = CountSql::of(&self.pool);
         with_pool!(&self.pool, p => {
-            sqlx::query(&take)
+            sqlx::query(&sql.take_lease)
                 .bind(nonce)
                 .bind(i64::from(first))
                 .bind(i64::from(last))
@@ -326,7 +536,7 @@ impl SqlStore {
                 .bind(expires_at)
                 .execute(p)
                 .await?;
-            let holder: Option<i64> = sqlx::query_scalar(&holder)
+            let holder: Option<i64> = sqlx::query_scalar(&sql.lease_holder)
                 .bind(nonce)
                 .bind(i64::from(first))
                 .bind(expires_at)
@@ -347,7 +557,7 @@ impl SqlStore {
     /// How many (cnonce, nc) rows one nonce holds.
     #[cfg(any(test, feature = "test-util"))]
     pub async fn nonce_entries(&self, nonce: &str) -> Result<i64, StoreError> {
-        let sql = "SELECT COUNT(*) FROM digest_auth_nonce_counts WHERE nonce = $1";
+        let sql = &CountSql::of(&self.pool).nonce_entries;
         with_pool!(&self.pool, p => Ok(sqlx::query_scalar(sql).bind(nonce).fetch_one(p).await?))
     }
 
@@ -399,7 +609,7 @@ impl NonceCountStore for SqlStore {
     async fn remove_expired(&self, now: i64) -> Result<u64, StoreError> {
         // The database first: a lease forgotten here while its row remains
         // can only be refused, never taken twice.
-        let raise = raise_watermark_statement(&self.pool);
+        let raise = &CountSql::of(&self.pool).raise_watermark;
         let removed = match &self.pool {
             #[cfg(feature = "sqlite")]
             Pool::Sqlite(p) => {
@@ -407,7 +617,7 @@ impl NonceCountStore for SqlStore {
                 // write lock before it reads (a read upgraded to a write
                 // would fail at once when another connection wrote meanwhile).
                 let mut tx = p.begin().await?;
-                let n = delete_expired!(tx, &raise, now);
+                let n = delete_expired!(tx, raise, now);
                 tx.commit().await?;
                 n
             }
@@ -422,10 +632,39 @@ impl NonceCountStore for SqlStore {
                     .await?;
                 let mut n = 0;
                 if locked {
-                    n = delete_expired!(tx, &raise, now);
+                    n = delete_expired!(tx, raise, now);
                     tx.commit().await?;
                 }
                 n
+            }
+            #[cfg(feature = "mysql")]
+            Pool::MySql(p) => {
+                // As on PostgreSQL, one instance at a time; a MySQL lock belongs
+                // to the session, so it is taken and released on one connection.
+                let mut conn = p.acquire().await?;
+                let locked: Option<i64> =
+                    sqlx::query_scalar(&format!("SELECT GET_LOCK({MYSQL_CLEANUP_LOCK}, 0)"))
+                        .fetch_one(&mut *conn)
+                        .await?;
+                if locked != Some(1) {
+                    0
+                } else {
+                    let deleted: Result<u64, StoreError> = async {
+                        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                        let n = delete_expired!(tx, raise, now);
+                        tx.commit().await?;
+                        Ok(n)
+                    }
+                    .await;
+                    let released = sqlx::query(&format!("DO RELEASE_LOCK({MYSQL_CLEANUP_LOCK})"))
+                        .execute(&mut *conn)
+                        .await;
+                    if released.is_err() {
+                        // Closing the session releases its locks.
+                        let _ = sqlx::Connection::close(conn.detach()).await;
+                    }
+                    deleted?
+                }
             }
         };
         if let Counts::Leased(leases) = &self.counts {

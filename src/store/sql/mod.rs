@@ -1,12 +1,15 @@
-//! The database store: tokens and nonce counts in SQLite (default) or
-//! PostgreSQL (feature `postgres`), pooled through rocket_db_pools'
-//! configuration and migrated at ignite.
+//! The database store: tokens and nonce counts in SQLite (default),
+//! PostgreSQL (feature `postgres`) or MySQL/MariaDB (feature `mysql`), pooled
+//! through rocket_db_pools' configuration and migrated at ignite.
 //!
-//! Both backends run the same SQL (`$n` placeholders work in both); only the
-//! pool type and the expired-row cleanup differ. `tokens.rs` holds the
-//! credential queries, `counts.rs` every nonce-count statement.
+//! SQLite and PostgreSQL run the same SQL (`$n` placeholders work in both);
+//! MySQL spells placeholders `?` and has neither `ON CONFLICT` nor
+//! `RETURNING`. Where the spelling differs, each statement has a variant per
+//! [`Dialect`], chosen in one place per module (`TokenSql::of`,
+//! `CountSql::of`). `tokens.rs` holds the credential queries, `counts.rs`
+//! every nonce-count statement.
 
-#[cfg(feature = "sqlite")]
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 use std::time::Duration;
 
 use rocket::figment::Figment;
@@ -17,7 +20,7 @@ use super::StoreOptions;
 mod counts;
 mod tokens;
 
-pub use counts::DEFAULT_SQLITE_NC_LEASE;
+pub use counts::{DEFAULT_MYSQL_NC_LEASE, DEFAULT_SQLITE_NC_LEASE};
 
 #[derive(Debug, Clone)]
 enum Pool {
@@ -25,6 +28,74 @@ enum Pool {
     Sqlite(sqlx::SqlitePool),
     #[cfg(feature = "postgres")]
     Postgres(sqlx::PgPool),
+    #[cfg(feature = "mysql")]
+    MySql(sqlx::MySqlPool),
+}
+
+/// How a backend spells the statements that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dialect {
+    /// SQLite and PostgreSQL: `$n` placeholders, `ON CONFLICT`, `RETURNING`.
+    Standard,
+    /// MySQL 8 and MariaDB: `?` placeholders (bound in order of appearance),
+    /// `ON DUPLICATE KEY UPDATE`, no `RETURNING`.
+    MySql,
+}
+
+impl Dialect {
+    /// `sql`, written with `$1`, `$2`, ... each appearing once and in
+    /// increasing order, with this dialect's placeholders.
+    pub(super) fn placeholders(self, sql: &str) -> String {
+        if self == Dialect::Standard {
+            return sql.to_owned();
+        }
+        let mut out = String::with_capacity(sql.len());
+        let mut next = 1;
+        let mut rest = sql;
+        while let Some(at) = rest.find('$') {
+            out.push_str(&rest[..at]);
+            let digits = rest[at + 1..]
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .count();
+            let number: usize = rest[at + 1..at + 1 + digits].parse().unwrap_or(0);
+            // A statement that re-uses or reorders parameters would bind the
+            // wrong values with `?`: such a statement needs a variant of its own.
+            assert_eq!(number, next, "placeholders out of order in: {sql}");
+            next += 1;
+            out.push('?');
+            rest = &rest[at + 1 + digits..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+impl Dialect {
+    /// Statements taking and releasing the lock that makes instances
+    /// migrate one after another, where sqlx's own lock does not.
+    fn migration_lock(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Dialect::Standard => None,
+            // Lock names are server-wide and at most 64 characters: the
+            // database's name is hashed in.
+            Dialect::MySql => Some((
+                "SELECT GET_LOCK(CONCAT('digest_auth_migrate_', MD5(DATABASE())), 60)",
+                "DO RELEASE_LOCK(CONCAT('digest_auth_migrate_', MD5(DATABASE())))",
+            )),
+        }
+    }
+}
+
+impl Pool {
+    fn dialect(&self) -> Dialect {
+        match self {
+            #[cfg(feature = "mysql")]
+            Pool::MySql(_) => Dialect::MySql,
+            #[allow(unreachable_patterns)]
+            _ => Dialect::Standard,
+        }
+    }
 }
 
 /// Runs `$body` with `$p` bound to whichever pool this is: the SQL is shared,
@@ -36,6 +107,8 @@ macro_rules! with_pool {
             Pool::Sqlite($p) => $body,
             #[cfg(feature = "postgres")]
             Pool::Postgres($p) => $body,
+            #[cfg(feature = "mysql")]
+            Pool::MySql($p) => $body,
         }
     };
 }
@@ -78,7 +151,8 @@ impl SqlStore {
     /// `databases.digest_auth`, defaults joined in), runs the migrations and
     /// refreshes userhash values for the realm.
     ///
-    /// The backend follows the URL: `sqlite://...` or `postgres://...`.
+    /// The backend follows the URL: `sqlite://...`, `postgres://...`, or
+    /// `mysql://...` (also `mariadb://...`).
     pub async fn connect(figment: &Figment, options: StoreOptions) -> Result<SqlStore, StoreError> {
         let config: rocket_db_pools::Config = figment.extract().map_err(StoreError::new)?;
         let url = config.url.as_str();
@@ -86,9 +160,12 @@ impl SqlStore {
             Self::postgres(figment).await?
         } else if url.starts_with("sqlite:") {
             Self::sqlite(&config).await?
+        } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+            Self::mysql(&config).await?
         } else {
             return Err(StoreError::new(format!(
-                "unsupported database URL `{url}`: expected sqlite://... or postgres://..."
+                "unsupported database URL `{url}`: expected sqlite://..., postgres://... \
+                 or mysql://..."
             )));
         };
         let nc_lease = options.nc_lease.unwrap_or(counts::default_nc_lease(&pool));
@@ -177,24 +254,113 @@ impl SqlStore {
         ))
     }
 
+    #[cfg(feature = "mysql")]
+    async fn mysql(config: &rocket_db_pools::Config) -> Result<Pool, StoreError> {
+        use sqlx::mysql::MySqlConnectOptions;
+        use sqlx::{ConnectOptions, Executor};
+        use std::str::FromStr;
+
+        let opts = MySqlConnectOptions::from_str(&config.url)?.disable_statement_logging();
+        let pool = sqlx::pool::PoolOptions::new()
+            .max_connections(config.max_connections as u32)
+            .min_connections(config.min_connections.unwrap_or_default())
+            .acquire_timeout(Duration::from_secs(config.connect_timeout))
+            .idle_timeout(config.idle_timeout.map(Duration::from_secs))
+            .after_connect(|conn: &mut sqlx::MySqlConnection, _| {
+                Box::pin(async move {
+                    // READ COMMITTED: the group and lease statements read the
+                    // tables they insert into; under REPEATABLE READ those reads
+                    // take next-key locks, and two instances inserting counts of
+                    // one nonce deadlock on each other's gap locks. Strict mode:
+                    // a value too long for its column is an error, never cut.
+                    conn.execute(
+                        "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+                         SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')",
+                    )
+                    .await
+                    .map(drop)
+                })
+            })
+            .connect_with(opts)
+            .await?;
+        Ok(Pool::MySql(pool))
+    }
+
+    #[cfg(not(feature = "mysql"))]
+    async fn mysql(_: &rocket_db_pools::Config) -> Result<Pool, StoreError> {
+        Err(StoreError::new(
+            "MySQL and MariaDB support needs the `mysql` feature",
+        ))
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
-        // sqlx's migrator takes an advisory lock on PostgreSQL, so instances
-        // starting together migrate once.
+        // Instances starting together must migrate once. sqlx's migrator
+        // takes a lock named after the database first (PostgreSQL: an
+        // advisory lock; MySQL: `GET_LOCK(name, -1)`), but MariaDB answers a
+        // negative timeout with NULL at once and sqlx ignores the answer, so
+        // on MySQL this store takes a lock of its own around it. Locks are
+        // held by the session: migrating runs on a connection of its own,
+        // closed when it failed, so that no pooled connection keeps a lock.
+        let lock = self.pool.dialect().migration_lock();
         with_pool!(&self.pool, p => {
             let mut migrator = match self.pool {
                 #[cfg(feature = "sqlite")]
                 Pool::Sqlite(_) => sqlx::migrate!("migrations/sqlite"),
                 #[cfg(feature = "postgres")]
                 Pool::Postgres(_) => sqlx::migrate!("migrations/postgres"),
+                #[cfg(feature = "mysql")]
+                Pool::MySql(_) => sqlx::migrate!("migrations/mysql"),
             };
             // The app may keep its own sqlx migrations in the same database.
             migrator.set_ignore_missing(true);
-            migrator.run(p).await.map_err(StoreError::new)
+            let mut conn = p.acquire().await?;
+            let migrated: Result<(), StoreError> = async {
+                if let Some((lock, _)) = lock {
+                    let locked: Option<i64> = sqlx::query_scalar(lock).fetch_one(&mut *conn).await?;
+                    if locked != Some(1) {
+                        return Err(StoreError::new(
+                            "another instance has been migrating this database for a minute",
+                        ));
+                    }
+                }
+                migrator.run_direct(&mut *conn).await.map_err(StoreError::new)?;
+                if let Some((_, unlock)) = lock {
+                    sqlx::query(unlock).execute(&mut *conn).await?;
+                }
+                Ok(())
+            }
+            .await;
+            if migrated.is_err() {
+                let _ = sqlx::Connection::close(conn.detach()).await;
+            }
+            migrated
         })
     }
 
     /// Closes the pool.
     pub async fn close(&self) {
         with_pool!(&self.pool, p => p.close().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dialect;
+
+    #[test]
+    fn mysql_placeholders_are_bound_in_order() {
+        let sql = "SELECT a FROM t WHERE b = $1 AND c > $2 LIMIT $3";
+        assert_eq!(Dialect::Standard.placeholders(sql), sql);
+        assert_eq!(
+            Dialect::MySql.placeholders(sql),
+            "SELECT a FROM t WHERE b = ? AND c > ? LIMIT ?"
+        );
+        assert_eq!(Dialect::MySql.placeholders("SELECT 1"), "SELECT 1");
+    }
+
+    #[test]
+    #[should_panic(expected = "placeholders out of order")]
+    fn a_reused_placeholder_cannot_be_translated() {
+        Dialect::MySql.placeholders("SELECT $1 WHERE x = $1");
     }
 }

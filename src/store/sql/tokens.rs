@@ -4,7 +4,9 @@
 use chrono::{TimeZone, Utc};
 use sqlx::Row;
 
-use super::{with_pool, Pool, SqlStore};
+use std::sync::OnceLock;
+
+use super::{with_pool, Dialect, Pool, SqlStore};
 use crate::store::{
     generate_token, Credential, CredentialStore, HashFunction, Secret, StoreError, TokenAdmin,
 };
@@ -12,24 +14,98 @@ use crate::store::{
 const SELECT_CREDENTIAL: &str =
     "SELECT username, token, ha1_md5, ha1_sha256, ha1_sha512_256, created_at FROM digest_auth_tokens";
 
-const UPSERT_TOKEN: &str = "INSERT INTO digest_auth_tokens (username, token, ha1_md5, ha1_sha256, \
+const UPSERT_COLUMNS: &str = "INSERT INTO digest_auth_tokens (username, token, ha1_md5, ha1_sha256, \
      ha1_sha512_256, userhash_realm, userhash_md5, userhash_sha256, userhash_sha512_256, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-     ON CONFLICT (username) DO UPDATE SET token = excluded.token, ha1_md5 = excluded.ha1_md5, \
-     ha1_sha256 = excluded.ha1_sha256, ha1_sha512_256 = excluded.ha1_sha512_256, \
-     userhash_realm = excluded.userhash_realm, userhash_md5 = excluded.userhash_md5, \
-     userhash_sha256 = excluded.userhash_sha256, userhash_sha512_256 = excluded.userhash_sha512_256, \
-     created_at = excluded.created_at";
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
-const SET_USERHASHES: &str =
-    "UPDATE digest_auth_tokens SET userhash_realm = $2, userhash_md5 = $3, \
-     userhash_sha256 = $4, userhash_sha512_256 = $5 WHERE username = $1";
+/// The columns an upsert replaces (all but the username).
+const REPLACED: [&str; 9] = [
+    "token",
+    "ha1_md5",
+    "ha1_sha256",
+    "ha1_sha512_256",
+    "userhash_realm",
+    "userhash_md5",
+    "userhash_sha256",
+    "userhash_sha512_256",
+    "created_at",
+];
+
+/// The credential statements, in one dialect.
+pub(super) struct TokenSql {
+    credential_by_name: String,
+    /// By the userhash of each hash function, in the order of [`HashFunction::ALL`].
+    credential_by_userhash: [String; 3],
+    upsert_token: String,
+    set_userhashes: String,
+    count_foreign_ha1_rows: String,
+    rows_to_rehash: String,
+    revoke: String,
+}
+
+impl TokenSql {
+    /// The statements of `dialect`: the one place where they differ.
+    fn of(dialect: Dialect) -> &'static TokenSql {
+        static STANDARD: OnceLock<TokenSql> = OnceLock::new();
+        static MYSQL: OnceLock<TokenSql> = OnceLock::new();
+        let cell = match dialect {
+            Dialect::Standard => &STANDARD,
+            Dialect::MySql => &MYSQL,
+        };
+        cell.get_or_init(|| {
+            let upsert_token = match dialect {
+                Dialect::Standard => format!(
+                    "{UPSERT_COLUMNS} ON CONFLICT (username) DO UPDATE SET {}",
+                    REPLACED.map(|c| format!("{c} = excluded.{c}")).join(", ")
+                ),
+                // VALUES(c): MariaDB has no row alias, and MySQL 8 still takes it.
+                Dialect::MySql => format!(
+                    "{UPSERT_COLUMNS} ON DUPLICATE KEY UPDATE {}",
+                    REPLACED.map(|c| format!("{c} = VALUES({c})")).join(", ")
+                ),
+            };
+            let sql = |s: &str| dialect.placeholders(s);
+            TokenSql {
+                credential_by_name: sql(&format!("{SELECT_CREDENTIAL} WHERE username = $1")),
+                credential_by_userhash: HashFunction::ALL.map(|h| {
+                    sql(&format!(
+                        "{SELECT_CREDENTIAL} WHERE {} = $1 AND userhash_realm = $2",
+                        userhash_column(h)
+                    ))
+                }),
+                upsert_token: sql(&upsert_token),
+                set_userhashes: sql(
+                    "UPDATE digest_auth_tokens SET userhash_realm = $1, userhash_md5 = $2, \
+                     userhash_sha256 = $3, userhash_sha512_256 = $4 WHERE username = $5",
+                ),
+                count_foreign_ha1_rows: sql("SELECT COUNT(*) AS n FROM digest_auth_tokens \
+                     WHERE token IS NULL AND userhash_realm <> $1"),
+                rows_to_rehash: sql("SELECT username FROM digest_auth_tokens \
+                     WHERE token IS NOT NULL AND (userhash_realm IS NULL OR userhash_realm <> $1)"),
+                revoke: sql("DELETE FROM digest_auth_tokens WHERE username = $1"),
+            }
+        })
+    }
+}
 
 fn userhash_column(hash: HashFunction) -> &'static str {
     match hash {
         HashFunction::Md5 => "userhash_md5",
         HashFunction::Sha256 => "userhash_sha256",
         HashFunction::Sha512_256 => "userhash_sha512_256",
+    }
+}
+
+fn hash_index(hash: HashFunction) -> usize {
+    HashFunction::ALL
+        .iter()
+        .position(|&h| h == hash)
+        .unwrap_or_default()
+}
+
+impl SqlStore {
+    fn token_sql(&self) -> &'static TokenSql {
+        TokenSql::of(self.pool.dialect())
     }
 }
 
@@ -59,13 +135,11 @@ impl SqlStore {
     /// Recomputes the userhash columns of rows made for another realm.
     pub(super) async fn refresh_userhashes(&self) -> Result<(), StoreError> {
         let realm = self.options.realm.as_str();
+        let sql = self.token_sql();
         with_pool!(&self.pool, p => {
             // HA1-only rows were made for their realm and cannot be moved to
             // another: they keep it as evidence and are reported.
-            let stale = sqlx::query(
-                "SELECT COUNT(*) AS n FROM digest_auth_tokens \
-                 WHERE token IS NULL AND userhash_realm <> $1",
-            )
+            let stale = sqlx::query(&sql.count_foreign_ha1_rows)
             .bind(realm)
             .fetch_one(p)
             .await?
@@ -76,10 +150,7 @@ impl SqlStore {
                      than `{realm}`; they cannot sign in until their tokens are issued again"
                 );
             }
-            let rows = sqlx::query(
-                "SELECT username FROM digest_auth_tokens \
-                 WHERE token IS NOT NULL AND (userhash_realm IS NULL OR userhash_realm <> $1)",
-            )
+            let rows = sqlx::query(&sql.rows_to_rehash)
             .bind(realm)
             .fetch_all(p)
             .await?;
@@ -87,12 +158,12 @@ impl SqlStore {
                 let username: String = row.try_get("username")?;
                 let [md5, sha256, sha512] =
                     HashFunction::ALL.map(|h| self.options.userhash(h, &username));
-                sqlx::query(SET_USERHASHES)
-                    .bind(&username)
+                sqlx::query(&sql.set_userhashes)
                     .bind(realm)
                     .bind(md5)
                     .bind(sha256)
                     .bind(sha512)
+                    .bind(&username)
                     .execute(p)
                     .await?;
             }
@@ -104,9 +175,9 @@ impl SqlStore {
 #[rocket::async_trait]
 impl CredentialStore for SqlStore {
     async fn credential(&self, username: &str) -> Result<Option<Credential>, StoreError> {
+        let sql = &self.token_sql().credential_by_name;
         with_pool!(&self.pool, p => {
-            let sql = format!("{SELECT_CREDENTIAL} WHERE username = $1");
-            match sqlx::query(&sql).bind(username).fetch_optional(p).await? {
+            match sqlx::query(sql).bind(username).fetch_optional(p).await? {
                 Some(row) => Ok(Some(credential_from_row!(row))),
                 None => Ok(None),
             }
@@ -129,12 +200,9 @@ impl CredentialStore for SqlStore {
         hash: HashFunction,
         userhash: &str,
     ) -> Result<Option<Credential>, StoreError> {
-        let sql = format!(
-            "{SELECT_CREDENTIAL} WHERE {} = $1 AND userhash_realm = $2",
-            userhash_column(hash)
-        );
+        let sql = &self.token_sql().credential_by_userhash[hash_index(hash)];
         with_pool!(&self.pool, p => {
-            let row = sqlx::query(&sql)
+            let row = sqlx::query(sql)
                 .bind(userhash)
                 .bind(&self.options.realm)
                 .fetch_optional(p)
@@ -162,8 +230,9 @@ impl TokenAdmin for SqlStore {
             (Some(token.clone()), [None, None, None])
         };
         let [uh_md5, uh_sha256, uh_sha512] = HashFunction::ALL.map(|h| o.userhash(h, username));
+        let sql = &self.token_sql().upsert_token;
         with_pool!(&self.pool, p => {
-            sqlx::query(UPSERT_TOKEN)
+            sqlx::query(sql)
                 .bind(username)
                 .bind(&stored)
                 .bind(&ha1_md5)
@@ -181,8 +250,9 @@ impl TokenAdmin for SqlStore {
     }
 
     async fn revoke_token(&self, username: &str) -> Result<bool, StoreError> {
+        let sql = &self.token_sql().revoke;
         with_pool!(&self.pool, p => {
-            let done = sqlx::query("DELETE FROM digest_auth_tokens WHERE username = $1")
+            let done = sqlx::query(sql)
                 .bind(username)
                 .execute(p)
                 .await?;
