@@ -776,6 +776,47 @@ mod mysql {
         })
     }
 
+    /// The cleanup really deletes, leased and row by row: an expired nonce's
+    /// rows go (judged by the database's clock, here the same as ours), a
+    /// live nonce's stay. In a database of this run, so that the counts are
+    /// of these nonces only.
+    #[test]
+    fn expired_records_are_removed() {
+        rocket::async_test(async {
+            for nc_lease in [0, 16] {
+                let name = format!("cleanup_{}", &generate_token()[..8]);
+                let Some(url) = crate::common::mysql::database_url(&name).await else {
+                    return;
+                };
+                let options = StoreOptions {
+                    nc_lease: Some(nc_lease),
+                    ..StoreOptions::new(REALM)
+                };
+                let store = open(&url, options).await;
+                let now = chrono::Utc::now().timestamp();
+                for (nonce, expires_at) in [("old", now + 2), ("live", now + 3600)] {
+                    let claim = store.claim(at(nonce, "c", 1, expires_at)).await.unwrap();
+                    assert_eq!(claim, Claim::Accepted);
+                }
+                let records = || async {
+                    let rows = store.nonce_records().await.unwrap();
+                    rows + store.nonce_leases().await.unwrap()
+                };
+                assert_eq!(records().await, 2);
+                // Not yet expired by the database's clock: nothing goes.
+                assert_eq!(store.remove_expired(now + 100).await.unwrap(), 0);
+                while chrono::Utc::now().timestamp() <= now + 2 {
+                    rocket::tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                assert_eq!(store.remove_expired(now + 100).await.unwrap(), 1);
+                let left = records().await;
+                store.close().await;
+                crate::common::mysql::drop_database(&name).await;
+                assert_eq!(left, 1, "nc_lease {nc_lease}");
+            }
+        })
+    }
+
     /// `nc_lease` is recorded in the database: a store opened with another
     /// value is refused, naming the key.
     #[test]

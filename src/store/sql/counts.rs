@@ -184,10 +184,21 @@ const MYSQL_INT: &str = "CAST(? AS SIGNED)";
 /// The owner of the lease of nonce `$1` starting at count `$2`, if the nonce
 /// (expiring at `$3`) is still [`claimable`].
 fn lease_holder_statement(sp: &Spelling) -> String {
-    sp.dialect.placeholders(&format!(
+    format!(
         "SELECT owner FROM {LEASES_TABLE} WHERE nonce = $1 AND first_nc = $2 AND {}",
         claimable(sp, "$3", false)
-    ))
+    )
+}
+
+/// MySQL's [`lease_holder_statement`], each value bound once.
+fn mysql_lease_holder_statement(sp: &Spelling) -> String {
+    format!(
+        "SELECT l.owner FROM (SELECT {MYSQL_TEXT} AS v_nonce, {MYSQL_INT} AS v_first, \
+             {MYSQL_INT} AS v_expires) AS v \
+         JOIN {LEASES_TABLE} AS l ON l.nonce = v.v_nonce AND l.first_nc = v.v_first \
+         WHERE {}",
+        claimable(sp, "v.v_expires", false)
+    )
 }
 
 /// Values bound per claim by [`group_statement`].
@@ -388,22 +399,25 @@ impl CountSql {
     }
 
     fn new(sp: &Spelling) -> CountSql {
-        let common = |take_lease, record_nc_lease, group, expiry, group_read_back| CountSql {
-            take_lease,
-            lease_holder: lease_holder_statement(sp),
-            record_nc_lease,
-            raise_watermark: raise_watermark_statement(sp),
-            group,
-            group_claimable: claimable(sp, expiry, true),
-            group_read_back,
-            #[cfg(any(test, feature = "test-util"))]
-            nonce_entries: sp
-                .dialect
-                .placeholders("SELECT COUNT(*) FROM digest_auth_nonce_counts WHERE nonce = $1"),
-        };
+        let common =
+            |(take_lease, lease_holder), record_nc_lease, group, expiry, group_read_back| {
+                CountSql {
+                    take_lease,
+                    lease_holder,
+                    record_nc_lease,
+                    raise_watermark: raise_watermark_statement(sp),
+                    group,
+                    group_claimable: claimable(sp, expiry, true),
+                    group_read_back,
+                    #[cfg(any(test, feature = "test-util"))]
+                    nonce_entries: sp.dialect.placeholders(
+                        "SELECT COUNT(*) FROM digest_auth_nonce_counts WHERE nonce = $1",
+                    ),
+                }
+            };
         match sp.dialect {
             Dialect::Standard => common(
-                take_lease_statement(sp),
+                (take_lease_statement(sp), lease_holder_statement(sp)),
                 "INSERT INTO digest_auth_settings (name, value) VALUES ('nc_lease', $1) \
                  ON CONFLICT (name) DO NOTHING",
                 group_statement,
@@ -411,7 +425,10 @@ impl CountSql {
                 None,
             ),
             Dialect::MySql => common(
-                mysql_take_lease_statement(sp),
+                (
+                    mysql_take_lease_statement(sp),
+                    mysql_lease_holder_statement(sp),
+                ),
                 "INSERT INTO digest_auth_settings (name, value) VALUES ('nc_lease', ?) \
                  ON DUPLICATE KEY UPDATE name = name",
                 mysql_group_statement,
