@@ -1,5 +1,6 @@
 //! Several instances behind a load balancer: two Rocket servers on two real
-//! TCP ports, one PostgreSQL database, one shared `secret`.
+//! TCP ports, one database (PostgreSQL, or MySQL/MariaDB), one shared
+//! `secret`.
 //!
 //! A nonce minted by one instance is accepted by the other, each (nonce,
 //! cnonce, nc) exactly once across both; instances with different secrets
@@ -7,11 +8,15 @@
 //! nonces and counts in the database; a database outage answers 503 and
 //! heals by itself.
 //!
-//! Needs `--features postgres` and the database of
-//! `DIGEST_AUTH_TEST_POSTGRES_URL` (see `tests/common/postgres.rs`); the
-//! requests are plain HTTP/1.1 over `std::net::TcpStream`, the Digest
-//! answers come from the crate's own client.
-#![cfg(feature = "postgres")]
+//! Every test runs on each database whose feature is on: `postgres` with the
+//! database of `DIGEST_AUTH_TEST_POSTGRES_URL` (see
+//! `tests/common/postgres.rs`), `mysql` with the server of
+//! `DIGEST_AUTH_TEST_MYSQL_URL` (see `tests/common/mysql.rs`), there without
+//! leases (`nc_lease = 0`, what a balancer spreading one client's requests
+//! needs), and the one that needs no such balancer also with leases, MySQL's
+//! default. The requests are plain HTTP/1.1 over `std::net::TcpStream`, the
+//! Digest answers come from the crate's own client.
+#![cfg(any(feature = "postgres", feature = "mysql"))]
 
 mod common;
 
@@ -31,10 +36,6 @@ use rocket_digest_auth::protocol::{ClientChallenge, DigestClient};
 use rocket_digest_auth::store::{generate_token, SqlStore, StoreOptions, TokenAdmin};
 use rocket_digest_auth::{DigestAuth, DigestAuthenticated, User};
 
-/// The schema of the test database these tests share (per-run users and
-/// secrets keep concurrent runs apart).
-const SCHEMA: &str = "digest_auth_test_multi_instance";
-
 /// One realm for every instance and run in `SCHEMA`: the store keeps
 /// userhash values for one realm per database.
 const REALM: &str = "multi-instance test";
@@ -48,10 +49,31 @@ fn me(user: DigestAuthenticated<User>, name: &State<InstanceName>) -> String {
     format!("{} {}", name.0, user.username)
 }
 
+/// The database the instances of a test share.
+#[derive(Clone)]
+struct Db {
+    url: String,
+    /// `nc_lease` of every instance and of the admin's store (`None`: the
+    /// backend's default); recorded per database.
+    nc_lease: Option<u32>,
+}
+
+impl Db {
+    /// This database with the same `nc_lease`, at `url` (a proxy to it, an
+    /// empty one).
+    fn at(&self, url: &str) -> Db {
+        Db {
+            url: url.to_owned(),
+            nc_lease: self.nc_lease,
+        }
+    }
+}
+
 /// What an instance is started with.
 #[derive(Clone)]
 struct Setup {
     database_url: String,
+    nc_lease: Option<u32>,
     secret: String,
     /// Seconds to wait for a database connection (rocket_db_pools'
     /// `connect_timeout`, also the pool's acquire timeout).
@@ -59,9 +81,10 @@ struct Setup {
 }
 
 impl Setup {
-    fn new(database_url: &str, secret: &str) -> Setup {
+    fn new(db: &Db, secret: &str) -> Setup {
         Setup {
-            database_url: database_url.to_owned(),
+            database_url: db.url.clone(),
+            nc_lease: db.nc_lease,
             secret: secret.to_owned(),
             connect_timeout: 5,
         }
@@ -95,6 +118,10 @@ impl Instance {
             .merge((
                 "digest_auth",
                 json!({ "realm": REALM, "secret": setup.secret }),
+            ))
+            .merge((
+                "digest_auth.nc_lease",
+                setup.nc_lease.map_or(json!(null), |n| json!(n)),
             ))
             .merge(("databases.digest_auth.url", &setup.database_url))
             .merge(("databases.digest_auth.max_connections", 4))
@@ -135,17 +162,16 @@ fn stale(reply: &Response) -> bool {
 
 // ------------------------------------------------------------------ setup
 
-/// Connect-or-skip: the database URL for these tests.
-fn database() -> Option<String> {
-    common::postgres::schema_url_blocking(SCHEMA)
-}
-
 /// A user of this run with a fresh token, created the way an admin would
 /// (`server create-token`): through the database, not through an instance.
-fn create_user(database_url: &str, tag: &str) -> (String, String) {
+fn create_user(db: &Db, tag: &str) -> (String, String) {
     let user = format!("{tag}-{}", &generate_token()[..12]);
+    let options = StoreOptions {
+        nc_lease: db.nc_lease,
+        ..StoreOptions::new(REALM)
+    };
     let token = block_on(async {
-        let store = SqlStore::connect_url(database_url, StoreOptions::new(REALM))
+        let store = SqlStore::connect_url(&db.url, options)
             .await
             .expect("admin connection");
         let token = store.issue_token(&user).await.expect("issue a token");
@@ -173,14 +199,12 @@ fn assert_replay_refused(reply: &Response, instance: &Instance) {
 
 // ------------------------------------------------------------------ tests
 
-#[test]
-fn a_nonce_from_one_instance_works_once_on_either() {
-    let Some(url) = database() else { return };
-    let setup = Setup::new(&url, &secret());
+fn a_nonce_from_one_instance_works_once_on_either(db: &Db) {
+    let setup = Setup::new(db, &secret());
     let a = Instance::launch("A", &setup);
     let b = Instance::launch("B", &setup);
     assert_ne!(a.server.port, b.server.port);
-    let (user, token) = create_user(&url, "alice");
+    let (user, token) = create_user(db, "alice");
 
     // A challenge from A, answered to B: accepted.
     let mut client = DigestClient::new(&user, &token, a.challenge());
@@ -218,13 +242,11 @@ fn a_nonce_from_one_instance_works_once_on_either() {
     assert_replay_refused(&b.get(Some(&header)), &b);
 }
 
-#[test]
-fn the_same_request_sent_to_both_at_once_wins_once() {
-    let Some(url) = database() else { return };
-    let setup = Setup::new(&url, &secret());
+fn the_same_request_sent_to_both_at_once_wins_once(db: &Db) {
+    let setup = Setup::new(db, &secret());
     let a = Instance::launch("A", &setup);
     let b = Instance::launch("B", &setup);
-    let (user, token) = create_user(&url, "bob");
+    let (user, token) = create_user(db, "bob");
 
     let mut client = DigestClient::new(&user, &token, a.challenge());
     let headers: Vec<String> = (0..24)
@@ -255,12 +277,10 @@ fn the_same_request_sent_to_both_at_once_wins_once() {
     }
 }
 
-#[test]
-fn instances_with_different_secrets_refuse_each_others_nonces() {
-    let Some(url) = database() else { return };
-    let a = Instance::launch("A", &Setup::new(&url, &secret()));
-    let c = Instance::launch("C", &Setup::new(&url, &secret()));
-    let (user, token) = create_user(&url, "carol");
+fn instances_with_different_secrets_refuse_each_others_nonces(db: &Db) {
+    let a = Instance::launch("A", &Setup::new(db, &secret()));
+    let c = Instance::launch("C", &Setup::new(db, &secret()));
+    let (user, token) = create_user(db, "carol");
 
     for (minter, other) in [(&a, &c), (&c, &a)] {
         let mut client = DigestClient::new(&user, &token, minter.challenge());
@@ -275,11 +295,9 @@ fn instances_with_different_secrets_refuse_each_others_nonces() {
     }
 }
 
-#[test]
-fn a_restarted_instance_keeps_nonces_and_counts() {
-    let Some(url) = database() else { return };
-    let setup = Setup::new(&url, &secret());
-    let (user, token) = create_user(&url, "dave");
+fn a_restarted_instance_keeps_nonces_and_counts(db: &Db) {
+    let setup = Setup::new(db, &secret());
+    let (user, token) = create_user(db, "dave");
 
     let a = Instance::launch("A", &setup);
     let mut client = DigestClient::new(&user, &token, a.challenge());
@@ -308,17 +326,16 @@ fn until_not_503(instance: &Instance, header: &str) -> (Response, Duration) {
     }
 }
 
-#[test]
-fn a_database_outage_answers_503_and_heals_by_itself() {
-    let Some(url) = database() else { return };
-    let (host, port) = common::postgres::host_port(&url).expect("a host:port URL");
+fn a_database_outage_answers_503_and_heals_by_itself(db: &Db) {
+    let (host, port) = common::postgres::host_port(&db.url).expect("a host:port URL");
     let proxy = Proxy::start(&host, port);
-    let via_proxy = common::postgres::replace_host_port(&url, &format!("127.0.0.1:{}", proxy.port))
-        .expect("a host:port URL");
-    let mut setup = Setup::new(&via_proxy, &secret());
+    let via_proxy =
+        common::postgres::replace_host_port(&db.url, &format!("127.0.0.1:{}", proxy.port))
+            .expect("a host:port URL");
+    let mut setup = Setup::new(&db.at(&via_proxy), &secret());
     setup.connect_timeout = 2;
     let a = Instance::launch("A", &setup);
-    let (user, token) = create_user(&url, "erin");
+    let (user, token) = create_user(db, "erin");
     let mut client = DigestClient::new(&user, &token, a.challenge());
     assert_ok(&a.get(Some(&client.authorization("GET", "/me"))), &a, &user);
 
@@ -350,74 +367,191 @@ fn a_database_outage_answers_503_and_heals_by_itself() {
     }
 }
 
-#[test]
-fn instances_starting_together_on_an_empty_database() {
-    // A schema of this run only, empty: both instances migrate it at once.
-    let unique = format!(
-        "digest_auth_test_fresh_{}_{}",
-        chrono::Utc::now().timestamp(),
-        &generate_token()[..8]
-    );
-    let Some(url) = common::postgres::schema_url_blocking(&unique) else {
-        return;
-    };
-    drop_stale_fresh_schemas();
-    let setup = Setup::new(&url, &secret());
+/// Both instances migrate the empty database `db` at once, then serve.
+fn instances_starting_together_on_an_empty_database(db: &Db) -> Result<(), String> {
+    let setup = Setup::new(db, &secret());
     let (a, b) = thread::scope(|s| {
         let a = s.spawn(|| Instance::try_launch("A", &setup));
         let b = s.spawn(|| Instance::try_launch("B", &setup));
         (a.join().unwrap(), b.join().unwrap())
     });
-    let outcome = (|| {
-        let (a, b) = (a?, b?);
-        let (user, token) = create_user(&url, "fresh");
-        let mut client = DigestClient::new(&user, &token, a.challenge());
-        let header = client.authorization("GET", "/me");
-        assert_ok(&b.get(Some(&header)), &b, &user);
-        assert_replay_refused(&a.get(Some(&header)), &a);
-        Ok::<_, String>(())
-    })();
-    drop_schema(&unique);
-    outcome.expect("both instances start on an empty database");
+    let (a, b) = (a?, b?);
+    let (user, token) = create_user(db, "fresh");
+    let mut client = DigestClient::new(&user, &token, a.challenge());
+    let header = client.authorization("GET", "/me");
+    assert_ok(&b.get(Some(&header)), &b, &user);
+    assert_replay_refused(&a.get(Some(&header)), &a);
+    Ok(())
 }
 
-fn drop_schema(schema: &str) {
-    block_on(async {
-        let pool = sqlx::PgPool::connect(&common::postgres::base_url())
-            .await
-            .expect("connect");
-        sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-            .execute(&pool)
-            .await
-            .expect("drop schema");
-        pool.close().await;
-    })
+/// Each test of this file, on one backend's `$db()` (`Option<Db>`, `None`
+/// when skipped).
+macro_rules! instance_tests {
+    ($db:expr) => {
+        #[test]
+        fn a_nonce_from_one_instance_works_once_on_either() {
+            let Some(db) = $db else { return };
+            super::a_nonce_from_one_instance_works_once_on_either(&db);
+        }
+
+        #[test]
+        fn the_same_request_sent_to_both_at_once_wins_once() {
+            let Some(db) = $db else { return };
+            super::the_same_request_sent_to_both_at_once_wins_once(&db);
+        }
+
+        #[test]
+        fn instances_with_different_secrets_refuse_each_others_nonces() {
+            let Some(db) = $db else { return };
+            super::instances_with_different_secrets_refuse_each_others_nonces(&db);
+        }
+
+        #[test]
+        fn a_restarted_instance_keeps_nonces_and_counts() {
+            let Some(db) = $db else { return };
+            super::a_restarted_instance_keeps_nonces_and_counts(&db);
+        }
+
+        #[test]
+        fn a_database_outage_answers_503_and_heals_by_itself() {
+            let Some(db) = $db else { return };
+            super::a_database_outage_answers_503_and_heals_by_itself(&db);
+        }
+    };
 }
 
-/// Schemas of `instances_starting_together_on_an_empty_database` runs that
-/// died before dropping theirs, over an hour ago.
-fn drop_stale_fresh_schemas() {
-    let stale: Vec<String> = block_on(async {
-        let pool = sqlx::PgPool::connect(&common::postgres::base_url())
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+
+    /// The schema of the test database these tests share (per-run users and
+    /// secrets keep concurrent runs apart).
+    const SCHEMA: &str = "digest_auth_test_multi_instance";
+
+    /// Connect-or-skip.
+    fn database() -> Option<Db> {
+        let url = common::postgres::schema_url_blocking(SCHEMA)?;
+        Some(Db {
+            url,
+            nc_lease: None,
+        })
+    }
+
+    instance_tests!(database());
+
+    #[test]
+    fn instances_starting_together_on_an_empty_database() {
+        // A schema of this run only, empty: both instances migrate it at once.
+        let unique = format!(
+            "digest_auth_test_fresh_{}_{}",
+            chrono::Utc::now().timestamp(),
+            &generate_token()[..8]
+        );
+        let Some(url) = common::postgres::schema_url_blocking(&unique) else {
+            return;
+        };
+        drop_stale_fresh_schemas();
+        let db = Db {
+            url,
+            nc_lease: None,
+        };
+        let outcome = super::instances_starting_together_on_an_empty_database(&db);
+        drop_schema(&unique);
+        outcome.expect("both instances start on an empty database");
+    }
+
+    fn drop_schema(schema: &str) {
+        block_on(async {
+            let pool = sqlx::PgPool::connect(&common::postgres::base_url())
+                .await
+                .expect("connect");
+            sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                .execute(&pool)
+                .await
+                .expect("drop schema");
+            pool.close().await;
+        })
+    }
+
+    /// Schemas of `instances_starting_together_on_an_empty_database` runs that
+    /// died before dropping theirs, over an hour ago.
+    fn drop_stale_fresh_schemas() {
+        let stale: Vec<String> = block_on(async {
+            let pool = sqlx::PgPool::connect(&common::postgres::base_url())
+                .await
+                .expect("connect");
+            let names: Vec<String> = sqlx::query_scalar(
+                "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'digest\\_auth\\_test\\_fresh\\_%'",
+            )
+            .fetch_all(&pool)
             .await
-            .expect("connect");
-        let names: Vec<String> = sqlx::query_scalar(
-            "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'digest\\_auth\\_test\\_fresh\\_%'",
-        )
-        .fetch_all(&pool)
-        .await
-        .expect("list schemas");
-        pool.close().await;
-        names
-    });
-    let hour_ago = chrono::Utc::now().timestamp() - 3600;
-    for name in stale {
-        let created = name
-            .strip_prefix("digest_auth_test_fresh_")
-            .and_then(|rest| rest.split('_').next())
-            .and_then(|t| t.parse::<i64>().ok());
-        if created.is_some_and(|t| t < hour_ago) {
-            drop_schema(&name);
+            .expect("list schemas");
+            pool.close().await;
+            names
+        });
+        let hour_ago = chrono::Utc::now().timestamp() - 3600;
+        for name in stale {
+            let created = name
+                .strip_prefix("digest_auth_test_fresh_")
+                .and_then(|rest| rest.split('_').next())
+                .and_then(|t| t.parse::<i64>().ok());
+            if created.is_some_and(|t| t < hour_ago) {
+                drop_schema(&name);
+            }
+        }
+    }
+}
+
+#[cfg(feature = "mysql")]
+mod mysql {
+    use super::*;
+
+    /// Without leases (`nc_lease = 0`, recorded in the database), so that
+    /// one client's counts may alternate between the instances.
+    fn database() -> Option<Db> {
+        let url = common::mysql::database_url_blocking("multi_instance_rows")?;
+        Some(Db {
+            url,
+            nc_lease: Some(0),
+        })
+    }
+
+    instance_tests!(database());
+
+    /// With leases, MySQL's default: the same header to both instances at
+    /// once still wins once (the instance without the lease refuses it).
+    mod leased {
+        use super::*;
+
+        #[test]
+        fn the_same_request_sent_to_both_at_once_wins_once() {
+            let Some(url) = common::mysql::database_url_blocking("multi_instance") else {
+                return;
+            };
+            let db = Db {
+                url,
+                nc_lease: None,
+            };
+            super::super::the_same_request_sent_to_both_at_once_wins_once(&db);
+        }
+    }
+
+    /// A database of this run only, empty: both instances migrate it at
+    /// once, under the store's own lock (sqlx's is a no-op on MariaDB).
+    #[test]
+    fn instances_starting_together_on_an_empty_database() {
+        for round in 0..3 {
+            let name = format!("fresh_{}", &generate_token()[..8]);
+            let Some(url) = common::mysql::database_url_blocking(&name) else {
+                return;
+            };
+            let db = Db {
+                url,
+                nc_lease: None,
+            };
+            let outcome = super::instances_starting_together_on_an_empty_database(&db);
+            block_on(common::mysql::drop_database(&name));
+            outcome.unwrap_or_else(|e| panic!("round {round}: {e}"));
         }
     }
 }
