@@ -20,6 +20,9 @@
 //! - PostgreSQL stops: a private cluster (`initdb` + `pg_ctl`, see
 //!   `common/pg_cluster.rs`) on a free port is stopped with `pg_ctl stop -m
 //!   fast` and started again; the shared server on 5432 is left alone.
+//! - MariaDB stops: a private server (`mariadb-install-db` + `mariadbd`, see
+//!   `common/mariadb_server.rs`) on a free port is stopped by its PID and
+//!   started again; the shared server on 3306 is left alone.
 //! - Restart: the rocket is torn down and built again on the same database
 //!   file (or a new in-memory store).
 
@@ -286,6 +289,54 @@ fn check_outage(
     (inside.len(), slowest)
 }
 
+/// [`check_outage`] for a store with `nc_lease` (0: no leases, every
+/// request inside the outage 503). With leases, a worker may be served from
+/// the block it leased before the outage, fewer than a lease's counts, and
+/// then only 503 until the heal.
+fn check_outage_under(
+    label: &str,
+    nc_lease: u32,
+    samples: &[Vec<Sample>],
+    (fault_at, heal_at): (Instant, Instant),
+    recovery: Duration,
+) {
+    if nc_lease == 0 {
+        let (inside, slowest) = check_outage(samples, fault_at, heal_at, Duration::from_secs(5));
+        println!(
+            "{label}, no leases: {inside} requests inside the outage, all 503, \
+             slowest {slowest:?}; all workers recovered within {recovery:?}"
+        );
+        return;
+    }
+    for (i, worker) in samples.iter().enumerate() {
+        let inside: Vec<u16> = worker
+            .iter()
+            .filter(|s| s.started > fault_at && s.ended < heal_at)
+            .map(|s| s.status)
+            .collect();
+        assert!(
+            inside.iter().all(|&s| s == 200 || s == 503),
+            "worker {i}: {inside:?}"
+        );
+        let served = inside.iter().take_while(|&&s| s == 200).count();
+        assert!(
+            served < nc_lease as usize,
+            "worker {i}: {served} requests served inside the outage, more than one \
+             lease of {nc_lease} counts: {inside:?}"
+        );
+        assert!(
+            inside[served..].iter().all(|&s| s == 503) && served < inside.len(),
+            "worker {i}: after the first 503 every request until the heal must be 503: \
+             {inside:?}"
+        );
+        println!(
+            "{label}, nc_lease {nc_lease}: worker {i} had {served} requests \
+             served from its lease, then {} refused with 503; recovered within {recovery:?}",
+            inside.len() - served
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // SQLite: the file becomes unwritable mid-traffic.
 
@@ -405,42 +456,13 @@ fn sqlite_made_unwritable_mid_traffic(nc_lease: u32) {
         let recovery = heal_at.elapsed();
         let samples = traffic.finish().await;
         assert!(recovered, "authentication did not recover within 15 s");
-        if nc_lease == 0 {
-            let (inside, slowest) =
-                check_outage(&samples, fault_at, heal_at, Duration::from_secs(5));
-            println!(
-                "sqlite immutable, no leases: {inside} requests inside the outage, all 503, \
-                 slowest {slowest:?}; all workers recovered within {recovery:?}"
-            );
-        } else {
-            for (i, worker) in samples.iter().enumerate() {
-                let inside: Vec<u16> = worker
-                    .iter()
-                    .filter(|s| s.started > fault_at && s.ended < heal_at)
-                    .map(|s| s.status)
-                    .collect();
-                assert!(
-                    inside.iter().all(|&s| s == 200 || s == 503),
-                    "worker {i}: {inside:?}"
-                );
-                let served = inside.iter().take_while(|&&s| s == 200).count();
-                assert!(
-                    served < nc_lease as usize,
-                    "worker {i}: {served} requests served inside the outage, more than one \
-                     lease of {nc_lease} counts: {inside:?}"
-                );
-                assert!(
-                    inside[served..].iter().all(|&s| s == 503) && served < inside.len(),
-                    "worker {i}: after the first 503 every request until the heal must be 503: \
-                     {inside:?}"
-                );
-                println!(
-                    "sqlite immutable, nc_lease {nc_lease}: worker {i} had {served} requests \
-                     served from its lease, then {} refused with 503; recovered within {recovery:?}",
-                    inside.len() - served
-                );
-            }
-        }
+        check_outage_under(
+            "sqlite immutable",
+            nc_lease,
+            &samples,
+            (fault_at, heal_at),
+            recovery,
+        );
 
         assert_recovered(&client, &token, &used_before).await;
     })
@@ -719,6 +741,86 @@ fn postgres_server_stopping_mid_traffic_fails_closed_and_recovers() {
         assert_recovered(&client, &token, &used_before).await;
     });
     drop(cluster);
+}
+
+// ---------------------------------------------------------------------------
+// MariaDB stops and starts again.
+
+#[cfg(all(feature = "mysql", unix))]
+#[test]
+fn mariadb_server_stopping_mid_traffic_fails_closed_and_recovers() {
+    mariadb_server_stopping_mid_traffic(0);
+}
+
+#[cfg(all(feature = "mysql", unix))]
+#[test]
+fn mariadb_server_stopping_with_leases_refuses_what_needs_the_server() {
+    mariadb_server_stopping_mid_traffic(rocket_digest_auth::store::DEFAULT_MYSQL_NC_LEASE);
+}
+
+/// A private MariaDB (see `common/mariadb_server.rs`) stopped by its PID
+/// under traffic, then started again on the same port and data.
+#[cfg(all(feature = "mysql", unix))]
+fn mariadb_server_stopping_mid_traffic(nc_lease: u32) {
+    use common::mariadb_server::MariaDbServer;
+
+    let mut server = match MariaDbServer::start() {
+        Ok(server) => server,
+        Err(e) => {
+            common::require::MYSQL.skip(format!("cannot start a private MariaDB: {e}"));
+            return;
+        }
+    };
+    const CONNECT_TIMEOUT: u64 = 2;
+    run(async {
+        let (client, token, used_before) = launch_with_a_used_header_and(
+            json!({ "url": server.url(), "connect_timeout": CONNECT_TIMEOUT }),
+            json!({ "secret": SECRET, "nc_lease": nc_lease }),
+        )
+        .await;
+
+        let traffic = Traffic::start(&client, &token, 3).await;
+
+        let pid = server.pid();
+        let stopping = Instant::now();
+        server.stop_server().expect("stop mariadbd");
+        let down_at = Instant::now();
+        println!("mariadbd (PID {pid:?}) stopped in {:?}", down_at - stopping);
+
+        // A fresh correct request while the server is down: 503 within the
+        // pool's connect timeout (plus scheduling slack).
+        let reply = first_attempt(&client, "alice", &token).await;
+        assert_eq!(reply.status, Status::ServiceUnavailable, "{reply:?}");
+        assert!(
+            reply.elapsed < Duration::from_secs(CONNECT_TIMEOUT + 3),
+            "{reply:?}"
+        );
+        // A wrong one: 503, or 401 when the credential cache still holds the
+        // user (its version read within the last 2 x credential_recheck_ms).
+        let reply = first_attempt(&client, "alice", "not the token").await;
+        assert!([401, 503].contains(&reply.status.code), "{reply:?}");
+        sleep(Duration::from_millis(1500)).await;
+
+        let up_at = Instant::now();
+        server.start_server().expect("start mariadbd again");
+        println!("mariadbd started again in {:?}", up_at.elapsed());
+        let recovered = traffic
+            .wait_for_success_after(up_at, Duration::from_secs(20))
+            .await;
+        let recovery = up_at.elapsed();
+        let samples = traffic.finish().await;
+        assert!(recovered, "authentication did not recover within 20 s");
+        check_outage_under(
+            "mariadbd stopped",
+            nc_lease,
+            &samples,
+            (down_at, up_at),
+            recovery,
+        );
+
+        assert_recovered(&client, &token, &used_before).await;
+    });
+    drop(server);
 }
 
 /// A store that never answers (a stuck database, a partition mid-query):

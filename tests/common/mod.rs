@@ -6,13 +6,16 @@
 //! - [`local`]: Rocket's local client, tokens and Digest sessions;
 //! - [`headers`]: response headers and the challenges in them;
 //! - [`postgres`], [`pg_cluster`]: the test database, a private cluster;
-//! - [`mysql`]: the MySQL/MariaDB test server's databases;
+//! - [`mysql`], [`mariadb_server`]: the MySQL/MariaDB test server's
+//!   databases, a private MariaDB server;
 //! - [`require`]: run, skip or fail when a tool or server is missing.
 #![allow(dead_code)]
 
 pub mod headers;
 pub mod http;
 pub mod local;
+#[cfg(unix)]
+pub mod mariadb_server;
 pub mod mysql;
 #[cfg(unix)]
 pub mod pg_cluster;
