@@ -3,6 +3,8 @@
 //!
 //! - [`http`]: plain HTTP/1.1 over TCP (raw requests, parsed responses);
 //! - [`server`]: a Rocket on a real port, stopped on drop;
+//! - [`example`]: the example server binary as a child process;
+//! - [`clients`]: real HTTP clients (curl, Python's requests and httpx);
 //! - [`local`]: Rocket's local client, tokens and Digest sessions;
 //! - [`headers`]: response headers and the challenges in them;
 //! - [`postgres`], [`pg_cluster`]: the test database, a private cluster;
@@ -11,6 +13,8 @@
 //! - [`require`]: run, skip or fail when a tool or server is missing.
 #![allow(dead_code)]
 
+pub mod clients;
+pub mod example;
 pub mod headers;
 pub mod http;
 pub mod local;
