@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compares, on this machine in one run, the example server's protected
 # `GET /me` with its open `GET /` for each store (memory, SQLite,
-# PostgreSQL), and Apache httpd with mod_auth_digest, all driven by the same
+# PostgreSQL, MariaDB/MySQL), and Apache httpd with mod_auth_digest, all driven by the same
 # Digest load generator (examples/loadgen.rs) with the same connection count.
 # Then the same with wrk replaying precomputed headers on two routes that
 # differ only in the guard (bench/wrk.sh: memory, SQLite, Apache).
@@ -20,6 +20,7 @@
 #                     summed throughput (default 2, order alternates)
 #   MILLION_REQUESTS  requests of the counter-table check (default 1000000; 0 skips)
 #   NO_POSTGRES=1     skip PostgreSQL (also skipped when it is unreachable)
+#   NO_MYSQL=1        skip MariaDB/MySQL (also skipped when it is unreachable)
 #   NO_APACHE=1       skip Apache
 #   SKIP_COMPARE=1    only the counter-table check
 #   NO_WRK=1          skip the wrk rows (bench/wrk.sh, same CONNECTIONS,
@@ -27,6 +28,8 @@
 #   DIGEST_AUTH_CONFIG  extra [digest_auth] keys for every run of the crate's
 #                     server, as inline TOML, e.g. 'credential_cache_ttl=5'
 #   DIGEST_AUTH_TEST_POSTGRES_URL  PostgreSQL URL (default postgres://postgres@127.0.0.1:5432/test)
+#   DIGEST_AUTH_TEST_MYSQL_URL     MariaDB/MySQL server (default mysql://root@127.0.0.1:3306/test);
+#                     the run uses a database of its own on it, made with the `mariadb` client
 #   BASE_PORT         first loopback port used (default 18180)
 #   CARGO_TARGET_DIR  as for cargo
 #   RESULTS           also write the table to this file
@@ -45,6 +48,7 @@ ROUNDS=${ROUNDS:-2}
 MILLION_REQUESTS=${MILLION_REQUESTS:-1000000}
 BASE_PORT=${BASE_PORT:-18180}
 PG_URL=${DIGEST_AUTH_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+MYSQL_URL=${DIGEST_AUTH_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/test}
 TARGET=${CARGO_TARGET_DIR:-target}
 SECRET="compare.sh shared secret, 32 bytes or more"
 EXTRA=${DIGEST_AUTH_CONFIG:+,$DIGEST_AUTH_CONFIG}
@@ -54,6 +58,16 @@ WORK=$(mktemp -d /tmp/digest-compare.XXXXXX)
 chmod 755 "$WORK"
 PIDS=()
 PG_SCHEMAS=()
+MYSQL_DATABASES=()
+# The `mariadb` client on MYSQL_URL's server: mysql://user[:password]@host[:port]/...
+mysql_client() {
+    local rest=${MYSQL_URL#*://} auth host user password port
+    rest=${rest%%/*}
+    auth=""; [[ $rest == *@* ]] && auth=${rest%@*} && rest=${rest#*@}
+    host=${rest%:*}; port=3306; [[ $rest == *:* ]] && port=${rest##*:}
+    user=${auth%%:*}; password=""; [[ $auth == *:* ]] && password=${auth#*:}
+    mariadb -h"$host" -P"$port" ${user:+-u"$user"} ${password:+-p"$password"} "$@"
+}
 cleanup() {
     for pid in "${PIDS[@]}"; do
         kill "$pid" 2>/dev/null || true
@@ -61,6 +75,9 @@ cleanup() {
     wait 2>/dev/null || true
     for schema in "${PG_SCHEMAS[@]}"; do
         psql "$PG_URL" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
+    done
+    for database in "${MYSQL_DATABASES[@]}"; do
+        mysql_client -e "DROP DATABASE IF EXISTS $database" >/dev/null 2>&1 || true
     done
     rm -rf "$WORK"
 }
@@ -71,8 +88,10 @@ trap cleanup EXIT
 
 # --- build --------------------------------------------------------------------
 FEATURES=()
-if [ -z "${NO_POSTGRES:-}" ]; then
-    FEATURES=(--features postgres)
+[ -n "${NO_POSTGRES:-}" ] || FEATURES+=(postgres)
+[ -n "${NO_MYSQL:-}" ] || FEATURES+=(mysql)
+if [ ${#FEATURES[@]} -gt 0 ]; then
+    FEATURES=(--features "$(IFS=,; echo "${FEATURES[*]}")")
 fi
 log "building release binaries (${FEATURES[*]:-default features})"
 cargo build --release "${FEATURES[@]}" --example server --example loadgen >&2
@@ -196,6 +215,31 @@ if [ -z "${NO_POSTGRES:-}" ]; then
     done
 fi
 
+# MariaDB/MySQL with its default, leases (nc_lease = 256), in a database made
+# for this run and dropped at the end.
+HAVE_MYSQL=""
+if [ -z "${NO_MYSQL:-}" ]; then
+    PORT=$((PORT + 1))
+    database="digest_auth_bench_$$"
+    if mysql_client -e "CREATE DATABASE IF NOT EXISTS $database" >/dev/null 2>&1; then
+        MYSQL_DATABASES+=("$database")
+        url="${MYSQL_URL%/*}/$database"
+        MYSQL_ENV=(ROCKET_PORT=$PORT
+            ROCKET_DIGEST_AUTH="{secret=\"$SECRET\"$EXTRA}"
+            ROCKET_DATABASES="{digest_auth={url=\"$url\"}}")
+        if TOKEN=$(env "${MYSQL_ENV[@]}" "$SERVER" create-token "$USERNAME" 2>"$WORK/mysql-token.err" | tail -n1) &&
+            [ -n "$TOKEN" ]; then
+            log "MariaDB/MySQL store ($(mysql_client -N -e 'SELECT VERSION()'))"
+            HAVE_MYSQL=1
+            serve_and_measure mariadb "${MYSQL_ENV[@]}" --
+        else
+            log "MariaDB/MySQL store did not start, skipped: $(tail -n1 "$WORK/mysql-token.err")"
+        fi
+    else
+        log "MariaDB/MySQL unreachable at $MYSQL_URL (mariadb client failed), skipped"
+    fi
+fi
+
 # --- Apache httpd with mod_auth_digest ----------------------------------------
 HAVE_APACHE=""
 if [ -z "${NO_APACHE:-}" ]; then
@@ -230,12 +274,13 @@ summary() { # label -> "rps p99 errors"
     echo
     echo "| server, store | open req/s | protected req/s | protected/open | target | open p99 ms | protected p99 ms | p99 protected/open | errors |"
     echo "|---|---|---|---|---|---|---|---|---|"
-    for label in memory sqlite postgres postgres-leased apache; do
+    for label in memory sqlite postgres postgres-leased mariadb apache; do
         case $label in
         memory) target=0.9 name="example server, memory" ;;
         sqlite) target=0.5 name="example server, SQLite" ;;
         postgres) target=0.3 name="example server, PostgreSQL (nc_lease = 0, default)"; [ -n "$HAVE_PG" ] || continue ;;
         postgres-leased) target=0.3 name="example server, PostgreSQL, nc_lease = 256"; [ -n "$HAVE_PG" ] || continue ;;
+        mariadb) target=0.5 name="example server, MariaDB (nc_lease = 256, default)"; [ -n "$HAVE_MYSQL" ] || continue ;;
         apache) target="" name="Apache mod_auth_digest (MD5)"; [ -n "$HAVE_APACHE" ] || continue ;;
         esac
         read -r o_rps o_p99 o_err <<<"$(summary "$label-open")"

@@ -10,7 +10,7 @@
 //!
 //! Both commands read the same Rocket configuration: Rocket.toml plus
 //! `ROCKET_*` variables (`ROCKET_PORT`, `ROCKET_DATABASES`, `ROCKET_DIGEST_AUTH`,
-//! `ROCKET_PROFILE=postgres`).
+//! `ROCKET_PROFILE=postgres` or `ROCKET_PROFILE=mysql`, see Rocket.toml).
 
 mod common;
 

@@ -51,6 +51,9 @@ pub fn server_binary() -> &'static Path {
         if cfg!(feature = "postgres") {
             features.push("postgres");
         }
+        if cfg!(feature = "mysql") {
+            features.push("mysql");
+        }
         let mut cargo = Command::new(env!("CARGO"));
         cargo
             .args([
