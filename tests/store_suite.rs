@@ -195,6 +195,7 @@ mod sqlite {
     /// live nonce's stay.
     #[test]
     fn expired_records_are_removed() {
+        use rocket_digest_auth::protocol::MAX_CLOCK_SKEW_SECS;
         rocket::async_test(async {
             for nc_lease in [0, 16] {
                 let options = StoreOptions {
@@ -203,7 +204,10 @@ mod sqlite {
                 };
                 let s = SqliteInTempDir::new(options).await;
                 let now = chrono::Utc::now().timestamp();
-                for (nonce, expires_at) in [("old", now + 2), ("live", now + 3600)] {
+                // Claimable now, expired by the database's clock (which
+                // allows the nonces' clock skew) within 3 s.
+                let soon = now - MAX_CLOCK_SKEW_SECS + 2;
+                for (nonce, expires_at) in [("old", soon), ("live", now + 3600)] {
                     let claim = s.store.claim(at(nonce, "c", 1, expires_at)).await.unwrap();
                     assert_eq!(claim, Claim::Accepted);
                 }
@@ -214,7 +218,7 @@ mod sqlite {
                 assert_eq!(records().await, 2);
                 // Not yet expired by the database's clock: nothing goes.
                 assert_eq!(s.store.remove_expired(now + 100).await.unwrap(), 0);
-                while chrono::Utc::now().timestamp() <= now + 2 {
+                while chrono::Utc::now().timestamp() <= soon + MAX_CLOCK_SKEW_SECS {
                     rocket::tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
                 assert_eq!(s.store.remove_expired(now + 100).await.unwrap(), 1);

@@ -15,6 +15,7 @@ use rand::{Rng, SeedableRng};
 
 use super::counts::{max_entries_per_nonce, NonceCounts};
 use super::{Claim, ClaimRequest, NonceCountStore, DEFAULT_NC_WINDOW};
+use crate::protocol::MAX_CLOCK_SKEW_SECS;
 
 /// A store under test.
 pub type StoreUnderTest = Arc<dyn NonceCountStore>;
@@ -126,10 +127,17 @@ pub async fn full_nc_range(store: StoreUnderTest) {
     assert_eq!(claim(&*store, &n, "c", u32::MAX - 1).await, Claim::Accepted);
 }
 
-/// Sleeps until this clock is past `expires_at` (a store with a clock of
-/// its own, the database's, is on this machine's in the tests).
-async fn until_past(expires_at: i64) {
-    while chrono::Utc::now().timestamp() <= expires_at {
+/// An expiry that is about to pass, by this clock and by a store's own
+/// (allowing the skew a database store allows, [`MAX_CLOCK_SKEW_SECS`]):
+/// still claimable now, expired within 3 s.
+fn expiring_soon(now: i64) -> i64 {
+    now - MAX_CLOCK_SKEW_SECS + 2
+}
+
+/// Sleeps until a nonce expiring at `expires_at` has expired by any store's
+/// clock (a database is on this machine's in the tests).
+async fn until_expired(expires_at: i64) {
+    while chrono::Utc::now().timestamp() <= expires_at + MAX_CLOCK_SKEW_SECS {
         rocket::tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
@@ -141,17 +149,18 @@ pub async fn cleanup_spares_live_nonces(store: StoreUnderTest) {
     let now = chrono::Utc::now().timestamp();
     let (old, live) = (fresh_nonce("expired"), fresh_nonce("live"));
     let at = |nonce, nc, expires_at| ClaimRequest::new(nonce, "c", nc, expires_at, WINDOW);
+    let expires_at = expiring_soon(now);
     for nc in 1..=5 {
-        let claim = store.claim(at(&old, nc, now + 2)).await.unwrap();
+        let claim = store.claim(at(&old, nc, expires_at)).await.unwrap();
         assert_eq!(claim, Claim::Accepted);
     }
     let claim = store.claim(at(&live, 1, now + 3600)).await.unwrap();
     assert_eq!(claim, Claim::Accepted);
-    until_past(now + 2).await;
+    until_expired(expires_at).await;
     let now = chrono::Utc::now().timestamp();
     store.remove_expired(now).await.expect("cleanup");
     for nc in [1, 5, 6] {
-        let claim = store.claim(at(&old, nc, now - 1)).await.unwrap();
+        let claim = store.claim(at(&old, nc, expires_at)).await.unwrap();
         assert_eq!(claim, Claim::Replayed, "nc {nc} of an expired nonce");
     }
     let claim = store.claim(at(&live, 1, now + 3600)).await.unwrap();
@@ -168,14 +177,14 @@ pub async fn cleanup_spares_live_nonces(store: StoreUnderTest) {
 pub async fn forgotten_nonces_stay_refused(store: StoreUnderTest) {
     let now = chrono::Utc::now().timestamp();
     let (expired, live) = (fresh_nonce("forgotten"), fresh_nonce("forgotten-live"));
-    let claims = [(&expired, now + 2), (&live, now + 3600)];
+    let claims = [(&expired, expiring_soon(now)), (&live, now + 3600)];
     for (nonce, expires_at) in claims {
         for (cnonce, nc) in [("c", 1), ("c", 2)] {
             let request = ClaimRequest::new(nonce, cnonce, nc, expires_at, WINDOW);
             assert_eq!(store.claim(request).await.unwrap(), Claim::Accepted);
         }
     }
-    until_past(now + 2).await;
+    until_expired(expiring_soon(now)).await;
     let ahead = chrono::Utc::now().timestamp() + 10 * 365 * 24 * 3600;
     // Several rounds: another instance may hold the cleanup for a moment.
     for _ in 0..3 {
@@ -187,7 +196,7 @@ pub async fn forgotten_nonces_stay_refused(store: StoreUnderTest) {
     let asked = [
         (
             &expired,
-            now + 2,
+            expiring_soon(now),
             &[("c", 1), ("c", 2), ("c", 3), ("d", 1)][..],
         ),
         (&live, now + 3600, &[("c", 1), ("c", 2)][..]),

@@ -10,11 +10,14 @@
 //! - [`postgres`], [`pg_cluster`]: the test database, a private cluster;
 //! - [`mysql`], [`mariadb_server`]: the MySQL/MariaDB test server's
 //!   databases, a private MariaDB server;
-//! - [`require`]: run, skip or fail when a tool or server is missing.
+//! - [`require`]: run, skip or fail when a tool or server is missing;
+//! - [`fake_clock`]: a wall clock a test moves for a child process.
 #![allow(dead_code)]
 
 pub mod clients;
 pub mod example;
+#[cfg(target_os = "linux")]
+pub mod fake_clock;
 pub mod headers;
 pub mod http;
 pub mod local;

@@ -27,6 +27,7 @@
 use std::sync::{Arc, OnceLock};
 
 use super::{with_pool, Dialect, Pool, SqlStore};
+use crate::protocol::MAX_CLOCK_SKEW_SECS;
 use crate::store::counts::batch::{Asked, Batcher};
 use crate::store::counts::lease::LeaseBook;
 use crate::store::counts::max_entries_per_nonce;
@@ -108,7 +109,9 @@ const MYSQL: Spelling = Spelling {
 };
 
 /// The condition under which a nonce expiring at `expires_at` (an SQL
-/// expression) may still be claimed: not expired by the database's clock,
+/// expression) may still be claimed: not expired by the database's clock
+/// (allowing the clock skew the nonces allow, [`MAX_CLOCK_SKEW_SECS`], so an
+/// instance a little behind the database keeps its nonces' whole lifetime),
 /// and above the watermark. With `locking`, for a statement that inserts: on
 /// PostgreSQL and MySQL the watermark row is read with a share lock, so a
 /// cleanup raising it waits for the claim to commit (and then deletes its
@@ -119,7 +122,7 @@ const MYSQL: Spelling = Spelling {
 fn claimable(sp: &Spelling, expires_at: &str, locking: bool) -> String {
     let lock = if locking { sp.share_lock } else { "" };
     format!(
-        "{expires_at} > {} AND {expires_at} > \
+        "{expires_at} > {} - {MAX_CLOCK_SKEW_SECS} AND {expires_at} > \
          (SELECT deleted_through FROM {WATERMARK_TABLE} WHERE id = 1{lock})",
         sp.now
     )
@@ -296,8 +299,9 @@ const MYSQL_GROUP_READ_BACK: &str =
     "SELECT nonce, nc, cnonce FROM digest_auth_nonce_counts WHERE grp = ?";
 
 /// The cleanup's first statement: raises the watermark over the records
-/// that expired at or before `$1` by the database's clock too (an instance
-/// whose clock runs ahead cannot delete what the database still calls live).
+/// that expired at or before `$1` and by the database's clock too, with the
+/// same allowance as [`claimable`] (an instance whose clock runs ahead cannot
+/// delete what the database still calls live).
 /// First, so that on SQLite the transaction starts with the write lock.
 fn raise_watermark_statement(sp: &Spelling) -> String {
     let Spelling {
@@ -308,11 +312,12 @@ fn raise_watermark_statement(sp: &Spelling) -> String {
     let (target, cutoff) = match sp.dialect {
         Dialect::Standard => (
             WATERMARK_TABLE.to_owned(),
-            format!("{least}($1, {})", sp.now),
+            format!("{least}($1, {} - {MAX_CLOCK_SKEW_SECS})", sp.now),
         ),
         Dialect::MySql => (
             format!(
-                "{WATERMARK_TABLE}, (SELECT {least}({MYSQL_INT}, {}) AS cutoff) AS c",
+                "{WATERMARK_TABLE}, \
+                 (SELECT {least}({MYSQL_INT}, {} - {MAX_CLOCK_SKEW_SECS}) AS cutoff) AS c",
                 sp.now
             ),
             "c.cutoff".to_owned(),
