@@ -195,7 +195,15 @@ mod postgres {
         second.clock.set(a + b);
 
         let header = first.client(&user, &token).authorization("GET", "/me");
-        let used = first.me(Some(&header)).status;
+        let reply = first.me(Some(&header));
+        let used = reply.status;
+        if used == 401 {
+            let challenges = reply.headers.challenges();
+            assert!(
+                !challenges.is_empty() && challenges.iter().all(|c| c.stale),
+                "a refused first use must say stale=true: {reply:?}"
+            );
+        }
         let accepted = replays(&[&first, &second], &header, 6);
         println!(
             "A at {a:+} s, B at {:+} s from the database: first use {used}, \
