@@ -786,6 +786,7 @@ mod mysql {
     /// of these nonces only.
     #[test]
     fn expired_records_are_removed() {
+        use rocket_digest_auth::protocol::MAX_CLOCK_SKEW_SECS;
         rocket::async_test(async {
             for nc_lease in [0, 16] {
                 let name = format!("cleanup_{}", &generate_token()[..8]);
@@ -798,7 +799,10 @@ mod mysql {
                 };
                 let store = open(&url, options).await;
                 let now = chrono::Utc::now().timestamp();
-                for (nonce, expires_at) in [("old", now + 2), ("live", now + 3600)] {
+                // Claimable now, expired by the database's clock (which
+                // allows the nonces' clock skew) within 3 s.
+                let soon = now - MAX_CLOCK_SKEW_SECS + 2;
+                for (nonce, expires_at) in [("old", soon), ("live", now + 3600)] {
                     let claim = store.claim(at(nonce, "c", 1, expires_at)).await.unwrap();
                     assert_eq!(claim, Claim::Accepted);
                 }
@@ -809,7 +813,7 @@ mod mysql {
                 assert_eq!(records().await, 2);
                 // Not yet expired by the database's clock: nothing goes.
                 assert_eq!(store.remove_expired(now + 100).await.unwrap(), 0);
-                while chrono::Utc::now().timestamp() <= now + 2 {
+                while chrono::Utc::now().timestamp() <= soon + MAX_CLOCK_SKEW_SECS {
                     rocket::tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 assert_eq!(store.remove_expired(now + 100).await.unwrap(), 1);
