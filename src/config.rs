@@ -90,7 +90,10 @@ pub struct Config {
     /// lookups are reused in this process at most. Rotation and revocation
     /// through `Tokens` apply at once here; changes by another process apply
     /// within `credential_recheck_ms`. Default 60; 0 turns the cache off (one
-    /// credential query per request).
+    /// credential query per request). A cached name is answered faster, so
+    /// whoever can time requests learns whether that name (known or not) was
+    /// sent to this instance within the TTL; set 0 where that recent
+    /// activity is sensitive (SECURITY.md, "Known limitations").
     pub credential_cache_ttl: u64,
     /// `credential_recheck_ms`: milliseconds between reads of the token
     /// table's version (one row, bumped by trigger on every change): a token
