@@ -77,6 +77,7 @@
 
 pub mod config;
 mod error;
+mod ha1_cache;
 mod limiter;
 pub mod protocol;
 mod rocket;

@@ -26,9 +26,11 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 use crate::config::Config;
+use crate::ha1_cache::Ha1Cache;
 pub use crate::limiter::FailureLimiter;
 use crate::protocol::{
-    digest, AuthenticationInfo, Authorization, Challenge, NonceKey, NonceStatus, ParseError, Qop,
+    digest, Algorithm, AuthenticationInfo, Authorization, Challenge, HashFunction, HexDigest,
+    NonceKey, NonceStatus, ParseError, Qop,
 };
 use crate::store::{Claim, ClaimRequest, Credential, CredentialStore, NonceCountStore, StoreError};
 
@@ -160,6 +162,17 @@ pub struct Verifier {
     credentials: Arc<dyn CredentialStore>,
     counts: Arc<dyn NonceCountStore>,
     limiter: FailureLimiter,
+    ha1s: Ha1Cache,
+    /// HA1 of no user, per hash function (see [`dummy_slot`]).
+    dummy_ha1: [HexDigest; 3],
+}
+
+fn dummy_slot(alg: Algorithm) -> usize {
+    match alg.hash_function() {
+        HashFunction::Md5 => 0,
+        HashFunction::Sha256 => 1,
+        HashFunction::Sha512_256 => 2,
+    }
 }
 
 impl std::fmt::Debug for Verifier {
@@ -171,8 +184,7 @@ impl std::fmt::Debug for Verifier {
     }
 }
 
-/// The secret in place of a missing user's, so that an unknown username costs
-/// the same hashing as a wrong secret.
+/// The secret of the HA1 an unknown username is checked against.
 const DUMMY_SECRET: &str = "rocket_digest_auth dummy secret";
 
 fn now() -> i64 {
@@ -215,7 +227,11 @@ impl Verifier {
             config.failure_window,
             config.max_tracked_clients,
         );
+        let dummy_ha1 =
+            HashFunction::ALL.map(|h| digest::ha1_digest(h, "", &config.realm, DUMMY_SECRET));
         Verifier {
+            ha1s: Ha1Cache::new(&config.realm),
+            dummy_ha1,
             qop: config.qop.clone(),
             domain: (!config.domain.is_empty()).then(|| config.domain.join(" ")),
             key,
@@ -324,16 +340,11 @@ impl Verifier {
         };
         let known_ha1 = found
             .as_ref()
-            .and_then(|c| c.ha1(auth.algorithm, &self.config.realm));
+            .and_then(|c| self.ha1s.ha1(c, auth.algorithm));
         let known = known_ha1.is_some();
-        let ha1 = known_ha1.unwrap_or_else(|| {
-            digest::ha1(
-                auth.algorithm,
-                &auth.username,
-                &self.config.realm,
-                DUMMY_SECRET,
-            )
-        });
+        // An unknown user is checked against a fixed HA1: as cheap as a
+        // known user's cached one, so timing does not tell them apart.
+        let ha1 = known_ha1.unwrap_or(self.dummy_ha1[dummy_slot(auth.algorithm)]);
 
         let qop = auth.qop.as_ref();
         let cnonce = qop.map(|q| &*q.cnonce);
@@ -342,15 +353,8 @@ impl Verifier {
             Some(Qop::AuthInt) => Some(auth.algorithm.hash_digest(body)),
             _ => None,
         };
-        let expected = digest::response(
-            auth.algorithm,
-            &effective_ha1,
-            &auth.nonce,
-            req.method,
-            &auth.uri,
-            qop,
-            body_hash.as_deref().unwrap_or(""),
-        );
+        let kd = digest::KeyedDigest::new(auth.algorithm, &effective_ha1, &auth.nonce, qop);
+        let expected = kd.response(req.method, &auth.uri, body_hash.as_deref().unwrap_or(""));
         let matches: bool = expected.as_bytes().ct_eq(auth.response.as_bytes()).into();
         let credential = match found {
             Some(c) if known && matches => c,
@@ -388,7 +392,7 @@ impl Verifier {
         let nextnonce = (self.config.nextnonce_within > 0
             && expires_at - now <= self.config.nextnonce_within as i64)
             .then(|| self.key.mint(now));
-        let rspauth = digest::rspauth(auth.algorithm, &effective_ha1, &auth.nonce, &auth.uri, qop);
+        let rspauth = kd.rspauth(&auth.uri);
         Ok(Verified {
             authentication_info: AuthenticationInfo {
                 rspauth: rspauth.into(),

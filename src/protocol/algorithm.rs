@@ -32,18 +32,11 @@ impl HashFunction {
 
     /// Lower-case hex digest of the concatenation of `parts`, on the stack.
     pub fn hex_digest(self, parts: &[&[u8]]) -> HexDigest {
-        fn run<D: Digest>(parts: &[&[u8]]) -> HexDigest {
-            let mut d = D::new();
-            for p in parts {
-                d.update(p);
-            }
-            HexDigest::of(&d.finalize())
+        let mut h = Hasher::new(self);
+        for p in parts {
+            h.update(p);
         }
-        match self {
-            Self::Md5 => run::<Md5>(parts),
-            Self::Sha256 => run::<Sha256>(parts),
-            Self::Sha512_256 => run::<Sha512_256>(parts),
-        }
+        h.finish()
     }
 
     /// [`hex_digest`](Self::hex_digest) as a `String`, for values that are kept.
@@ -56,6 +49,42 @@ impl HashFunction {
         match self {
             Self::Md5 => 32,
             Self::Sha256 | Self::Sha512_256 => 64,
+        }
+    }
+}
+
+/// A running hash of one of the three functions. Cloning it copies the
+/// state, so a common prefix is hashed once for several digests.
+#[derive(Clone)]
+pub(crate) enum Hasher {
+    Md5(Md5),
+    Sha256(Sha256),
+    Sha512_256(Sha512_256),
+}
+
+impl Hasher {
+    pub(crate) fn new(h: HashFunction) -> Hasher {
+        match h {
+            HashFunction::Md5 => Hasher::Md5(Md5::new()),
+            HashFunction::Sha256 => Hasher::Sha256(Sha256::new()),
+            HashFunction::Sha512_256 => Hasher::Sha512_256(Sha512_256::new()),
+        }
+    }
+
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Md5(d) => d.update(bytes),
+            Hasher::Sha256(d) => d.update(bytes),
+            Hasher::Sha512_256(d) => d.update(bytes),
+        }
+    }
+
+    /// The digest in lower-case hex.
+    pub(crate) fn finish(self) -> HexDigest {
+        match self {
+            Hasher::Md5(d) => HexDigest::of(&d.finalize()),
+            Hasher::Sha256(d) => HexDigest::of(&d.finalize()),
+            Hasher::Sha512_256(d) => HexDigest::of(&d.finalize()),
         }
     }
 }
@@ -80,6 +109,20 @@ impl HexDigest {
             len: (bytes.len().min(32) * 2) as u8,
             digits,
         }
+    }
+
+    /// A digest already in hex (a stored HA1): `None` unless it is at most
+    /// 64 ASCII hex digits.
+    pub(crate) fn from_hex(hex: &str) -> Option<HexDigest> {
+        if hex.len() > 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut digits = [0u8; 64];
+        digits[..hex.len()].copy_from_slice(hex.as_bytes());
+        Some(HexDigest {
+            len: hex.len() as u8,
+            digits,
+        })
     }
 
     /// The hex digits.

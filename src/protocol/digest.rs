@@ -10,13 +10,25 @@
 
 use std::borrow::Cow;
 
-use super::algorithm::{Algorithm, HashFunction, HexDigest};
+use super::algorithm::{Algorithm, HashFunction, Hasher, HexDigest};
 use super::header::{Qop, QopParams};
 
 /// `H(username ":" realm ":" secret)`: the password-equivalent a server may
 /// store. The one place this formula is written.
 pub fn ha1(hash: impl Into<HashFunction>, username: &str, realm: &str, secret: &str) -> String {
-    hash.into().hex(&[
+    ha1_digest(hash, username, realm, secret)
+        .as_str()
+        .to_owned()
+}
+
+/// [`ha1`] on the stack.
+pub fn ha1_digest(
+    hash: impl Into<HashFunction>,
+    username: &str,
+    realm: &str,
+    secret: &str,
+) -> HexDigest {
+    hash.into().hex_digest(&[
         username.as_bytes(),
         b":",
         realm.as_bytes(),
@@ -64,18 +76,7 @@ pub fn response(
     qop: Option<&QopParams<'_>>,
     body_hash: &str,
 ) -> HexDigest {
-    let h = alg.hash_function();
-    let ha2 = match qop.map(|q| q.kind) {
-        Some(Qop::AuthInt) => h.hex_digest(&[
-            method.as_bytes(),
-            b":",
-            uri.as_bytes(),
-            b":",
-            body_hash.as_bytes(),
-        ]),
-        _ => h.hex_digest(&[method.as_bytes(), b":", uri.as_bytes()]),
-    };
-    keyed_digest(h, effective_ha1, nonce, qop.map(|q| (q, q.kind)), &ha2)
+    KeyedDigest::new(alg, effective_ha1, nonce, qop).response(method, uri, body_hash)
 }
 
 /// The `rspauth` of `Authentication-Info`: the response with an empty
@@ -89,41 +90,95 @@ pub fn rspauth(
     uri: &str,
     qop: Option<&QopParams<'_>>,
 ) -> HexDigest {
-    let h = alg.hash_function();
-    let ha2 = h.hex_digest(&[b":", uri.as_bytes()]);
-    keyed_digest(h, effective_ha1, nonce, qop.map(|q| (q, Qop::Auth)), &ha2)
+    KeyedDigest::new(alg, effective_ha1, nonce, qop).rspauth(uri)
 }
 
 /// `KD(HA1, nonce ":" nc ":" cnonce ":" qop ":" HA2)`, or RFC 2069's
-/// `KD(HA1, nonce ":" HA2)` without a qop.
-fn keyed_digest(
-    h: HashFunction,
-    effective_ha1: &str,
-    nonce: &str,
-    qop: Option<(&QopParams<'_>, Qop)>,
-    ha2: &str,
-) -> HexDigest {
-    match qop {
-        Some((q, kind)) => h.hex_digest(&[
-            effective_ha1.as_bytes(),
-            b":",
-            nonce.as_bytes(),
-            b":",
-            q.nc_raw.as_bytes(),
-            b":",
-            q.cnonce.as_bytes(),
-            b":",
-            kind.as_str().as_bytes(),
-            b":",
-            ha2.as_bytes(),
-        ]),
-        None => h.hex_digest(&[
-            effective_ha1.as_bytes(),
-            b":",
-            nonce.as_bytes(),
-            b":",
-            ha2.as_bytes(),
-        ]),
+/// `KD(HA1, nonce ":" HA2)` without a qop, with everything before the qop
+/// hashed once: the request's `response` and the `rspauth` share it.
+///
+/// ```
+/// use rocket_digest_auth::protocol::{digest, Algorithm, Qop, QopParams};
+///
+/// // RFC 2617 section 3.5.
+/// let qop = QopParams::counted(Qop::Auth, 1, "0a4f113b");
+/// let kd = digest::KeyedDigest::new(Algorithm::Md5, "939e7578ed9e3c518a452acee763bce9",
+///     "dcd98b7102dd2f0e8b11d0f600bfb0c093", Some(&qop));
+/// assert_eq!(kd.response("GET", "/dir/index.html", ""), "6629fae49393a05397450978507c4ef1");
+/// assert_eq!(kd.rspauth("/dir/index.html"), "376602cfd2f4e8e5e78b948a85263e85");
+/// ```
+#[derive(Clone)]
+pub struct KeyedDigest {
+    hash: HashFunction,
+    kind: Option<Qop>,
+    prefix: Hasher,
+}
+
+impl std::fmt::Debug for KeyedDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyedDigest")
+            .field("hash", &self.hash)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyedDigest {
+    /// Hashes `HA1 ":" nonce ":"` and, with a qop, `nc ":" cnonce ":"`.
+    pub fn new(
+        alg: Algorithm,
+        effective_ha1: &str,
+        nonce: &str,
+        qop: Option<&QopParams<'_>>,
+    ) -> KeyedDigest {
+        let hash = alg.hash_function();
+        let mut prefix = Hasher::new(hash);
+        for part in [effective_ha1.as_bytes(), b":", nonce.as_bytes(), b":"] {
+            prefix.update(part);
+        }
+        if let Some(q) = qop {
+            for part in [q.nc_raw.as_bytes(), b":", q.cnonce.as_bytes(), b":"] {
+                prefix.update(part);
+            }
+        }
+        KeyedDigest {
+            hash,
+            kind: qop.map(|q| q.kind),
+            prefix,
+        }
+    }
+
+    /// The request's `response` (see [`response`]).
+    pub fn response(&self, method: &str, uri: &str, body_hash: &str) -> HexDigest {
+        let ha2 = match self.kind {
+            Some(Qop::AuthInt) => self.hash.hex_digest(&[
+                method.as_bytes(),
+                b":",
+                uri.as_bytes(),
+                b":",
+                body_hash.as_bytes(),
+            ]),
+            _ => self
+                .hash
+                .hex_digest(&[method.as_bytes(), b":", uri.as_bytes()]),
+        };
+        self.finish(self.kind, &ha2)
+    }
+
+    /// The `rspauth` (see [`rspauth`]).
+    pub fn rspauth(&self, uri: &str) -> HexDigest {
+        let ha2 = self.hash.hex_digest(&[b":", uri.as_bytes()]);
+        self.finish(self.kind.map(|_| Qop::Auth), &ha2)
+    }
+
+    fn finish(&self, kind: Option<Qop>, ha2: &str) -> HexDigest {
+        let mut h = self.prefix.clone();
+        if let Some(kind) = kind {
+            h.update(kind.as_str().as_bytes());
+            h.update(b":");
+        }
+        h.update(ha2.as_bytes());
+        h.finish()
     }
 }
 

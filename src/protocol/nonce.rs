@@ -19,7 +19,11 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
-const VERSION: u8 = 1;
+/// The MAC is keyed with a key derived from the secret and the realm, so a
+/// check hashes only the payload: two SHA-256 blocks. Version 1 nonces
+/// (the realm hashed in front of every payload) are answered as stale.
+const VERSION: u8 = 2;
+const VERSION_1: u8 = 1;
 const DOMAIN: &[u8] = b"rocket_digest_auth/nonce/v1";
 const TS_LEN: usize = 8;
 const EPOCH_LEN: usize = 4;
@@ -41,7 +45,8 @@ pub enum NonceStatus {
         issued_at: i64,
     },
     /// Authentic but expired, or minted by an earlier process when nonces
-    /// are bound to the process: the client should retry with a new one.
+    /// are bound to the process, or in the format of an earlier version of
+    /// this crate: the client should retry with a new one.
     Stale,
     /// Not minted with this secret and realm, altered, or from the future.
     Invalid,
@@ -67,10 +72,13 @@ impl NonceKey {
     /// and nonces without it are [`NonceStatus::Stale`]: for stores whose
     /// replay records die with the process.
     pub fn new(secret: &[u8], realm: &str, process_epoch: Option<[u8; 4]>) -> NonceKey {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-        mac.update(DOMAIN);
-        mac.update(&(realm.len() as u64).to_be_bytes());
-        mac.update(realm.as_bytes());
+        let mut derive = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+        derive.update(DOMAIN);
+        derive.update(&(realm.len() as u64).to_be_bytes());
+        derive.update(realm.as_bytes());
+        let key = derive.finalize().into_bytes();
+        // The key's inner and outer pad blocks are hashed here, once.
+        let mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key length");
         NonceKey {
             mac,
             epoch: process_epoch,
@@ -99,6 +107,12 @@ impl NonceKey {
         match URL_SAFE_NO_PAD.decode_slice(nonce, &mut raw) {
             Ok(RAW_LEN) => {}
             _ => return NonceStatus::Invalid,
+        }
+        if raw[0] == VERSION_1 {
+            // Minted before an upgrade: the client retries on a fresh nonce
+            // without asking the user (stale is only sent once the digest
+            // checked out).
+            return NonceStatus::Stale;
         }
         let mut mac = self.mac.clone();
         mac.update(&raw[..PAYLOAD_LEN]);
@@ -164,6 +178,17 @@ mod tests {
                 "byte {i}"
             );
         }
+    }
+
+    #[test]
+    fn nonces_of_the_earlier_format_are_stale() {
+        let k = key();
+        let mut raw = URL_SAFE_NO_PAD.decode(k.mint(100)).unwrap();
+        raw[0] = VERSION_1;
+        assert_eq!(
+            k.check(&URL_SAFE_NO_PAD.encode(&raw), 100, 10),
+            NonceStatus::Stale
+        );
     }
 
     #[test]
