@@ -74,12 +74,17 @@ pub struct Config {
     /// the instance without the lease. Default: 256 on SQLite and MySQL, 0 on
     /// PostgreSQL. Every instance sharing a database must use the same value.
     pub nc_lease: Option<u32>,
-    /// `max_failures`: failed attempts per (username, client address) in
-    /// `failure_window` before 429. Default 10.
+    /// `max_failures`: failed attempts per (user, client address) in
+    /// `failure_window` before 429. The user is the one the credential
+    /// store resolved (her userhashes count as her). Default 10.
     pub max_failures: u32,
     /// `failure_window`: seconds. Default 300.
     pub failure_window: u64,
-    /// `max_tracked_clients`: bound on the failure bookkeeping. Default 100000.
+    /// `max_tracked_clients`: bound on the failure bookkeeping. A lock is
+    /// never dropped to make room: expired, then unlocked pairs (oldest
+    /// first) make way, and when only locks are left a new pair's wrong
+    /// guess gets 429 until the oldest lock ends (a right token still
+    /// passes). Default 100000.
     pub max_tracked_clients: usize,
     /// `trust_ip_header`: take the client address for failure limiting from
     /// Rocket's `ip_header` (X-Real-IP by default). Only behind a proxy that

@@ -1,10 +1,22 @@
-//! Brute-force limiting per (username, client address).
+//! Brute-force limiting per (user, client address), in this process.
 //!
 //! Keyed on both, so that an attacker hammering one user from one address is
 //! stopped while the same user from another address (the real user, or
 //! colleagues behind one NAT trying other accounts) is not: nobody can lock a
-//! legitimate user out. Memory is bounded: keys are fixed-size hashes and the
-//! table holds at most `capacity` entries.
+//! legitimate user out. The user is the one the credential store resolved
+//! (a userhash and the plain name are one user); a name nobody has keys on
+//! itself as sent.
+//!
+//! A guess is judged and counted in one step under one lock
+//! ([`FailureLimiter::settle`]): however many guesses arrive at once, at most
+//! `max_failures` wrong ones per pair and window are answered as wrong, and
+//! the rest are refused (429) whatever they were.
+//!
+//! Memory is bounded: keys are fixed-size hashes and the table holds at most
+//! `capacity` entries. A lock is never dropped to make room: expired entries
+//! go first, then unlocked ones (oldest first); when only locks remain, a new
+//! pair's failure is refused (429) until the oldest lock ends. A right token
+//! needs no room, so a flood never locks out a user who types it right.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -12,12 +24,37 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
-type Key = [u8; 16];
+/// The fixed-size key of one (user, client address) pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FailureKey([u8; 16]);
+
+impl FailureKey {
+    /// The key of `username` (as the credential store resolved it) from
+    /// `client`. The same on every instance, so shared stores can use it.
+    pub fn new(username: &str, client: Option<IpAddr>) -> FailureKey {
+        let mut h = Sha256::new();
+        h.update((username.len() as u64).to_be_bytes());
+        h.update(username.as_bytes());
+        match client {
+            Some(IpAddr::V4(ip)) => h.update(ip.octets()),
+            Some(IpAddr::V6(ip)) => h.update(ip.octets()),
+            None => h.update(b"unknown"),
+        }
+        FailureKey(h.finalize()[..16].try_into().expect("16 bytes"))
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     failures: u32,
     window_start: i64,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    entries: HashMap<FailureKey, Entry>,
+    /// Until when making room is known to be impossible (only locks left).
+    crowded_until: i64,
 }
 
 /// Counts failed attempts in fixed windows.
@@ -26,7 +63,7 @@ pub struct FailureLimiter {
     max_failures: u32,
     window: i64,
     capacity: usize,
-    entries: Mutex<HashMap<Key, Entry>>,
+    table: Mutex<Table>,
 }
 
 impl FailureLimiter {
@@ -36,88 +73,130 @@ impl FailureLimiter {
         FailureLimiter {
             max_failures,
             window: i64::try_from(window).unwrap_or(i64::MAX),
-            capacity,
-            entries: Mutex::default(),
+            capacity: capacity.max(1),
+            table: Mutex::default(),
         }
     }
 
-    fn key(username: &str, client: Option<IpAddr>) -> Key {
-        let mut h = Sha256::new();
-        h.update((username.len() as u64).to_be_bytes());
-        h.update(username.as_bytes());
-        match client {
-            Some(IpAddr::V4(ip)) => h.update(ip.octets()),
-            Some(IpAddr::V6(ip)) => h.update(ip.octets()),
-            None => h.update(b"unknown"),
-        }
-        h.finalize()[..16].try_into().expect("16 bytes")
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn end(&self, e: &Entry) -> i64 {
+        e.window_start.saturating_add(self.window)
+    }
+
+    /// `Some(seconds left)` when `e` is a lock in force at `now`.
+    fn locked(&self, e: &Entry, now: i64) -> Option<u64> {
+        let end = self.end(e);
+        (e.failures >= self.max_failures && now < end).then(|| (end - now) as u64)
     }
 
     /// `Err(seconds)` until the attempt may be made, when locked out.
     pub fn check(&self, username: &str, client: Option<IpAddr>, now: i64) -> Result<(), u64> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let table = self.table();
         // The common case, nobody failing: skip hashing the key.
-        if entries.is_empty() {
+        if table.entries.is_empty() {
             return Ok(());
         }
-        match entries.get(&Self::key(username, client)) {
-            Some(e) if e.failures >= self.max_failures => {
-                let until = e.window_start.saturating_add(self.window);
-                if now < until {
-                    Err((until - now) as u64)
-                } else {
-                    Ok(())
-                }
-            }
-            _ => Ok(()),
+        match table.entries.get(&FailureKey::new(username, client)) {
+            Some(e) => self.locked(e, now).map_or(Ok(()), Err),
+            None => Ok(()),
         }
     }
 
-    /// Records a failed attempt.
-    pub fn fail(&self, username: &str, client: Option<IpAddr>, now: i64) {
-        let key = Self::key(username, client);
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= self.capacity && !entries.contains_key(&key) {
-            self.make_room(&mut entries, now);
+    /// Decides a judged guess in the same step as the check: `right` says
+    /// whether it was right. `Err(seconds)` refuses it (429) whatever it
+    /// was: the pair is locked, or a wrong guess of a new pair finds no room.
+    /// A wrong guess that is not refused is counted here; a right one
+    /// changes nothing ([`succeed`](Self::succeed) clears the pair once the
+    /// request is accepted).
+    pub fn settle(
+        &self,
+        username: &str,
+        client: Option<IpAddr>,
+        right: bool,
+        now: i64,
+    ) -> Result<(), u64> {
+        if right {
+            return self.check(username, client, now);
         }
-        let e = entries.entry(key).or_insert(Entry {
+        self.fail(username, client, now)
+    }
+
+    /// Records a failed attempt, unless the pair is locked or has no room
+    /// (`Err(seconds)`, and nothing is recorded).
+    pub fn fail(&self, username: &str, client: Option<IpAddr>, now: i64) -> Result<(), u64> {
+        let key = FailureKey::new(username, client);
+        let mut table = self.table();
+        if table.entries.len() >= self.capacity && !table.entries.contains_key(&key) {
+            self.make_room(&mut table, now)?;
+        }
+        let window = self.window;
+        let e = table.entries.entry(key).or_insert(Entry {
             failures: 0,
             window_start: now,
         });
-        if now >= e.window_start.saturating_add(self.window) {
+        if now >= e.window_start.saturating_add(window) {
             *e = Entry {
                 failures: 0,
                 window_start: now,
             };
         }
+        if let Some(left) = self.locked(e, now) {
+            return Err(left);
+        }
         e.failures = e.failures.saturating_add(1);
+        Ok(())
     }
 
     /// A success clears the key's failures.
     pub fn succeed(&self, username: &str, client: Option<IpAddr>) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if !entries.is_empty() {
-            entries.remove(&Self::key(username, client));
+        let mut table = self.table();
+        if !table.entries.is_empty() {
+            table.entries.remove(&FailureKey::new(username, client));
         }
     }
 
     /// How many keys are tracked.
     pub fn tracked(&self) -> usize {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.table().entries.len()
     }
 
-    /// Drops expired windows; if still full, the oldest tenth, so the cost of
-    /// making room is paid once per many insertions.
-    fn make_room(&self, entries: &mut HashMap<Key, Entry>, now: i64) {
-        entries.retain(|_, e| now < e.window_start.saturating_add(self.window));
-        if entries.len() >= self.capacity {
-            let mut oldest: Vec<(i64, Key)> =
-                entries.iter().map(|(k, e)| (e.window_start, *k)).collect();
-            let cut = (self.capacity / 10).clamp(1, oldest.len());
-            oldest.select_nth_unstable_by_key(cut - 1, |&(start, _)| start);
-            for (_, key) in &oldest[..cut] {
-                entries.remove(key);
-            }
+    /// Drops expired windows; if still full, the oldest tenth of the unlocked
+    /// entries, so the cost of making room is paid once per many insertions.
+    /// Locks are kept: with fewer unlocked entries than that, the table is
+    /// crowded and new pairs are refused until the oldest lock ends.
+    fn make_room(&self, table: &mut Table, now: i64) -> Result<(), u64> {
+        if now < table.crowded_until {
+            return Err((table.crowded_until - now) as u64);
+        }
+        table.entries.retain(|_, e| now < self.end(e));
+        if table.entries.len() < self.capacity {
+            return Ok(());
+        }
+        let mut unlocked: Vec<(i64, FailureKey)> = table
+            .entries
+            .iter()
+            .filter(|(_, e)| e.failures < self.max_failures)
+            .map(|(k, e)| (e.window_start, *k))
+            .collect();
+        let cut = (self.capacity / 10).max(1);
+        if unlocked.len() >= cut {
+            unlocked.select_nth_unstable_by_key(cut - 1, |&(start, _)| start);
+            unlocked.truncate(cut);
+        } else {
+            // Scanning again before a lock ends would find no more room.
+            let first_end = table.entries.values().map(|e| self.end(e)).min();
+            table.crowded_until = first_end.unwrap_or(now).max(now + 1);
+        }
+        for (_, key) in &unlocked {
+            table.entries.remove(key);
+        }
+        if table.entries.len() < self.capacity {
+            Ok(())
+        } else {
+            Err((table.crowded_until - now).max(1) as u64)
         }
     }
 }
@@ -133,21 +212,23 @@ mod tests {
     fn locks_the_pair_only_until_the_window_passes() {
         let l = FailureLimiter::new(3, 60, 100);
         for _ in 0..3 {
-            assert_eq!(l.check("alice", A, 100), Ok(()));
-            l.fail("alice", A, 100);
+            assert_eq!(l.settle("alice", A, false, 100), Ok(()));
         }
         assert_eq!(l.check("alice", A, 110), Err(50));
+        assert_eq!(l.settle("alice", A, true, 110), Err(50), "right or wrong");
+        assert_eq!(l.settle("alice", A, false, 110), Err(50));
         assert_eq!(l.check("alice", B, 110), Ok(()), "other address unaffected");
         assert_eq!(l.check("bob", A, 110), Ok(()), "other user unaffected");
         assert_eq!(l.check("alice", A, 160), Ok(()), "window passed");
+        assert_eq!(l.settle("alice", A, false, 160), Ok(()));
     }
 
     #[test]
     fn success_resets() {
         let l = FailureLimiter::new(2, 60, 100);
-        l.fail("alice", A, 0);
+        l.fail("alice", A, 0).unwrap();
         l.succeed("alice", A);
-        l.fail("alice", A, 0);
+        l.fail("alice", A, 0).unwrap();
         assert_eq!(l.check("alice", A, 0), Ok(()));
     }
 
@@ -155,17 +236,37 @@ mod tests {
     fn memory_is_bounded() {
         let l = FailureLimiter::new(2, 60, 1000);
         for i in 0..10_000 {
-            l.fail(&format!("user{i}"), A, i);
+            l.fail(&format!("user{i}"), A, i).unwrap();
         }
         assert!(l.tracked() <= 1000, "{}", l.tracked());
         // The newest attacker is still tracked.
-        l.fail("user9999", A, 10_000);
+        l.fail("user9999", A, 10_000).unwrap();
         assert!(l.check("user9999", A, 10_000).is_err());
         // Entries from one second are evicted a tenth at a time, not all at once.
         let l = FailureLimiter::new(2, 60, 100);
         for i in 0..101 {
-            l.fail(&format!("user{i}"), A, 0);
+            l.fail(&format!("user{i}"), A, 0).unwrap();
         }
         assert_eq!(l.tracked(), 91);
+    }
+
+    #[test]
+    fn locks_are_never_evicted() {
+        let l = FailureLimiter::new(2, 60, 10);
+        l.fail("alice", A, 0).unwrap();
+        l.fail("alice", A, 0).unwrap();
+        for i in 0..1000 {
+            let _ = l.fail(&format!("junk{i}"), A, 1);
+        }
+        assert_eq!(l.check("alice", A, 2), Err(58));
+        // Only locks left: a new pair is refused until the oldest ends.
+        let l = FailureLimiter::new(1, 60, 3);
+        for (i, now) in [(0, 0), (1, 5), (2, 10)] {
+            l.fail(&format!("user{i}"), A, now).unwrap();
+        }
+        assert_eq!(l.fail("new", A, 20), Err(40));
+        assert_eq!(l.fail("new", A, 59), Err(1));
+        assert_eq!(l.fail("new", A, 60), Ok(()), "user0's lock ended");
+        assert_eq!(l.check("user1", A, 60), Err(5));
     }
 }

@@ -326,8 +326,12 @@ impl Verifier {
             NonceStatus::Fresh { issued_at } => Some(issued_at),
         };
 
-        if let Err(retry_after) = self.limiter.check(&auth.username, req.client, now) {
-            return Err(Rejection::TooManyAttempts { retry_after });
+        // A plain name is the key itself: a locked pair is refused before the
+        // lookup. A userhash is keyed on the user it resolves to, below.
+        if !auth.userhash {
+            if let Err(retry_after) = self.limiter.check(&auth.username, req.client, now) {
+                return Err(Rejection::TooManyAttempts { retry_after });
+            }
         }
 
         let found = if auth.userhash {
@@ -356,12 +360,18 @@ impl Verifier {
         let kd = digest::KeyedDigest::new(auth.algorithm, &effective_ha1, &auth.nonce, qop);
         let expected = kd.response(req.method, &auth.uri, body_hash.as_deref().unwrap_or(""));
         let matches: bool = expected.as_bytes().ct_eq(auth.response.as_bytes()).into();
+        // The user the store resolved (a userhash, `username*` and the plain
+        // name are one user); a name nobody has keys on itself as sent.
+        let user = found.as_ref().map_or(&*auth.username, |c| &c.username);
+        let right = known && matches;
+        // Judged and counted in one step, with no await since the check: at
+        // most `max_failures` wrong guesses per pair and window are answered.
+        if let Err(retry_after) = self.limiter.settle(user, req.client, right, now) {
+            return Err(Rejection::TooManyAttempts { retry_after });
+        }
         let credential = match found {
-            Some(c) if known && matches => c,
-            _ => {
-                self.limiter.fail(&auth.username, req.client, now);
-                return Err(challenge);
-            }
+            Some(c) if right => c,
+            _ => return Err(challenge),
         };
 
         // The digest is right: from here on the client knows the secret, and
@@ -387,7 +397,7 @@ impl Verifier {
             Claim::Accepted => {}
             Claim::Replayed => return Err(Rejection::Challenge { stale: true }),
         }
-        self.limiter.succeed(&auth.username, req.client);
+        self.limiter.succeed(&credential.username, req.client);
 
         let nextnonce = (self.config.nextnonce_within > 0
             && expires_at - now <= self.config.nextnonce_within as i64)
