@@ -117,7 +117,10 @@ async fn assert_recovered(client: &Arc<Client>, token: &str, used_before: &str) 
     assert_all_succeed(client, token, 32).await;
     let reply = get(client, Some(used_before)).await;
     assert_eq!(reply.status, Status::Unauthorized, "{reply:?}");
-    assert!(is_stale(&reply), "a replay gets stale=true: {reply:?}");
+    assert!(
+        reply.headers.is_stale(),
+        "a replay gets stale=true: {reply:?}"
+    );
 }
 
 /// `n` concurrent correct requests, each on its own nonce: all must succeed.
@@ -138,11 +141,6 @@ async fn assert_all_succeed(client: &Arc<Client>, secret: &str, n: usize) {
         statuses.iter().all(|&s| s == 200),
         "after recovery, {n} concurrent correct requests: {statuses:?}"
     );
-}
-
-fn is_stale(reply: &Reply) -> bool {
-    let challenges = reply.headers.challenges();
-    !challenges.is_empty() && challenges.iter().all(|c| c.stale)
 }
 
 // ---------------------------------------------------------------------------
@@ -603,13 +601,13 @@ fn sqlite_restart(nc_lease: u32) {
             // The next count is in the old process's block: stale=true, and
             // the client's next attempt, on the fresh nonce, succeeds.
             assert_eq!(reply.status, Status::Unauthorized, "{reply:?}");
-            assert!(is_stale(&reply), "{reply:?}");
+            assert!(reply.headers.is_stale(), "{reply:?}");
             let mut fresh = session(&second, "alice", &token).await;
             let reply = get(&second, Some(&fresh.authorization("GET", "/me"))).await;
             assert_eq!(reply.status, Status::Ok, "{reply:?}");
             let reply = get(&second, Some(&used)).await;
             assert_eq!(reply.status, Status::Unauthorized, "{reply:?}");
-            assert!(is_stale(&reply), "{reply:?}");
+            assert!(reply.headers.is_stale(), "{reply:?}");
             return;
         }
         // Without leases: the same nonce, the next count, accepted by the new instance.
@@ -617,11 +615,11 @@ fn sqlite_restart(nc_lease: u32) {
         // The exact header used before the restart: refused, stale=true.
         let reply = get(&second, Some(&used)).await;
         assert_eq!(reply.status, Status::Unauthorized, "{reply:?}");
-        assert!(is_stale(&reply), "{reply:?}");
+        assert!(reply.headers.is_stale(), "{reply:?}");
         // And the one used after it, too.
         let reply = get(&second, Some(&next)).await;
         assert_eq!(reply.status, Status::Unauthorized, "{reply:?}");
-        assert!(is_stale(&reply), "{reply:?}");
+        assert!(reply.headers.is_stale(), "{reply:?}");
     })
 }
 
@@ -664,10 +662,10 @@ fn memory_store_nonces_from_before_a_restart_are_stale() {
         // process, so the nonce is stale, never accepted.
         let reply = get(&second, Some(&digest.authorization("GET", "/me"))).await;
         assert_eq!(reply.status, Status::Unauthorized, "{reply:?}");
-        assert!(is_stale(&reply), "stale=true expected: {reply:?}");
+        assert!(reply.headers.is_stale(), "stale=true expected: {reply:?}");
         let reply = get(&second, Some(&used)).await;
         assert_eq!(reply.status, Status::Unauthorized, "{reply:?}");
-        assert!(is_stale(&reply), "{reply:?}");
+        assert!(reply.headers.is_stale(), "{reply:?}");
         // The client follows the stale challenge without asking the user.
         digest.set_nonce(&reply.headers.challenge().nonce);
         let reply = get(&second, Some(&digest.authorization("GET", "/me"))).await;

@@ -153,13 +153,6 @@ impl Instance {
     }
 }
 
-/// Whether every challenge says `stale=true` (and there is one).
-fn stale(reply: &Response) -> bool {
-    let challenges = reply.headers.challenges();
-    assert!(!challenges.is_empty(), "no challenge in {reply:?}");
-    challenges.iter().all(|c| c.stale)
-}
-
 // ------------------------------------------------------------------ setup
 
 /// A user of this run with a fresh token, created the way an admin would
@@ -194,7 +187,7 @@ fn assert_ok(reply: &Response, instance: &Instance, user: &str) {
 fn assert_replay_refused(reply: &Response, instance: &Instance) {
     assert_eq!(reply.status, 401, "{}: {reply:?}", instance.name);
     // The digest was right, only the count was used: stale=true.
-    assert!(stale(reply), "{}: {reply:?}", instance.name);
+    assert!(reply.headers.is_stale(), "{}: {reply:?}", instance.name);
 }
 
 // ------------------------------------------------------------------ tests
@@ -289,7 +282,7 @@ fn instances_with_different_secrets_refuse_each_others_nonces(db: &Db) {
         assert_eq!(refused.status, 401, "{}: {refused:?}", other.name);
         // Not stale: the nonce is not one of this instance's, so the client
         // must not retry silently with it.
-        assert!(!stale(&refused), "{}: {refused:?}", other.name);
+        assert!(!refused.headers.is_stale(), "{}: {refused:?}", other.name);
         // The header itself was right, and the refusal did not use it up.
         assert_ok(&minter.get(Some(&header)), minter, &user);
     }

@@ -1,5 +1,5 @@
 //! Property tests of the `Authorization` header parser and of the whole
-//! verification path, on hostile input (issue 4, "Hostile input"):
+//! verification path, on hostile input:
 //!
 //! - any byte string as a header never panics, its parse output is bounded
 //!   by its input, an oversized header is refused at once with `TooLong`;
@@ -11,13 +11,21 @@
 //!   parser for arbitrary usernames, uris and cnonces (escape handling) and
 //!   authenticates, while the same answer with a wrong token does not.
 //!
-//! The fuzz targets under `fuzz/` run the same ideas for much longer; these
-//! keep case counts modest so that the suite stays fast.
+//! The fuzz targets under `fuzz/` run the same ideas for much longer, with
+//! the same checks (`tests/shared/`); these keep case counts modest so that
+//! the suite stays fast.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "shared/parse_invariants.rs"]
+mod parse_invariants;
+
+#[path = "shared/verify_oracle.rs"]
+mod verify_oracle;
+
+use parse_invariants::{check_parse, quote};
 use proptest::prelude::*;
 use rocket::tokio::runtime::{Builder, Runtime};
 use rocket_digest_auth::protocol::{
@@ -27,6 +35,7 @@ use rocket_digest_auth::protocol::{
 use rocket_digest_auth::store::{MemoryStore, StoreOptions};
 use rocket_digest_auth::verifier::{Body, RequestParts, Verified, Verifier};
 use rocket_digest_auth::{Config, Rejection};
+use verify_oracle::{check_verdict, Account};
 
 const REALM: &str = "proptest realm";
 const USER: &str = "alice";
@@ -58,39 +67,19 @@ fn verifier(users: &[&str]) -> (Verifier, ClientChallenge) {
     (verifier, challenge)
 }
 
-fn verify(verifier: &Verifier, parts: &RequestParts<'_>) -> Result<Verified, Rejection> {
-    RUNTIME.with(|rt| rt.block_on(verifier.verify(parts)))
+/// `user` with `TOKEN`, as [`verifier`] configures it, and its nonce.
+fn account<'a>(user: &'a str, challenge: &'a ClientChallenge) -> Account<'a> {
+    Account {
+        user,
+        token: TOKEN,
+        realm: REALM,
+        opaque: OPAQUE,
+        nonce: &challenge.nonce,
+    }
 }
 
-/// Parses `header` and checks what the parser promises, returning the result.
-fn parse_checked(header: &str) -> Result<Option<Authorization<'_>>, ParseError> {
-    let parsed = Authorization::parse(header);
-    if header.len() > MAX_HEADER_LEN {
-        assert_eq!(parsed, Err(ParseError::TooLong));
-    }
-    if let Ok(Some(a)) = &parsed {
-        // Bounded: unescaping and percent-decoding only shrink.
-        let out = a.username.len()
-            + a.realm.len()
-            + a.nonce.len()
-            + a.uri.len()
-            + a.response.len()
-            + a.opaque.as_ref().map_or(0, |o| o.len())
-            + a.qop
-                .as_ref()
-                .map_or(0, |q| q.nc_raw.len() + q.cnonce.len());
-        assert!(out <= header.len(), "{out} bytes out of {}", header.len());
-        assert!(!a.response.is_empty());
-        assert!(a
-            .response
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
-        if let Some(q) = &a.qop {
-            assert_eq!(u32::from_str_radix(&q.nc_raw, 16), Ok(q.nc));
-            assert!(!q.cnonce.is_empty() && q.cnonce.len() <= MAX_CNONCE_LEN);
-        }
-    }
-    parsed
+fn verify(verifier: &Verifier, parts: &RequestParts<'_>) -> Result<Verified, Rejection> {
+    RUNTIME.with(|rt| rt.block_on(verifier.verify(parts)))
 }
 
 /// Asserts a hostile request is refused with 400 or 401 and never succeeds.
@@ -108,10 +97,6 @@ fn assert_refused(result: Result<Verified, Rejection>, header: &str) {
             );
         }
     }
-}
-
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 /// A quick check that an operation on hostile input is not slow: the bound
@@ -176,7 +161,7 @@ fn worst_case_headers_within_the_limit_parse_quickly() {
     for header in &cases {
         assert!(header.len() <= MAX_HEADER_LEN, "{}", header.len());
         assert_fast("parsing a worst-case header", || {
-            let _ = parse_checked(header);
+            let _ = check_parse(header);
         });
     }
 }
@@ -192,7 +177,7 @@ struct Param {
 impl Param {
     fn render(&self) -> String {
         if self.quoted {
-            format!("{}=\"{}\"", self.name, escape(&self.value))
+            format!("{}={}", self.name, quote(&self.value))
         } else {
             format!("{}={}", self.name, self.value)
         }
@@ -341,20 +326,20 @@ proptest! {
     #[test]
     fn any_bytes_never_panic_and_stay_bounded(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let header = String::from_utf8_lossy(&bytes);
-        let _ = parse_checked(&header);
-        let _ = parse_checked(&format!("Digest {header}"));
+        let _ = check_parse(&header);
+        let _ = check_parse(&format!("Digest {header}"));
     }
 
     #[test]
     fn any_string_never_panics(s in any::<String>(), tail in "[ -~]{0,64}") {
-        let _ = parse_checked(&s);
-        let _ = parse_checked(&format!("Digest {s}{tail}"));
-        let _ = parse_checked(&format!("Digest username=\"{s}"));
+        let _ = check_parse(&s);
+        let _ = check_parse(&format!("Digest {s}{tail}"));
+        let _ = check_parse(&format!("Digest username=\"{s}"));
     }
 
     #[test]
     fn structured_headers_never_panic_and_refuse_duplicates((params, header) in structured_header()) {
-        let parsed = parse_checked(&header);
+        let parsed = check_parse(&header);
         let mut names: Vec<String> = params.iter().map(|p| p.name.to_ascii_lowercase()).collect();
         names.sort();
         let duplicated = names.windows(2).any(|w| w[0] == w[1]);
@@ -375,14 +360,16 @@ proptest! {
         prefix in prop::sample::select(vec!["", "Digest ", "Digest username=\"alice\", "]),
         unread_body in any::<bool>(),
     ) {
-        let (verifier, _) = verifier(&[USER]);
+        let (verifier, challenge) = verifier(&[USER]);
         let header = format!("{prefix}{}", String::from_utf8_lossy(&bytes));
         let mut parts = RequestParts::new(method, target, Some(&header));
         parts.client = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)));
         if unread_body {
             parts.body = Body::Unread;
         }
-        assert_refused(verify(&verifier, &parts), &header);
+        let result = verify(&verifier, &parts);
+        check_verdict(&account(USER, &challenge), &parts, &result, false);
+        assert_refused(result, &header);
     }
 
     #[test]
@@ -515,7 +502,9 @@ proptest! {
 
         let mut parts = RequestParts::new("POST", &uri, Some(&header));
         parts.body = Body::Bytes(&body);
-        let verified = verify(&verifier, &parts).expect("a correct answer authenticates");
+        let result = verify(&verifier, &parts);
+        check_verdict(&account(&username, &challenge), &parts, &result, true);
+        let verified = result.expect("a correct answer authenticates");
         prop_assert_eq!(&verified.credential.username, &username);
 
         let wrong = answer("not the token");

@@ -2,10 +2,10 @@
 //! `MemoryStore` holding one real user, with an arbitrary method,
 //! request-target, body and `Authorization` header.
 //!
-//! The oracle is written here, independently of the crate (MD5 and SHA-256
-//! straight from `md-5` and `sha2`): whenever the verifier says `Ok`, the
-//! header must be a correct answer for the real user, realm, opaque, nonce,
-//! method, request-target and body. Random bytes never are; neither is a
+//! The oracle is `tests/shared/verify_oracle.rs`, which the property tests
+//! use too, written independently of the crate: whenever the verifier says
+//! `Ok`, the header must be a correct answer for the real user, realm,
+//! opaque, nonce, method, request-target and body. Random bytes never are; neither is a
 //! correct answer with one thing changed. The other way round, an untouched
 //! correct answer built with `protocol::Answer` must be accepted.
 #![no_main]
@@ -15,15 +15,18 @@ use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use md5::Md5;
 use rocket::tokio::runtime::{Builder, Runtime};
 use rocket_digest_auth::protocol::{
     Algorithm, Answer, Authorization, ClientChallenge, Qop, MAX_CNONCE_LEN, MAX_HEADER_LEN,
 };
 use rocket_digest_auth::store::{MemoryStore, StoreOptions};
-use rocket_digest_auth::verifier::{Body, RequestParts, Verified, Verifier};
-use rocket_digest_auth::{Config, Rejection};
-use sha2::{Digest, Sha256};
+use rocket_digest_auth::verifier::{Body, RequestParts, Verifier};
+use rocket_digest_auth::Config;
+
+#[path = "../../tests/shared/verify_oracle.rs"]
+mod verify_oracle;
+
+use verify_oracle::{check_verdict, reduce_absolute_form, Account};
 
 const REALM: &str = "fuzz realm";
 const USER: &str = "alice";
@@ -176,85 +179,12 @@ fuzz_target!(|input: Input<'_>| {
         body,
     };
     let result = runtime().block_on(verifier.verify(&parts));
-    match &result {
-        Ok(verified) => check_correct(&header, &challenge.nonce, &parts, verified),
-        Err(Rejection::Unavailable(e)) => panic!("the memory store cannot fail: {e}"),
-        Err(Rejection::TooManyAttempts { .. }) => panic!("one attempt cannot be too many"),
-        Err(rejection) => assert!(
-            !must_succeed,
-            "a correct answer was refused ({rejection:?}): {header:?}"
-        ),
-    }
+    let account = Account {
+        user: USER,
+        token: TOKEN,
+        realm: REALM,
+        opaque: OPAQUE,
+        nonce: &challenge.nonce,
+    };
+    check_verdict(&account, &parts, &result, must_succeed);
 });
-
-/// Panics unless `header` is a correct answer, computed here from scratch.
-fn check_correct(header: &str, nonce: &str, parts: &RequestParts<'_>, verified: &Verified) {
-    let fail = |why: &str| -> ! { panic!("authenticated an incorrect answer ({why}): {header:?}") };
-    let Ok(Some(a)) = Authorization::parse(header) else {
-        fail("not a Digest header")
-    };
-    assert_eq!(verified.credential.username, USER);
-    if a.realm != REALM || a.opaque.as_deref() != Some(OPAQUE) || a.nonce != nonce {
-        fail("realm, opaque or nonce");
-    }
-    let h: fn(&[u8]) -> String = match a.algorithm {
-        Algorithm::Md5 => |d| hex::encode(Md5::digest(d)),
-        Algorithm::Sha256 => |d| hex::encode(Sha256::digest(d)),
-        _ => fail("an algorithm that was not offered"),
-    };
-    let expected_user = if a.userhash {
-        h(format!("{USER}:{REALM}").as_bytes())
-    } else {
-        USER.to_owned()
-    };
-    if a.username != expected_user {
-        fail("username");
-    }
-    if reduce_absolute_form(&a.uri) != parts.target {
-        fail("uri");
-    }
-    let ha1 = h(format!("{USER}:{REALM}:{TOKEN}").as_bytes());
-    let ha2 = match (&a.qop, parts.body) {
-        (Some(q), Body::Unread) if q.kind == Qop::AuthInt => fail("auth-int, body unread"),
-        (Some(q), body) if q.kind == Qop::AuthInt => {
-            let bytes: &[u8] = match body {
-                Body::Bytes(b) => b,
-                _ => b"",
-            };
-            h(format!("{}:{}:{}", parts.method, a.uri, h(bytes)).as_bytes())
-        }
-        _ => h(format!("{}:{}", parts.method, a.uri).as_bytes()),
-    };
-    let response = match &a.qop {
-        None => h(format!("{ha1}:{nonce}:{ha2}").as_bytes()),
-        Some(q) => h(format!(
-            "{ha1}:{nonce}:{}:{}:{}:{ha2}",
-            q.nc_raw,
-            q.cnonce,
-            q.kind.as_str()
-        )
-        .as_bytes()),
-    };
-    if a.response != response {
-        fail("response");
-    }
-}
-
-/// `http://host/path?q` -> `/path?q`, `http://host` -> `/` (RFC 7230 absolute-form).
-fn reduce_absolute_form(uri: &str) -> &str {
-    let has = |prefix: &str| {
-        uri.get(..prefix.len())
-            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
-    };
-    let rest = if has("https://") {
-        &uri[8..]
-    } else if has("http://") {
-        &uri[7..]
-    } else {
-        return uri;
-    };
-    match rest.find(['/', '?']) {
-        Some(i) if rest.as_bytes()[i] == b'/' => &rest[i..],
-        _ => "/",
-    }
-}

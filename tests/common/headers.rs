@@ -57,6 +57,24 @@ impl Headers {
             .unwrap_or_else(|| panic!("no WWW-Authenticate in {self:?}"))
     }
 
+    /// The `stale` flag of the challenges, `None` when there is none; the
+    /// challenges of one response must agree on it.
+    pub fn stale(&self) -> Option<bool> {
+        let challenges = self.challenges();
+        let stale = challenges.first()?.stale;
+        assert!(
+            challenges.iter().all(|c| c.stale == stale),
+            "challenges disagree on stale: {self:?}"
+        );
+        Some(stale)
+    }
+
+    /// The `stale` flag of the challenges, which must be there.
+    pub fn is_stale(&self) -> bool {
+        self.stale()
+            .unwrap_or_else(|| panic!("no WWW-Authenticate in {self:?}"))
+    }
+
     /// The `Authentication-Info` header, parsed; it must be sent at most once
     /// and be valid.
     pub fn authentication_info(&self) -> Option<AuthenticationInfo> {

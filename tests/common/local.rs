@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use rocket::http::{Header, Status};
 use rocket::local::asynchronous::{Client, LocalRequest};
+use rocket_digest_auth::catcher::UNAUTHORIZED_BODY;
 use rocket_digest_auth::protocol::{Algorithm, ClientChallenge, DigestClient};
 use rocket_digest_auth::Tokens;
 
@@ -18,6 +19,21 @@ pub struct Reply {
     pub body: String,
     /// From dispatch to the end of the body.
     pub elapsed: Duration,
+}
+
+impl Reply {
+    /// The body as JSON, which it must be.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {:?}", self.body))
+    }
+
+    /// A 401 from the built-in catcher, with challenges whose `stale` flag
+    /// is `stale`.
+    pub fn assert_401(&self, stale: bool) {
+        assert_eq!(self.status, Status::Unauthorized, "{self:?}");
+        assert_eq!(self.body, UNAUTHORIZED_BODY);
+        assert_eq!(self.headers.is_stale(), stale, "stale flag in {self:?}");
+    }
 }
 
 /// Dispatches `request` and reads the whole reply.
