@@ -1,6 +1,21 @@
 //! Response header lines, as received over TCP or from Rocket's local client.
 
-use rocket_digest_auth::protocol::{AuthenticationInfo, ClientChallenge};
+use std::collections::BTreeMap;
+
+use rocket_digest_auth::protocol::{grammar, AuthenticationInfo, ClientChallenge};
+
+/// The `name=value` and `name="quoted"` pairs of a header value (after a
+/// leading `Digest `), names lower-cased, through the crate's own grammar;
+/// each must be valid.
+pub fn params(value: &str) -> BTreeMap<String, String> {
+    let list = grammar::digest_params(value).unwrap_or(value);
+    grammar::params(list)
+        .map(|p| {
+            let (name, v) = p.unwrap_or_else(|e| panic!("{value}: {e}"));
+            (name.to_ascii_lowercase(), v.into_owned())
+        })
+        .collect()
+}
 
 /// Header lines in the order received, names as sent; look-ups ignore the
 /// case of the name.

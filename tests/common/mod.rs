@@ -6,6 +6,7 @@
 //! - [`example`]: the example server binary as a child process;
 //! - [`clients`]: real HTTP clients (curl, Python's requests and httpx);
 //! - [`local`]: Rocket's local client, tokens and Digest sessions;
+//! - [`app`]: the app of the local-client tests, on each built-in store;
 //! - [`headers`]: response headers and the challenges in them;
 //! - [`postgres`], [`pg_cluster`]: the test database, a private cluster;
 //! - [`mysql`], [`mariadb_server`]: the MySQL/MariaDB test server's
@@ -14,6 +15,7 @@
 //! - [`fake_clock`]: a wall clock a test moves for a child process.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod clients;
 pub mod example;
 #[cfg(target_os = "linux")]
