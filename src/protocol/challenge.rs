@@ -96,19 +96,29 @@ pub struct AuthenticationInfo {
 
 impl fmt::Display for AuthenticationInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "rspauth={}", Quoted(&self.rspauth))?;
+        f.write_str(&self.header_value())
+    }
+}
+
+impl AuthenticationInfo {
+    /// The header value, written into one buffer (what `Display` writes).
+    pub fn header_value(&self) -> String {
+        let mut out = String::with_capacity(256);
+        out.push_str("rspauth=");
+        grammar::push_quoted(&mut out, &self.rspauth);
         if let Some((kind, nc, cnonce)) = &self.qop {
-            write!(
-                f,
-                ", qop={}, nc={nc}, cnonce={}",
-                kind.as_str(),
-                Quoted(cnonce)
-            )?;
+            out.push_str(", qop=");
+            out.push_str(kind.as_str());
+            out.push_str(", nc=");
+            out.push_str(nc);
+            out.push_str(", cnonce=");
+            grammar::push_quoted(&mut out, cnonce);
         }
         if let Some(next) = &self.nextnonce {
-            write!(f, ", nextnonce={}", Quoted(next))?;
+            out.push_str(", nextnonce=");
+            grammar::push_quoted(&mut out, next);
         }
-        Ok(())
+        out
     }
 }
 

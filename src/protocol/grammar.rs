@@ -175,7 +175,39 @@ fn quoted_string(s: &str, open: usize) -> Result<(Cow<'_, str>, usize), ParseErr
 /// RFC 7230 `tchar`, plus `/` which some clients leave unquoted in `uri`
 /// and in base64 nonces, and `:?@` seen unquoted in `uri`.
 fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~/:?@".contains(&b)
+    TCHAR[usize::from(b)]
+}
+
+/// [`is_tchar`] as a table: one load per byte of a header.
+const TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric();
+        b += 1;
+    }
+    let extra = b"!#$%&'*+-.^_`|~/:?@";
+    let mut i = 0;
+    while i < extra.len() {
+        table[extra[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+/// Appends `s` to `out` as a quoted-string (see [`Quoted`]).
+pub(crate) fn push_quoted(out: &mut String, s: &str) {
+    out.push('"');
+    let mut rest = s;
+    while let Some(i) = rest.bytes().position(|b| b == b'"' || b == b'\\') {
+        out.push_str(&rest[..i]);
+        out.push('\\');
+        out.push_str(&rest[i..=i]);
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
+    out.push('"');
 }
 
 /// `s` as an RFC 7230 quoted-string: in double quotes, with `"` and `\`

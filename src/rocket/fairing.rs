@@ -177,7 +177,7 @@ impl Fairing for DigestAuth {
             if response.status() != Status::Unauthorized {
                 response.set_header(Header::new(
                     "Authentication-Info",
-                    verified.authentication_info.to_string(),
+                    verified.authentication_info.header_value(),
                 ));
             }
         }

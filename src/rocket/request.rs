@@ -86,13 +86,22 @@ impl<'r> Received<'r> {
 
 /// Whether the request announces a body a request guard cannot read.
 pub(crate) fn body_of(request: &Request<'_>) -> Body<'static> {
-    let headers = request.headers();
-    let empty = match headers.get_one("Content-Length") {
-        Some(length) => length.trim() == "0",
+    // One pass over the few headers instead of two hashed lookups.
+    let (mut zero_length, mut transfer_encoding) = (None, false);
+    for header in request.headers().iter() {
+        let name = header.name().as_str();
+        if zero_length.is_none() && name.eq_ignore_ascii_case("Content-Length") {
+            zero_length = Some(header.value().trim() == "0");
+        } else if name.eq_ignore_ascii_case("Transfer-Encoding") {
+            transfer_encoding = true;
+        }
+    }
+    let empty = match zero_length {
+        Some(zero) => zero,
         // Without a length, only methods that carry no body are known to be
         // bodiless (an HTTP/2 request may stream a body with neither header).
         None => {
-            !headers.contains("Transfer-Encoding")
+            !transfer_encoding
                 && matches!(
                     request.method(),
                     Method::Get | Method::Head | Method::Options | Method::Delete | Method::Trace

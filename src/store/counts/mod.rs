@@ -99,7 +99,8 @@ impl Expiring for NonceCounts {
 /// watermark check and the claim are one atomic step.
 #[derive(Debug)]
 pub(crate) struct NonceMap<V> {
-    nonces: HashMap<String, V>,
+    /// Keyed with a random seed: clients choose what they send as nonce.
+    nonces: HashMap<String, V, ahash::RandomState>,
     /// The highest expiry of a nonce forgotten so far.
     deleted_through: i64,
 }
@@ -107,7 +108,7 @@ pub(crate) struct NonceMap<V> {
 impl<V> Default for NonceMap<V> {
     fn default() -> Self {
         NonceMap {
-            nonces: HashMap::new(),
+            nonces: HashMap::default(),
             deleted_through: i64::MIN,
         }
     }
@@ -174,7 +175,8 @@ pub(crate) struct NonceCounts {
     /// `highest` when `seen` was last trimmed: trim again only once it moved.
     trimmed_at: u32,
     /// Accepted entries; those below the window may linger until a trim.
-    seen: HashSet<(String, u32)>,
+    /// Keyed with a random seed: clients choose the cnonces.
+    seen: HashSet<(String, u32), ahash::RandomState>,
     pub(crate) expires_at: i64,
 }
 
@@ -183,7 +185,7 @@ impl NonceCounts {
         NonceCounts {
             highest: 0,
             trimmed_at: 0,
-            seen: HashSet::new(),
+            seen: HashSet::default(),
             expires_at,
         }
     }
