@@ -55,6 +55,11 @@ pub struct Config {
     pub domain: Vec<String>,
     /// `store`: `"database"` or `"memory"`. Default `"database"`.
     pub store: StoreKind,
+    /// `counts`: where nonce counts live: `"store"` (beside the credentials,
+    /// in the store `store` names) or `"redis"` (the Redis of
+    /// `[databases.digest_auth_counts]`, feature `redis`, shared by a
+    /// fleet). Default `"store"`.
+    pub counts: CountsKind,
     /// `token_storage`: `"token"` or `"ha1"` (keep only HA1 values). Default `"token"`.
     pub token_storage: TokenStorage,
     /// `htdigest_file`: take credentials from this Apache `htdigest` file
@@ -129,6 +134,16 @@ pub enum StoreKind {
     Memory,
 }
 
+/// Where nonce counts live when the app passes no count store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CountsKind {
+    /// In the built-in store `store` names.
+    Store,
+    /// In Redis, `[databases.digest_auth_counts]` (feature `redis`).
+    Redis,
+}
+
 /// How the database store keeps users' secrets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -153,6 +168,7 @@ impl Default for Config {
             userhash: false,
             domain: Vec::new(),
             store: StoreKind::Database,
+            counts: CountsKind::Store,
             token_storage: TokenStorage::Token,
             htdigest_file: None,
             uri_prefix: None,
@@ -234,6 +250,7 @@ setters! {
     plain with_userhash => userhash: bool;
     list with_domain => domain: String;
     plain with_store => store: StoreKind;
+    plain with_counts => counts: CountsKind;
     plain with_token_storage => token_storage: TokenStorage;
     some with_htdigest_file => htdigest_file: String;
     some with_uri_prefix => uri_prefix: String;

@@ -255,7 +255,7 @@ impl Verifier {
     /// `WWW-Authenticate` values, one per configured algorithm in order,
     /// sharing one fresh nonce.
     pub fn challenges(&self, stale: bool) -> Vec<String> {
-        let nonce = self.key.mint(now());
+        let nonce = self.mint(now());
         self.config
             .algorithms
             .iter()
@@ -401,7 +401,7 @@ impl Verifier {
 
         let nextnonce = (self.config.nextnonce_within > 0
             && expires_at - now <= self.config.nextnonce_within as i64)
-            .then(|| self.key.mint(now));
+            .then(|| self.mint(now));
         let rspauth = kd.rspauth(&auth.uri);
         Ok(Verified {
             authentication_info: AuthenticationInfo {
@@ -411,6 +411,14 @@ impl Verifier {
             },
             credential,
         })
+    }
+
+    /// A nonce minted at `now`, in the count store's generation if it has one.
+    fn mint(&self, now: i64) -> String {
+        match self.counts.nonce_generation() {
+            Some(generation) => self.key.mint_in(now, generation),
+            None => self.key.mint(now),
+        }
     }
 
     /// A store's answer within `store_timeout`: a store that hangs fails the

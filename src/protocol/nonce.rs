@@ -87,10 +87,16 @@ impl NonceKey {
 
     /// Mints a nonce at unix time `now`.
     pub fn mint(&self, now: i64) -> String {
+        self.mint_in(now, self.epoch.unwrap_or_default())
+    }
+
+    /// Mints a nonce at unix time `now` carrying `epoch` (a store's
+    /// generation, which the store checks; this key does not).
+    pub fn mint_in(&self, now: i64, epoch: [u8; EPOCH_LEN]) -> String {
         let mut raw = [0u8; RAW_LEN];
         raw[0] = VERSION;
         raw[1..1 + TS_LEN].copy_from_slice(&now.to_be_bytes());
-        raw[1 + TS_LEN..1 + TS_LEN + EPOCH_LEN].copy_from_slice(&self.epoch.unwrap_or_default());
+        raw[1 + TS_LEN..1 + TS_LEN + EPOCH_LEN].copy_from_slice(&epoch);
         rand::thread_rng().fill_bytes(&mut raw[1 + TS_LEN + EPOCH_LEN..PAYLOAD_LEN]);
         let tag = self.tag(&raw[..PAYLOAD_LEN]);
         raw[PAYLOAD_LEN..].copy_from_slice(&tag[..MAC_LEN]);
@@ -129,6 +135,22 @@ impl NonceKey {
             return NonceStatus::Stale;
         }
         NonceStatus::Fresh { issued_at }
+    }
+
+    /// The epoch a nonce carries, read without checking it: `None` for a
+    /// string that is not a nonce of this format. For a store judging a
+    /// nonce [`check`](Self::check) already accepted.
+    pub fn epoch_of(nonce: &str) -> Option<[u8; EPOCH_LEN]> {
+        if nonce.len() != URL_SAFE_NO_PAD_LEN {
+            return None;
+        }
+        let mut raw = [0u8; RAW_LEN];
+        match URL_SAFE_NO_PAD.decode_slice(nonce, &mut raw) {
+            Ok(RAW_LEN) if raw[0] == VERSION => {
+                raw[1 + TS_LEN..1 + TS_LEN + EPOCH_LEN].try_into().ok()
+            }
+            _ => None,
+        }
     }
 
     fn tag(&self, payload: &[u8]) -> [u8; 32] {
@@ -225,5 +247,15 @@ mod tests {
             NonceStatus::Fresh { .. }
         ));
         assert_eq!(after.check(&n, 101, 10), NonceStatus::Stale);
+    }
+
+    #[test]
+    fn a_generation_is_carried_not_checked() {
+        let k = key();
+        let n = k.mint_in(100, [9, 8, 7, 6]);
+        assert_eq!(NonceKey::epoch_of(&n), Some([9, 8, 7, 6]));
+        assert_eq!(k.check(&n, 101, 10), NonceStatus::Fresh { issued_at: 100 });
+        assert_eq!(NonceKey::epoch_of(&k.mint(100)), Some([0; 4]));
+        assert_eq!(NonceKey::epoch_of("not a nonce"), None);
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use rocket::figment::Figment;
 
-use crate::config::{Config, InvalidConfig, StoreKind, TokenStorage};
+use crate::config::{Config, CountsKind, InvalidConfig, StoreKind, TokenStorage};
 use crate::rocket::tokens::Tokens;
 use crate::store::{
     CredentialStore, HtdigestFile, MemoryStore, NonceCountStore, StoreOptions, TokenAdmin,
@@ -51,6 +51,11 @@ impl Stores {
             }
             (None, None) => None,
         };
+        let counts = match counts {
+            Some(custom) => Some(custom),
+            None if config.counts == CountsKind::Redis => Some(Stores::redis(figment).await?),
+            None => None,
+        };
         if let (Some(credentials), Some(counts)) = (&credentials, &counts) {
             return Ok(Stores {
                 credentials: credentials.clone(),
@@ -68,6 +73,17 @@ impl Stores {
             #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
             database: builtin.database,
         })
+    }
+
+    /// The Redis count store of `[databases.digest_auth_counts]`.
+    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
+    async fn redis(figment: &Figment) -> Result<Arc<dyn NonceCountStore>, Error> {
+        #[cfg(feature = "redis")]
+        return Ok(Arc::new(
+            crate::store::RedisStore::from_figment(figment).await?,
+        ));
+        #[cfg(not(feature = "redis"))]
+        return Err(InvalidConfig::new("counts", "\"redis\" needs the `redis` feature").into());
     }
 
     fn of<S: CredentialStore + NonceCountStore + TokenAdmin>(store: Arc<S>) -> Stores {

@@ -40,11 +40,15 @@ mod cache;
 pub mod counts;
 mod htdigest;
 mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod sql;
 #[cfg(feature = "test-util")]
 pub mod suite;
 
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisOptions, RedisStore};
 pub use cache::{CachedCredentials, DEFAULT_MAX_CACHED_CREDENTIALS};
 pub use counts::ClaimRequest;
 pub use htdigest::HtdigestFile;
@@ -222,6 +226,15 @@ pub trait NonceCountStore: Send + Sync + 'static {
     /// nonces get `stale=true` instead of being replayable.
     fn bound_to_process(&self) -> bool {
         false
+    }
+
+    /// The generation of the records, for a store that can lose them all at
+    /// once while the fleet runs (Redis): signed into every nonce minted,
+    /// and the store refuses nonces of another generation, so that a loss
+    /// makes old nonces stale instead of replayable. `None` (the default):
+    /// nonces carry none.
+    fn nonce_generation(&self) -> Option<[u8; 4]> {
+        None
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`postgres`], [`pg_cluster`]: the test database, a private cluster;
 //! - [`mysql`], [`mariadb_server`]: the MySQL/MariaDB test server's
 //!   databases, a private MariaDB server;
+//! - `redis`: the shared test Redis, private servers and a private cluster;
 //! - [`require`]: run, skip or fail when a tool or server is missing;
 //! - [`fake_clock`]: a wall clock a test moves for a child process.
 #![allow(dead_code)]
@@ -29,6 +30,8 @@ pub mod mysql;
 #[cfg(unix)]
 pub mod pg_cluster;
 pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod require;
 pub mod server;
 

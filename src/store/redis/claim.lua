@@ -1,0 +1,61 @@
+-- One claim of (cnonce, nc) on one nonce, atomic and in one round trip:
+-- the engine's rule (src/store/counts/mod.rs), judged by Redis's own clock.
+--
+-- KEYS[1]  the generation key
+-- KEYS[2]  the nonce's counts: a sorted set of "nc:cnonce", scored by nc
+-- ARGV[1]  the generation the nonce was minted in (8 hex digits)
+-- ARGV[2]  a fresh generation, used only when the generation key is missing
+-- ARGV[3]  the member, "nc:cnonce"
+-- ARGV[4]  nc
+-- ARGV[5]  the window
+-- ARGV[6]  the per-nonce bound (entries inside the window)
+-- ARGV[7]  when the nonce expires, unix seconds
+-- ARGV[8]  how long its counts outlive it, seconds (the clock-skew margin)
+--
+-- Returns {1, generation} accepted, {0, generation} refused, and
+-- {2, generation} for a nonce of another generation than the current one.
+
+local generation = redis.call('GET', KEYS[1])
+if not generation then
+  -- The data is gone (flushed, restarted empty, a new server): every nonce
+  -- minted before belongs to a generation that no longer exists.
+  generation = ARGV[2]
+  redis.call('SET', KEYS[1], generation)
+end
+if generation ~= ARGV[1] then
+  return {2, generation}
+end
+
+-- One clock decides both when a nonce's counts are deleted (the key's
+-- expiry) and when its claims are refused: never a claim on deleted counts.
+local time = redis.call('TIME')
+local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local expires_ms = tonumber(ARGV[7]) * 1000
+if now_ms >= expires_ms then
+  return {0, generation}
+end
+
+local key = KEYS[2]
+local nc = tonumber(ARGV[4])
+local window = tonumber(ARGV[5])
+local top = redis.call('ZREVRANGE', key, 0, 0, 'WITHSCORES')
+local highest = 0
+if top[2] then
+  highest = tonumber(top[2])
+end
+if nc + window <= highest then
+  return {0, generation}
+end
+-- Entries below the window are trimmed as the highest count rises, so every
+-- entry left is inside the window: the bound counts exactly those.
+if redis.call('ZCARD', key) >= tonumber(ARGV[6]) then
+  return {0, generation}
+end
+if redis.call('ZADD', key, 'NX', nc, ARGV[3]) == 0 then
+  return {0, generation}
+end
+if nc > highest then
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', nc - window)
+end
+redis.call('PEXPIREAT', key, expires_ms + tonumber(ARGV[8]) * 1000)
+return {1, generation}

@@ -1,0 +1,331 @@
+//! Nonce counts in Redis (or Valkey, or a Redis Cluster), shared by every
+//! instance of a fleet: `counts = "redis"` (feature `redis`).
+//!
+//! A claim is one round trip: `claim.lua` runs the engine's rule
+//! ([`counts`](super::counts)) atomically inside Redis, sent as `EVALSHA`
+//! (its full text only when the server does not know it yet). Each nonce's
+//! counts are a sorted set of `nc:cnonce` scored by `nc`; entries below the
+//! window go as the highest count rises, so a nonce holds at most
+//! [`max_entries_per_nonce`] entries, and the key expires with the nonce
+//! (plus [`MAX_CLOCK_SKEW_SECS`]). Redis's own clock (`TIME`) decides both
+//! when the key goes and when a claim on the nonce is refused as expired, so
+//! no claim ever lands on counts already deleted: that is this store's
+//! "deleted through" rule, and [`remove_expired`](NonceCountStore::remove_expired)
+//! has nothing to do.
+//!
+//! Losing Redis's data (`FLUSHALL`, a restart without persistence, a new
+//! server) must not reopen a replay: see [`generation`] for how every nonce
+//! carries the generation of the data that judges it.
+//!
+//! Every key of one store shares the hash tag `{key_prefix}`, so a cluster
+//! keeps them in one slot: the claim script touches the generation and a
+//! nonce's counts together, and the two must live and die together on one
+//! node. A cluster brings failover, not sharding, to the counts.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::cluster_async::ClusterConnection;
+use redis::{FromRedisValue, RedisResult};
+use rocket::figment::Figment;
+use serde::Deserialize;
+
+use super::counts::max_entries_per_nonce;
+use super::{Claim, ClaimRequest, NonceCountStore, StoreError};
+use crate::protocol::{NonceKey, MAX_CLOCK_SKEW_SECS};
+
+pub mod generation;
+
+use generation::Generation;
+
+/// The claim script (see the module docs).
+const CLAIM: &str = include_str!("claim.lua");
+
+/// The Redis database of `[databases.digest_auth_counts]`.
+pub const DATABASE_NAME: &str = "digest_auth_counts";
+
+/// How to reach Redis and name the keys.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct RedisOptions {
+    /// `key_prefix`: every key is `{key_prefix}:...`. Default `"digest_auth"`;
+    /// stores sharing a prefix share their counts and generation.
+    pub key_prefix: String,
+    /// `cluster`: `url` is one node of a Redis Cluster. Default false.
+    pub cluster: bool,
+    /// `connect_timeout`: seconds to wait for a connection. Default 5.
+    pub connect_timeout: u64,
+}
+
+impl Default for RedisOptions {
+    fn default() -> RedisOptions {
+        RedisOptions {
+            key_prefix: "digest_auth".into(),
+            cluster: false,
+            connect_timeout: 5,
+        }
+    }
+}
+
+impl RedisOptions {
+    /// Sets `key_prefix`.
+    #[must_use]
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> RedisOptions {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// Sets `cluster`.
+    #[must_use]
+    pub fn with_cluster(mut self, cluster: bool) -> RedisOptions {
+        self.cluster = cluster;
+        self
+    }
+}
+
+/// One multiplexed connection (requests of every task share it, pipelined),
+/// reconnected in the background after a failure.
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Connection {
+    async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> RedisResult<T> {
+        match self {
+            Connection::Single(c) => cmd.query_async(&mut c.clone()).await,
+            Connection::Cluster(c) => cmd.query_async(&mut c.clone()).await,
+        }
+    }
+}
+
+/// Nonce counts in Redis. See the [module docs](self).
+pub struct RedisStore {
+    connection: Connection,
+    generation_key: String,
+    counts_prefix: String,
+    claim_sha: String,
+    generation: Generation,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("generation_key", &self.generation_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a `maxmemory-policy` is refused: it may evict the counts.
+fn evicting(policy: &str) -> bool {
+    policy != "noeviction"
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://host:port/db`, `rediss://` for TLS),
+    /// refuses a server whose `maxmemory-policy` may evict keys, and learns
+    /// the current generation.
+    pub async fn connect(url: &str, options: RedisOptions) -> Result<RedisStore, StoreError> {
+        let timeout = Duration::from_secs(options.connect_timeout.max(1));
+        let connection = if options.cluster {
+            let client = redis::cluster::ClusterClientBuilder::new(vec![url])
+                .connection_timeout(timeout)
+                .build()
+                .map_err(|e| url_error(&e))?;
+            Connection::Cluster(
+                client
+                    .get_async_connection()
+                    .await
+                    .map_err(StoreError::new)?,
+            )
+        } else {
+            let client = redis::Client::open(url).map_err(|e| url_error(&e))?;
+            let manager = ConnectionManager::new_with_backoff_and_timeouts(
+                client,
+                2,
+                100,
+                6,
+                Duration::MAX,
+                timeout,
+            )
+            .await
+            .map_err(StoreError::new)?;
+            Connection::Single(manager)
+        };
+        check_eviction_policy(&connection).await?;
+        let tag = format!("{{{}}}", options.key_prefix);
+        let store = RedisStore {
+            connection,
+            generation_key: format!("{tag}:generation"),
+            counts_prefix: format!("{tag}:n:"),
+            claim_sha: redis::Script::new(CLAIM).get_hash().to_owned(),
+            generation: Generation::default(),
+        };
+        store.learn_generation().await?;
+        Ok(store)
+    }
+
+    /// The store `[databases.digest_auth_counts]` configures (the fairing's).
+    pub(crate) async fn from_figment(figment: &Figment) -> Result<RedisStore, crate::Error> {
+        #[derive(Deserialize)]
+        struct Database {
+            url: Option<String>,
+            #[serde(flatten)]
+            options: RedisOptions,
+        }
+        let key = format!("databases.{DATABASE_NAME}");
+        let db: Database = figment
+            .focus(&key)
+            .extract()
+            .map_err(|e| StoreError::new(format!("`{key}`: {e}")))?;
+        let Some(url) = db.url else {
+            return Err(StoreError::new(format!(
+                "`{key}.url` is missing: `digest_auth.counts = \"redis\"` needs the Redis URL, \
+                 e.g. redis://127.0.0.1:6379/0"
+            ))
+            .into());
+        };
+        Ok(RedisStore::connect(&url, db.options).await?)
+    }
+
+    /// The generation now: read, or created when missing.
+    async fn learn_generation(&self) -> Result<(), StoreError> {
+        let current: String = self
+            .connection
+            .query(
+                redis::cmd("EVAL")
+                    .arg(generation::GET_OR_CREATE)
+                    .arg(1)
+                    .arg(&self.generation_key)
+                    .arg(Generation::fresh()),
+            )
+            .await
+            .map_err(StoreError::new)?;
+        self.generation.learn(&current)
+    }
+
+    /// `EVALSHA` of the claim script, its text only when the server lacks it
+    /// (a restarted or new server, another cluster node).
+    async fn eval_claim<T: FromRedisValue>(
+        &self,
+        keys: [&str; 2],
+        args: &[&[u8]],
+    ) -> Result<T, StoreError> {
+        let call = |command: &str, script: &str| {
+            let mut cmd = redis::cmd(command);
+            cmd.arg(script).arg(keys.len()).arg(&keys[..]);
+            for arg in args {
+                cmd.arg(*arg);
+            }
+            cmd
+        };
+        match self
+            .connection
+            .query(&call("EVALSHA", &self.claim_sha))
+            .await
+        {
+            Err(e) if e.kind() == redis::ErrorKind::NoScriptError => self
+                .connection
+                .query(&call("EVAL", CLAIM))
+                .await
+                .map_err(StoreError::new),
+            other => other.map_err(StoreError::new),
+        }
+    }
+}
+
+fn url_error(e: &redis::RedisError) -> StoreError {
+    StoreError::new(format!("`databases.{DATABASE_NAME}.url`: {e}"))
+}
+
+/// Refuses a server that may evict keys: an evicted nonce's counts would
+/// accept its replays. Managed servers often forbid `CONFIG`: then only a
+/// warning says what to check.
+async fn check_eviction_policy(connection: &Connection) -> Result<(), StoreError> {
+    let answer: RedisResult<Vec<String>> = connection
+        .query(redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy"))
+        .await;
+    match answer.as_deref() {
+        Ok([_, policy]) if evicting(policy) => Err(StoreError::new(format!(
+            "the Redis server's `maxmemory-policy` is `{policy}`: it may evict nonce counts \
+             and let their replays through; set `maxmemory-policy noeviction` (a full \
+             server then answers 503)"
+        ))),
+        Ok([_, _]) => Ok(()),
+        Ok(_) | Err(_) => {
+            rocket::warn!(
+                "digest_auth: cannot read the Redis server's `maxmemory-policy` (CONFIG GET \
+                 refused?): make sure it is `noeviction`, or evicted nonce counts let their \
+                 replays through"
+            );
+            Ok(())
+        }
+    }
+}
+
+#[rocket::async_trait]
+impl NonceCountStore for RedisStore {
+    async fn claim(&self, request: ClaimRequest<'_>) -> Result<Claim, StoreError> {
+        let key = format!("{}{}", self.counts_prefix, request.nonce);
+        // A string not minted by this crate carries no generation: only the
+        // rule applies (the verifier passes only nonces it minted).
+        let minted_in = NonceKey::epoch_of(request.nonce)
+            .map(Generation::hex)
+            .unwrap_or_default();
+        let member = format!("{}:{}", request.nc, request.cnonce);
+        let (nc, window) = (request.nc.to_string(), request.window.to_string());
+        let bound = max_entries_per_nonce(request.window).to_string();
+        let (expires_at, margin) = (
+            request.expires_at.to_string(),
+            MAX_CLOCK_SKEW_SECS.to_string(),
+        );
+        let fresh = Generation::fresh();
+        let args: [&[u8]; 8] = [
+            minted_in.as_bytes(),
+            fresh.as_bytes(),
+            member.as_bytes(),
+            nc.as_bytes(),
+            window.as_bytes(),
+            bound.as_bytes(),
+            expires_at.as_bytes(),
+            margin.as_bytes(),
+        ];
+        let (code, current): (i64, String) =
+            self.eval_claim([&self.generation_key, &key], &args).await?;
+        self.generation.learn(&current)?;
+        match code {
+            1 => Ok(Claim::Accepted),
+            0 | 2 => Ok(Claim::Replayed),
+            other => Err(StoreError::new(format!("claim script answered {other}"))),
+        }
+    }
+
+    async fn remove_expired(&self, _now: i64) -> Result<u64, StoreError> {
+        // Keys expire on their own, by the clock that also refuses claims.
+        Ok(0)
+    }
+
+    fn nonce_generation(&self) -> Option<[u8; 4]> {
+        Some(self.generation.current())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_noeviction_is_accepted() {
+        assert!(!evicting("noeviction"));
+        for policy in [
+            "allkeys-lru",
+            "volatile-lru",
+            "allkeys-random",
+            "volatile-ttl",
+        ] {
+            assert!(evicting(policy), "{policy}");
+        }
+    }
+}
