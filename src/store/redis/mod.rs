@@ -93,7 +93,18 @@ enum Connection {
 }
 
 impl Connection {
+    /// Sends `cmd`, once more on a new connection when the one it went on
+    /// turned out dead (the server restarted, a failover): the first request
+    /// after an outage need not fail. Sending a claim twice is safe: if the
+    /// first one ran, the second is refused, never the other way round.
     async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> RedisResult<T> {
+        match self.query_once(cmd).await {
+            Err(e) if e.is_unrecoverable_error() => self.query_once(cmd).await,
+            other => other,
+        }
+    }
+
+    async fn query_once<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> RedisResult<T> {
         match self {
             Connection::Single(c) => cmd.query_async(&mut c.clone()).await,
             Connection::Cluster(c) => cmd.query_async(&mut c.clone()).await,
@@ -327,5 +338,27 @@ mod tests {
         ] {
             assert!(evicting(policy), "{policy}");
         }
+    }
+
+    #[rocket::async_test]
+    async fn a_missing_url_names_the_full_key() {
+        let figment = Figment::new().merge(("databases.digest_auth_counts.key_prefix", "x"));
+        let message = RedisStore::from_figment(&figment)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("`databases.digest_auth_counts.url` is missing"),
+            "{message}"
+        );
+        let figment = Figment::new().merge(("databases.digest_auth_counts.url", "nope://x"));
+        let message = RedisStore::from_figment(&figment)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("`databases.digest_auth_counts.url`"),
+            "{message}"
+        );
     }
 }
