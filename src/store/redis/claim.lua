@@ -10,7 +10,8 @@
 -- ARGV[5]  the window
 -- ARGV[6]  the per-nonce bound (entries inside the window)
 -- ARGV[7]  when the nonce expires, unix seconds
--- ARGV[8]  how long its counts outlive it, seconds (the clock-skew margin)
+-- ARGV[8]  the clock-skew margin, seconds: claims and counts outlive the
+--          nonce's expiry by that much, as in every store
 --
 -- Returns {1, generation} accepted, {0, generation} refused, and
 -- {2, generation} for a nonce of another generation than the current one.
@@ -28,12 +29,14 @@ if ARGV[1] ~= '' and generation ~= ARGV[1] then
   return {2, generation}
 end
 
--- One clock decides both when a nonce's counts are deleted (the key's
--- expiry) and when its claims are refused: never a claim on deleted counts.
+-- One clock, Redis's, decides both when a nonce's counts are deleted (the
+-- key's expiry) and when its claims start being refused, at the same
+-- instant: the nonce's expiry plus the margin for instances' clock skew. No
+-- claim ever lands on counts already deleted.
 local time = redis.call('TIME')
 local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local expires_ms = tonumber(ARGV[7]) * 1000
-if now_ms >= expires_ms then
+local until_ms = (tonumber(ARGV[7]) + tonumber(ARGV[8])) * 1000
+if now_ms >= until_ms then
   return {0, generation}
 end
 
@@ -59,5 +62,5 @@ end
 if nc > highest then
   redis.call('ZREMRANGEBYSCORE', key, '-inf', nc - window)
 end
-redis.call('PEXPIREAT', key, expires_ms + tonumber(ARGV[8]) * 1000)
+redis.call('PEXPIREAT', key, until_ms)
 return {1, generation}

@@ -7,7 +7,7 @@
 //! counts are a sorted set of `nc:cnonce` scored by `nc`; entries below the
 //! window go as the highest count rises, so a nonce holds at most
 //! [`max_entries_per_nonce`] entries, and the key expires with the nonce
-//! (plus [`MAX_CLOCK_SKEW_SECS`]). Redis's own clock (`TIME`) decides both
+//! plus [`MAX_CLOCK_SKEW_SECS`], as in every store. Redis's own clock (`TIME`) decides both
 //! when the key goes and when a claim on the nonce is refused as expired, so
 //! no claim ever lands on counts already deleted: that is this store's
 //! "deleted through" rule, and [`remove_expired`](NonceCountStore::remove_expired)
