@@ -15,14 +15,12 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 
 use common::clients::{
-    clients_available, curl_digest, lwp_and_wget_available, perl_lwp, python_client,
-    wget_digest, EXPECTED_BODY,
+    clients_available, curl_digest, lwp_and_wget_available, perl_lwp, python_client, wget_digest,
+    EXPECTED_BODY,
 };
 use common::example::{Server, TIMEOUT};
 use common::http::{self, Request};
-use rocket_digest_auth::protocol::{
-    Algorithm, Authorization, ClientChallenge, DigestClient, Qop,
-};
+use rocket_digest_auth::protocol::{Algorithm, Authorization, ClientChallenge, DigestClient, Qop};
 
 #[test]
 fn curl_digest_sha256_with_the_shipped_config() {
@@ -144,7 +142,11 @@ fn perl_lwp_and_wget_with_auth_and_auth_int_offered() {
     let token = server.create_token("alice");
     let realm = server.challenge().realm;
     let sent = perl_lwp(&server.url("/me"), &realm, "alice", &token).assert_alice();
-    assert_eq!(sent.qop.map(|q| q.kind), Some(Qop::Auth), "LWP answers auth");
+    assert_eq!(
+        sent.qop.map(|q| q.kind),
+        Some(Qop::Auth),
+        "LWP answers auth"
+    );
     let wrong = perl_lwp(&server.url("/me"), &realm, "alice", "wrong");
     assert_eq!(wrong.status, 401, "{wrong:?}");
 
@@ -162,7 +164,11 @@ fn perl_lwp_and_wget_with_auth_and_auth_int_offered() {
     let server = Server::start(Some(r#"{algorithms=["MD5"], qop=["auth"]}"#));
     let token = server.create_token("alice");
     let sent = wget_digest(&server.url("/me"), "alice", &token).assert_alice();
-    assert_eq!(sent.qop.map(|q| q.kind), Some(Qop::Auth), "wget answers auth");
+    assert_eq!(
+        sent.qop.map(|q| q.kind),
+        Some(Qop::Auth),
+        "wget answers auth"
+    );
     let wrong = wget_digest(&server.url("/me"), "alice", "wrong");
     assert_eq!(wrong.status, 401, "{wrong:?}");
 }

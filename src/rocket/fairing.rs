@@ -1,7 +1,8 @@
 //! The fairing: reads `[digest_auth]`, opens the stores, manages the
 //! verifier and [`Tokens`](crate::Tokens), registers the catchers, cleans
-//! expired nonce counts, adds `Authentication-Info` to answered requests,
-//! and closes the store it opened at shutdown.
+//! expired nonce counts, records each request's method as received, adds
+//! `Authentication-Info` to answered requests, and closes the store it
+//! opened at shutdown.
 //!
 //! ```no_run
 //! use rocket_digest_auth::DigestAuth;
