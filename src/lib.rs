@@ -41,8 +41,10 @@
 //! |---|---|
 //! | no `Authorization`, or another scheme | 401 with a challenge per algorithm |
 //! | malformed Digest header, duplicate parameter, two `Authorization` headers | 400 |
-//! | `uri` not the request-target | 400 |
+//! | `uri` not the request-target; absolute-form `uri` not naming `Host` | 400 |
 //! | wrong realm, algorithm, qop or opaque; forged nonce | 401 |
+//! | digest signed for another method than received (`HEAD`, `_method`) | 401 |
+//! | `cnonce` without `qop` (an RFC 2069 answer) | 401 unless `allow_rfc2069` |
 //! | unknown user or wrong secret (indistinguishable) | 401 |
 //! | right digest, expired nonce or replayed `nc` | 401 with `stale=true` |
 //! | body over the limit / not the route's type ([`DigestAuthenticatedData`]) | 413 / 422 |

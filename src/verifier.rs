@@ -23,6 +23,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use rocket::http::uri::{Authority, Host};
 use subtle::ConstantTimeEq;
 
 use crate::config::Config;
@@ -41,6 +42,9 @@ pub struct RequestParts<'a> {
     pub method: &'a str,
     /// The request-target as received: path and query, not percent-decoded.
     pub target: &'a str,
+    /// The request's `Host` (HTTP/2: `:authority`), which an absolute-form
+    /// `uri` must name; `None` when the request has none.
+    pub host: Option<&'a Host<'a>>,
     /// The `Authorization` header value, if any.
     pub authorization: Option<&'a str>,
     /// The client's address, for brute-force limiting.
@@ -50,11 +54,12 @@ pub struct RequestParts<'a> {
 }
 
 impl<'a> RequestParts<'a> {
-    /// A bodiless request from an unknown address.
+    /// A bodiless request from an unknown address, without a `Host`.
     pub fn new(method: &'a str, target: &'a str, authorization: Option<&'a str>) -> Self {
         RequestParts {
             method,
             target,
+            host: None,
             authorization,
             client: None,
             body: Body::Empty,
@@ -92,7 +97,8 @@ pub enum Rejection {
     /// 400: the request carries more than one Authorization header.
     #[error("more than one Authorization header")]
     DuplicateAuthorizationHeader,
-    /// 400: the signed `uri` does not name this request's target.
+    /// 400: the signed `uri` does not name this request's target (or, in
+    /// absolute form, not this request's `Host`).
     #[error("the Digest uri does not match the request-target")]
     UriMismatch,
     /// 400: `qop=auth-int` on a request with a body, at a route that cannot
@@ -316,7 +322,7 @@ impl Verifier {
             (_, Body::Bytes(bytes)) => bytes,
             _ => b"",
         };
-        if !self.uri_matches_target(&auth.uri, req.target) {
+        if !self.uri_matches_target(&auth.uri, req.target, req.host) {
             return Err(Rejection::UriMismatch);
         }
 
@@ -450,11 +456,16 @@ impl Verifier {
         self.config.nonce_lifetime as i64
     }
 
-    /// Whether the signed `uri` names `target`: compared as received, after
-    /// dropping an absolute-form's scheme and authority, optionally behind
-    /// the configured `uri_prefix`.
-    fn uri_matches_target(&self, signed: &str, target: &str) -> bool {
-        let signed = strip_absolute_form(signed);
+    /// Whether the signed `uri` names `target`: compared as received,
+    /// optionally behind the configured `uri_prefix`. An absolute-form `uri`
+    /// must name `host` (RFC 7616 3.4.6: the uri is the request's resource),
+    /// and there is none to name without a `Host`.
+    fn uri_matches_target(&self, signed: &str, target: &str, host: Option<&Host<'_>>) -> bool {
+        let signed = match split_absolute_form(signed) {
+            None => Cow::Borrowed(signed),
+            Some(absolute) if host.is_some_and(|host| absolute.names(host)) => absolute.origin,
+            Some(_) => return false,
+        };
         signed == target
             || self
                 .config
@@ -465,24 +476,61 @@ impl Verifier {
     }
 }
 
-/// `http://host:port/path?q` → `/path?q`; `http://host` → `/`.
-fn strip_absolute_form(uri: &str) -> Cow<'_, str> {
-    let lower_scheme = |s: &str| {
-        s.get(..8)
-            .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
-            || s.get(..7)
-                .is_some_and(|p| p.eq_ignore_ascii_case("http://"))
+/// An `http` or `https` absolute-form `uri`, split.
+struct AbsoluteForm<'a> {
+    /// The scheme's default port, which an authority may leave out.
+    default_port: u16,
+    /// As written: `host`, `host:port`, `[v6]:port`.
+    authority: &'a str,
+    /// The same resource in origin form: `/path?q`.
+    origin: Cow<'a, str>,
+}
+
+impl AbsoluteForm<'_> {
+    /// Whether the authority is `host`'s: the name compared without case, a
+    /// port equal to the scheme's default the same as none, no user info.
+    fn names(&self, host: &Host<'_>) -> bool {
+        let Ok(signed) = Authority::parse(self.authority) else {
+            return false;
+        };
+        let port = |port: Option<u16>| port.filter(|&p| p != self.default_port);
+        signed.user_info().is_none()
+            && host.domain() == signed.host()
+            && port(host.port()) == port(signed.port())
+    }
+}
+
+/// `http://host:port/path?q` split into the default port 80, `host:port` and
+/// `/path?q`; `http://host` has the origin form `/`. `None` for a uri that
+/// is not absolute-form `http` or `https`.
+fn split_absolute_form(uri: &str) -> Option<AbsoluteForm<'_>> {
+    let starts_with = |prefix: &str| {
+        uri.get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
     };
-    if !lower_scheme(uri) {
-        return Cow::Borrowed(uri);
-    }
-    let after_scheme = &uri[uri.find("://").map_or(0, |i| i + 3)..];
-    match after_scheme.find(['/', '?']) {
-        Some(i) if after_scheme.as_bytes()[i] == b'/' => Cow::Borrowed(&after_scheme[i..]),
+    let (default_port, after_scheme) = if starts_with("https://") {
+        (443, &uri[8..])
+    } else if starts_with("http://") {
+        (80, &uri[7..])
+    } else {
+        return None;
+    };
+    let (authority, origin) = match after_scheme.find(['/', '?']) {
+        Some(i) if after_scheme.as_bytes()[i] == b'/' => {
+            (&after_scheme[..i], Cow::Borrowed(&after_scheme[i..]))
+        }
         // `http://host?q` is the origin form `/?q`: keep the query.
-        Some(i) => Cow::Owned(format!("/{}", &after_scheme[i..])),
-        None => Cow::Borrowed("/"),
-    }
+        Some(i) => (
+            &after_scheme[..i],
+            Cow::Owned(format!("/{}", &after_scheme[i..])),
+        ),
+        None => (after_scheme, Cow::Borrowed("/")),
+    };
+    Some(AbsoluteForm {
+        default_port,
+        authority,
+        origin,
+    })
 }
 
 #[cfg(test)]
@@ -490,12 +538,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn absolute_form_is_reduced_to_origin_form() {
-        assert_eq!(strip_absolute_form("http://h:8000/a?b=c"), "/a?b=c");
-        assert_eq!(strip_absolute_form("HTTPS://h/x"), "/x");
-        assert_eq!(strip_absolute_form("http://h"), "/");
-        assert_eq!(strip_absolute_form("http://h?x=1"), "/?x=1");
-        assert_eq!(strip_absolute_form("/a"), "/a");
+    fn absolute_form_is_split_into_authority_and_origin_form() {
+        let split = |uri| {
+            split_absolute_form(uri).map(|a| (a.default_port, a.authority, a.origin.into_owned()))
+        };
+        let owned = |port, authority, origin: &str| Some((port, authority, origin.to_owned()));
+        assert_eq!(split("http://h:8000/a?b=c"), owned(80, "h:8000", "/a?b=c"));
+        assert_eq!(split("HTTPS://h/x"), owned(443, "h", "/x"));
+        assert_eq!(split("http://h"), owned(80, "h", "/"));
+        assert_eq!(split("http://h?x=1"), owned(80, "h", "/?x=1"));
+        assert_eq!(split("/a"), None);
+        assert_eq!(split("ftp://h/a"), None);
+    }
+
+    #[test]
+    fn the_authority_must_name_the_host() {
+        let names = |uri, host| {
+            let host = Host::parse(host).unwrap();
+            split_absolute_form(uri).unwrap().names(&host)
+        };
+        assert!(names("http://H.example/", "h.EXAMPLE"));
+        assert!(names("http://h:80/", "h"));
+        assert!(names("http://h/", "h:80"));
+        assert!(names("https://h:443/", "h"));
+        assert!(names("http://[::1]:8000/", "[::1]:8000"));
+        assert!(!names("http://h/", "h:443"));
+        assert!(!names("https://h/", "h:80"));
+        assert!(!names("http://h:8000/", "h:8001"));
+        assert!(!names("http://evil/", "h"));
+        assert!(!names("http://u@h/", "h"));
+        assert!(!names("http:///", "h"));
     }
 }
 

@@ -80,7 +80,7 @@ async fn post<'c>(client: &'c Client, path: &str, auth: String, body: &[u8]) -> 
 async fn challenges_offer_auth_and_auth_int() {
     let (client, _) = client().await;
     let www = challenge(&client, "/echo").await;
-    assert!(www.contains(r#"qop="auth, auth-int""#), "{www}");
+    assert!(www.contains(r#"qop="auth,auth-int""#), "{www}");
 }
 
 #[rocket::async_test]

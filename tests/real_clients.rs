@@ -1,11 +1,12 @@
 //! The real example server (`examples/server.rs`) over TCP, driven by clients
 //! nobody here wrote: curl `--digest` (SHA-256 and MD5), Python
-//! `requests.auth.HTTPDigestAuth` and `httpx.DigestAuth`, plus 100 parallel
-//! requests on one nonce from plain sockets.
+//! `requests.auth.HTTPDigestAuth` and `httpx.DigestAuth`, Perl's LWP and GNU
+//! wget (MD5 only), plus 100 parallel requests on one nonce from plain
+//! sockets.
 //!
 //! The server runs as its own process (`common::example`). Without curl,
-//! python3, requests or httpx the tests that use them are skipped, or fail
-//! under `./scripts/test` (see `common::require`).
+//! python3, requests, httpx, LWP or wget the tests that use them are
+//! skipped, or fail under `./scripts/test` (see `common::require`).
 
 mod common;
 
@@ -13,10 +14,13 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use common::clients::{clients_available, curl_digest, python_client, EXPECTED_BODY};
+use common::clients::{
+    clients_available, curl_digest, lwp_and_wget_available, perl_lwp, python_client, wget_digest,
+    EXPECTED_BODY,
+};
 use common::example::{Server, TIMEOUT};
 use common::http::{self, Request};
-use rocket_digest_auth::protocol::{Algorithm, Authorization, ClientChallenge, DigestClient};
+use rocket_digest_auth::protocol::{Algorithm, Authorization, ClientChallenge, DigestClient, Qop};
 
 #[test]
 fn curl_digest_sha256_with_the_shipped_config() {
@@ -125,6 +129,48 @@ fn python_requests_http_digest_auth() {
     let r = &results[0].0;
     let sent = r.assert_alice();
     assert_eq!(sent.algorithm, Algorithm::Sha256, "{r:?}");
+}
+
+#[test]
+fn perl_lwp_and_wget_with_auth_and_auth_int_offered() {
+    if !lwp_and_wget_available() {
+        return;
+    }
+    // Both are MD5-only. LWP reads the qop list only as `auth,auth-int`
+    // (without a space; with one it signs the list itself and sends no qop).
+    let server = Server::start(Some(r#"{algorithms=["MD5"], qop=["auth", "auth-int"]}"#));
+    let token = server.create_token("alice");
+    let realm = server.challenge().realm;
+    let sent = perl_lwp(&server.url("/me"), &realm, "alice", &token).assert_alice();
+    assert_eq!(
+        sent.qop.map(|q| q.kind),
+        Some(Qop::Auth),
+        "LWP answers auth"
+    );
+    let wrong = perl_lwp(&server.url("/me"), &realm, "alice", "wrong");
+    assert_eq!(wrong.status, 401, "{wrong:?}");
+
+    // wget 1.21 answers qop only when offered exactly `auth`; offered both,
+    // it sends an RFC 2069 answer, which needs allow_rfc2069.
+    let r = wget_digest(&server.url("/me"), "alice", &token);
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(r.authorization.map(|a| a.contains("qop=")), Some(false));
+    let server = Server::start(Some(
+        r#"{algorithms=["MD5"], qop=["auth", "auth-int"], allow_rfc2069=true}"#,
+    ));
+    let token = server.create_token("alice");
+    let sent = wget_digest(&server.url("/me"), "alice", &token).assert_alice();
+    assert!(sent.qop.is_none(), "{sent:?}");
+    let server = Server::start(Some(r#"{algorithms=["MD5"], qop=["auth"]}"#));
+    let token = server.create_token("alice");
+    let sent = wget_digest(&server.url("/me"), "alice", &token).assert_alice();
+    assert_eq!(
+        sent.qop.map(|q| q.kind),
+        Some(Qop::Auth),
+        "wget answers auth"
+    );
+    let wrong = wget_digest(&server.url("/me"), "alice", "wrong");
+    assert_eq!(wrong.status, 401, "{wrong:?}");
 }
 
 #[test]

@@ -56,8 +56,10 @@ impl fmt::Display for Challenge<'_> {
         if !self.qop.is_empty() {
             f.write_str(", qop=\"")?;
             for (i, q) in self.qop.iter().enumerate() {
+                // No space after the comma: Perl's LWP and GNU wget parse the
+                // list only without one (RFC 7616 allows either).
                 if i > 0 {
-                    f.write_str(", ")?;
+                    f.write_char(',')?;
                 }
                 f.write_str(q.as_str())?;
             }
@@ -175,7 +177,7 @@ mod tests {
         };
         assert_eq!(
             c.to_string(),
-            r#"Digest realm="a \"quoted\" \\ realm", domain="/api /admin", qop="auth, auth-int", algorithm=MD5-sess, nonce="n", opaque="o", charset=UTF-8, userhash=true"#
+            r#"Digest realm="a \"quoted\" \\ realm", domain="/api /admin", qop="auth,auth-int", algorithm=MD5-sess, nonce="n", opaque="o", charset=UTF-8, userhash=true"#
         );
     }
 

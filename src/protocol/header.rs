@@ -223,7 +223,11 @@ impl<'a> Authorization<'a> {
             Some(a) => a.parse().map_err(|_| ParseError::Invalid("algorithm"))?,
         };
         let qop = match (qop, nc, cnonce) {
-            (None, None, None) => None,
+            // A cnonce alone is an RFC 2069 answer: Java's client sends one
+            // when offered only auth-int, with the response computed without
+            // it. It is answered like any RFC 2069 answer (a challenge unless
+            // `allow_rfc2069`), not as a malformed header.
+            (None, None, _) => None,
             (Some(kind), Some(nc_raw), Some(cnonce)) => {
                 let kind = kind.parse()?;
                 // RFC 7616: nc is exactly 8 hex digits; either case is seen in the wild.
@@ -389,6 +393,8 @@ mod tests {
             Err(ParseError::Invalid("qop"))
         );
         assert_eq!(parse(&format!("Digest {BASE}")).unwrap().qop, None);
+        let stray_cnonce = format!("Digest {BASE}, cnonce=\"0a4f113b\"");
+        assert_eq!(parse(&stray_cnonce).unwrap().qop, None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The fairing: reads `[digest_auth]`, opens the stores, manages the
 //! verifier and [`Tokens`](crate::Tokens), registers the catchers, cleans
-//! expired nonce counts, adds `Authentication-Info` to answered requests,
-//! and closes the store it opened at shutdown.
+//! expired nonce counts, records each request's method as received, adds
+//! `Authentication-Info` to answered requests, and closes the store it
+//! opened at shutdown.
 //!
 //! ```no_run
 //! use rocket_digest_auth::DigestAuth;
@@ -19,12 +20,13 @@ use rocket::fairing::{self, Fairing, Info, Kind};
 use rocket::figment::providers::Serialized;
 use rocket::figment::Figment;
 use rocket::http::{Header, Status};
-use rocket::{Build, Orbit, Request, Response, Rocket};
+use rocket::{Build, Data, Orbit, Request, Response, Rocket};
 
 use crate::config::Config;
 use crate::protocol::MAX_CLOCK_SKEW_SECS;
 use crate::rocket::builtin::{Closer, Stores};
 use crate::rocket::catcher;
+use crate::rocket::request::record_method;
 use crate::rocket::state::DigestAuthState;
 use crate::rocket::verdict;
 use crate::store::{CredentialStore, NonceCountStore};
@@ -108,7 +110,7 @@ impl Fairing for DigestAuth {
     fn info(&self) -> Info {
         Info {
             name: "Digest Authentication",
-            kind: Kind::Ignite | Kind::Liftoff | Kind::Response | Kind::Shutdown,
+            kind: Kind::Ignite | Kind::Liftoff | Kind::Request | Kind::Response | Kind::Shutdown,
         }
     }
 
@@ -168,6 +170,10 @@ impl Fairing for DigestAuth {
                 }
             }
         });
+    }
+
+    async fn on_request(&self, request: &mut Request<'_>, data: &mut Data<'_>) {
+        record_method(request, data).await;
     }
 
     async fn on_response<'r>(&self, request: &'r Request<'_>, response: &mut Response<'r>) {

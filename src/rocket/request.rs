@@ -1,7 +1,12 @@
 //! What the verifier needs of a Rocket request, read in one place: the one
 //! `Authorization` header (a second one is refused, not resolved by
-//! first-wins), the request-target as received, the client address for the
-//! failure limit, and whether a body is in the way.
+//! first-wins), the method and request-target as received, the `Host`, the
+//! client address for the failure limit, and whether a body is in the way.
+//!
+//! The method is the one the client sent and signed, not the one Rocket
+//! routes: Rocket turns a POST with a `_method` form field into that method
+//! before any fairing runs, and routes a HEAD to GET routes. The fairing
+//! records the method as received ([`record_method`]) before routing.
 //!
 //! ```
 //! use rocket::http::Header;
@@ -28,6 +33,9 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
+use rocket::data::Data;
+use rocket::form::Form;
+use rocket::http::uri::Host;
 use rocket::http::Method;
 use rocket::Request;
 
@@ -37,6 +45,7 @@ use crate::verifier::{Body, Rejection, RequestParts};
 pub(crate) struct Received<'r> {
     method: &'r str,
     target: Cow<'r, str>,
+    host: Option<&'r Host<'r>>,
     authorization: Option<&'r str>,
     client: Option<IpAddr>,
 }
@@ -61,8 +70,9 @@ impl<'r> Received<'r> {
             Some(query) => format!("{}?{}", uri.path().as_str(), query.as_str()).into(),
         };
         Ok(Received {
-            method: request.method().as_str(),
+            method: method_as_received(request).as_str(),
             target,
+            host: request.host(),
             authorization,
             client: if trust_ip_header {
                 request.client_ip()
@@ -77,6 +87,7 @@ impl<'r> Received<'r> {
         RequestParts {
             method: self.method,
             target: &self.target,
+            host: self.host,
             authorization: self.authorization,
             client: self.client,
             body,
@@ -103,7 +114,7 @@ pub(crate) fn body_of(request: &Request<'_>) -> Body<'static> {
         None => {
             !transfer_encoding
                 && matches!(
-                    request.method(),
+                    method_as_received(request),
                     Method::Get | Method::Head | Method::Options | Method::Delete | Method::Trace
                 )
         }
@@ -113,4 +124,50 @@ pub(crate) fn body_of(request: &Request<'_>) -> Body<'static> {
     } else {
         Body::Unread
     }
+}
+
+/// The method the client sent, where Rocket routes the request as another.
+struct ReceivedMethod(Option<Method>);
+
+/// Records the method as the client sent it, when Rocket has rewritten it
+/// (a `_method` form field) or will (a HEAD routed to GET routes). Runs in
+/// the fairing's `on_request`, after Rocket's rewrite and before routing.
+pub(crate) async fn record_method(request: &Request<'_>, data: &mut Data<'_>) {
+    let routed = request.method();
+    let received = if routed != Method::Post && overridden_from_post(request, data).await {
+        Method::Post
+    } else if routed == Method::Head {
+        Method::Head
+    } else {
+        return;
+    };
+    request.local_cache(|| ReceivedMethod(Some(received)));
+}
+
+/// Whether Rocket's `_method` override made this request's method out of a
+/// POST: its form body starts with a `_method` field naming the method, read
+/// exactly as Rocket reads it. A request sent with that method and such a
+/// body is taken for a POST too; its own digest is then refused (401).
+async fn overridden_from_post(request: &Request<'_>, data: &mut Data<'_>) -> bool {
+    // Rocket's window: "_method=get" to "_method=delete".
+    const WINDOW: (usize, usize) = ("_method=get".len(), "_method=delete".len());
+    if !request.content_type().is_some_and(|ct| ct.is_form()) {
+        return false;
+    }
+    let peeked = data.peek(WINDOW.1).await;
+    peeked.len() >= WINDOW.0
+        && std::str::from_utf8(peeked)
+            .ok()
+            .and_then(|form| Form::values(form).next())
+            .filter(|field| field.name == "_method")
+            .and_then(|field| field.value.parse::<Method>().ok())
+            == Some(request.method())
+}
+
+/// The method the client sent and signed.
+fn method_as_received(request: &Request<'_>) -> Method {
+    request
+        .local_cache(|| ReceivedMethod(None))
+        .0
+        .unwrap_or_else(|| request.method())
 }

@@ -1,7 +1,8 @@
 //! Real HTTP clients nobody here wrote, run against a server: curl
 //! `--digest`, Python `requests` and `httpx` (through
-//! `tests/clients/digest_clients.py`). Each reports the final status and
-//! body and the `Authorization` header it sent last.
+//! `tests/clients/digest_clients.py`), Perl's LWP and GNU wget. Each
+//! reports the final status and body and the `Authorization` header it sent
+//! last.
 //!
 //! ```ignore
 //! if !clients_available() { return; }
@@ -126,6 +127,89 @@ pub fn python_client(args: &[&str]) -> Vec<(ClientResult, u64)> {
             (result, answered)
         })
         .collect()
+}
+
+/// Perl's `LWP::UserAgent` (Debian `libwww-perl`) getting `url` with the
+/// credentials for `realm`.
+pub fn perl_lwp(url: &str, realm: &str, user: &str, token: &str) -> ClientResult {
+    const SCRIPT: &str = r#"
+        use strict; use warnings; use LWP::UserAgent; use URI;
+        my ($url, $realm, $user, $token) = @ARGV;
+        my $ua = LWP::UserAgent->new(timeout => 20);
+        $ua->credentials(URI->new($url)->host_port, $realm, $user, $token);
+        my $res = $ua->get($url);
+        print $res->code, "\n", ($res->request->header("Authorization") // ""), "\n";
+        print $res->decoded_content;
+    "#;
+    let out = run_tool(
+        "perl",
+        &["-e", SCRIPT, url, realm, user, token],
+        "apt-get install libwww-perl",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "perl LWP failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines = stdout.splitn(3, '\n');
+    let status = lines.next().and_then(|s| s.parse().ok());
+    let authorization = lines.next().filter(|a| !a.is_empty()).map(str::to_owned);
+    ClientResult {
+        status: status.unwrap_or_else(|| panic!("LWP printed no status: {stdout}")),
+        authorization,
+        body: lines.next().unwrap_or_default().to_owned(),
+    }
+}
+
+/// GNU `wget --user user --password token url`, with its debug output for
+/// the headers it sent and got.
+pub fn wget_digest(url: &str, user: &str, token: &str) -> ClientResult {
+    let user = format!("--user={user}");
+    let password = format!("--password={token}");
+    let args = [
+        "--no-config",
+        "--no-proxy",
+        "--debug",
+        "--tries=1",
+        "--timeout=20",
+        "--output-document=-",
+        &user,
+        &password,
+        url,
+    ];
+    // wget exits non-zero on a refusal: the status comes from its log.
+    let out = run_tool("wget", &args, "apt-get install wget");
+    let log = String::from_utf8_lossy(&out.stderr);
+    let last_with = |prefix: &str| {
+        log.lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .next_back()
+            .map(|v| v.trim().to_owned())
+    };
+    let status = last_with("HTTP/1.1 ")
+        .and_then(|line| line.get(..3).and_then(|code| code.parse().ok()))
+        .unwrap_or_else(|| panic!("no response in wget's log ({}):\n{log}", out.status));
+    ClientResult {
+        status,
+        body: String::from_utf8_lossy(&out.stdout).into_owned(),
+        authorization: last_with("Authorization: "),
+    }
+}
+
+/// Whether Perl's LWP and GNU wget are both here.
+pub fn lwp_and_wget_available() -> bool {
+    let lwp = || {
+        let loads = Command::new("perl")
+            .args(["-MLWP::UserAgent", "-e1"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        (!loads).then(|| "perl cannot load LWP::UserAgent".to_owned())
+    };
+    REAL_CLIENTS.available(missing_programs(&["perl", "wget"]).or_else(lwp))
 }
 
 /// Whether curl and Python's requests and httpx are all here.

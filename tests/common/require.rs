@@ -64,10 +64,11 @@ pub static HTDIGEST: Group = Group::new(
     None,
 );
 
-/// Tests driving real HTTP clients: curl, Python requests and httpx.
+/// Tests driving real HTTP clients: curl, Python requests and httpx, Perl's
+/// LWP and wget.
 pub static REAL_CLIENTS: Group = Group::new(
     "real-client tests",
-    "run ./scripts/test, or apt-get install curl; python3 -m pip install requests httpx",
+    "run ./scripts/test, or apt-get install curl libwww-perl wget; python3 -m pip install requests httpx",
     None,
 );
 

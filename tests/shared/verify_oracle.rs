@@ -84,6 +84,9 @@ pub fn check_correct(
     if reduce_absolute_form(&a.uri) != parts.target {
         fail("uri");
     }
+    if reduce_absolute_form(&a.uri) != a.uri && parts.host.is_none() {
+        fail("an absolute-form uri without a Host");
+    }
     let ha1 = h(format!("{user}:{realm}:{token}").as_bytes());
     let ha2 = match (&a.qop, parts.body) {
         (Some(q), Body::Unread) if q.kind == Qop::AuthInt => fail("auth-int, body unread"),
