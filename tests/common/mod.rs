@@ -34,6 +34,7 @@ pub mod postgres;
 pub mod redis;
 pub mod require;
 pub mod server;
+pub mod store_checks;
 
 use std::future::Future;
 use std::net::TcpListener;
