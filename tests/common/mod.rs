@@ -12,6 +12,10 @@
 //! - [`mysql`], [`mariadb_server`]: the MySQL/MariaDB test server's
 //!   databases, a private MariaDB server;
 //! - `redis`: the shared test Redis, private servers and a private cluster;
+//! - [`store_checks`]: what the store suites share (token administration,
+//!   two instances racing for every count);
+//! - [`outage`]: the app under faults, traffic recording every outcome, and
+//!   the checks of an outage;
 //! - [`require`]: run, skip or fail when a tool or server is missing;
 //! - [`fake_clock`]: a wall clock a test moves for a child process.
 #![allow(dead_code)]
@@ -27,6 +31,7 @@ pub mod local;
 #[cfg(unix)]
 pub mod mariadb_server;
 pub mod mysql;
+pub mod outage;
 #[cfg(unix)]
 pub mod pg_cluster;
 pub mod postgres;
