@@ -7,6 +7,9 @@
 //! - [`clients`]: real HTTP clients (curl, Python's requests and httpx);
 //! - [`local`]: Rocket's local client, tokens and Digest sessions;
 //! - [`app`]: the app of the local-client tests, on each built-in store;
+//! - [`instances`]: Rocket instances sharing one database, as behind a
+//!   load balancer;
+//! - [`proxy`]: a TCP link to a database that a test can cut or stall;
 //! - [`headers`]: response headers and the challenges in them;
 //! - [`postgres`], [`pg_cluster`]: the test database, a private cluster;
 //! - [`mysql`], [`mariadb_server`]: the MySQL/MariaDB test server's
@@ -27,6 +30,7 @@ pub mod example;
 pub mod fake_clock;
 pub mod headers;
 pub mod http;
+pub mod instances;
 pub mod local;
 #[cfg(unix)]
 pub mod mariadb_server;
@@ -35,6 +39,7 @@ pub mod outage;
 #[cfg(unix)]
 pub mod pg_cluster;
 pub mod postgres;
+pub mod proxy;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod require;
