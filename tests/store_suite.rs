@@ -20,23 +20,25 @@ use rocket_digest_auth::store::{
 #[cfg(feature = "sqlite")]
 struct SqliteInTempDir {
     store: SqlStore,
-    url: String,
     _dir: tempfile::TempDir,
+}
+
+/// A database file in a temporary directory that goes with it.
+#[cfg(feature = "sqlite")]
+async fn temp_database() -> Option<(String, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = crate::common::sqlite_url(&dir.path().join("digest_auth.db"));
+    Some((url, dir))
 }
 
 #[cfg(feature = "sqlite")]
 impl SqliteInTempDir {
     async fn new(options: StoreOptions) -> SqliteInTempDir {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let url = crate::common::sqlite_url(&dir.path().join("digest_auth.db"));
+        let (url, dir) = temp_database().await.expect("a temporary database");
         let store = SqlStore::connect_url(&url, options)
             .await
             .expect("SQLite store in a temporary directory");
-        SqliteInTempDir {
-            store,
-            url,
-            _dir: dir,
-        }
+        SqliteInTempDir { store, _dir: dir }
     }
 }
 
@@ -316,18 +318,7 @@ mod sqlite {
 
     rocket_digest_auth::nonce_count_store_suite!(make);
 
-    fn on_sqlite<F, Fut>(options: StoreOptions, check: F)
-    where
-        F: FnOnce(SqlStore, StoreOptions, String) -> Fut,
-        Fut: std::future::Future<Output = ()>,
-    {
-        rocket::async_test(async move {
-            let s = SqliteInTempDir::new(options.clone()).await;
-            check(s.store.clone(), options, s.url.clone()).await;
-        })
-    }
-
-    crate::token_admin_tests!(on_sqlite, sqlx::SqlitePool, "$1");
+    crate::token_admin_tests!(super::temp_database(), sqlx::SqlitePool, "$1");
 
     /// A realm change: a store opened with another realm recomputes the
     /// userhash values of users created under the old one.

@@ -45,21 +45,12 @@ mod mysql {
 
     rocket_digest_auth::nonce_count_store_suite!(make);
 
-    fn on_mysql<F, Fut>(options: StoreOptions, check: F)
-    where
-        F: FnOnce(SqlStore, StoreOptions, String) -> Fut,
-        Fut: std::future::Future<Output = ()>,
-    {
-        rocket::async_test(async move {
-            if let Some(url) = crate::common::mysql::database_url(DATABASE).await {
-                let store = open(&url, options.clone()).await;
-                check(store.clone(), options, url).await;
-                store.close().await;
-            }
-        })
+    /// The URL of `DATABASE` on the test server, nothing to keep.
+    async fn database() -> Option<(String, ())> {
+        Some((crate::common::mysql::database_url(DATABASE).await?, ()))
     }
 
-    crate::token_admin_tests!(on_mysql, sqlx::MySqlPool, "?");
+    crate::token_admin_tests!(database(), sqlx::MySqlPool, "?");
 
     fn two_instances_in(database: &str, options: StoreOptions) {
         crate::common::block_on_multi_thread(4, async {

@@ -41,21 +41,12 @@ mod postgres {
 
     rocket_digest_auth::nonce_count_store_suite!(make);
 
-    fn on_postgres<F, Fut>(options: StoreOptions, check: F)
-    where
-        F: FnOnce(SqlStore, StoreOptions, String) -> Fut,
-        Fut: std::future::Future<Output = ()>,
-    {
-        rocket::async_test(async move {
-            if let Some(url) = crate::common::postgres::schema_url(SCHEMA).await {
-                let store = open(&url, options.clone()).await;
-                check(store.clone(), options, url).await;
-                store.close().await;
-            }
-        })
+    /// The test database's URL in `SCHEMA`, nothing to keep.
+    async fn database() -> Option<(String, ())> {
+        Some((crate::common::postgres::schema_url(SCHEMA).await?, ()))
     }
 
-    crate::token_admin_tests!(on_postgres, sqlx::PgPool, "$1");
+    crate::token_admin_tests!(database(), sqlx::PgPool, "$1");
 
     /// Two stores on one database, as two instances have: 100 counts on
     /// one nonce, each claimed by both at once, each won exactly once.

@@ -5,6 +5,7 @@
 //! to run it on one backend.
 #![cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 
+use std::future::Future;
 use std::sync::Arc;
 
 use rocket_digest_auth::config::TokenStorage;
@@ -28,15 +29,17 @@ pub fn at<'a>(nonce: &'a str, cnonce: &'a str, nc: u32, expires_at: i64) -> Clai
 }
 
 /// The token administration tests of this module for one database backend:
-/// `$on(options, check)` runs `check(store, options, url)` on a fresh store,
-/// `$pool` is an admin's connection pool to read the raw rows with, and
-/// `$placeholder` how its SQL spells the first parameter.
+/// `$database` gives the URL of a database to run on and what must live as
+/// long as the test (see [`check_store_at`]), `$pool` is an admin's
+/// connection pool to read the raw rows with, and `$placeholder` how its SQL
+/// spells the first parameter.
 #[macro_export]
 macro_rules! token_admin_tests {
-    ($on:ident, $pool:ty, $placeholder:literal) => {
+    ($database:expr, $pool:ty, $placeholder:literal) => {
         #[test]
         fn tokens_issue_rotate_revoke() {
-            $on(
+            $crate::common::store_checks::check_store_at(
+                $database,
                 rocket_digest_auth::store::StoreOptions::new($crate::common::store_checks::REALM),
                 |store, options, _| async move {
                     $crate::common::store_checks::tokens_issue_rotate_revoke(&store, &options).await
@@ -46,7 +49,8 @@ macro_rules! token_admin_tests {
 
         #[test]
         fn userhash_lookup() {
-            $on(
+            $crate::common::store_checks::check_store_at(
+                $database,
                 rocket_digest_auth::store::StoreOptions::new($crate::common::store_checks::REALM),
                 |store, options, _| async move {
                     $crate::common::store_checks::userhash_lookup(&store, &options).await
@@ -60,26 +64,54 @@ macro_rules! token_admin_tests {
                 ha1_only: true,
                 ..rocket_digest_auth::store::StoreOptions::new($crate::common::store_checks::REALM)
             };
-            $on(options, |store, options, url| async move {
-                let (user, token) =
-                    $crate::common::store_checks::ha1_only_storage(&store, &options).await;
-                // Read the database as an admin would.
-                let pool = <$pool>::connect(&url).await.unwrap();
-                let row: $crate::common::store_checks::RawRow = sqlx::query_as(concat!(
-                    "SELECT token, ha1_md5, ha1_sha256, ha1_sha512_256 \
+            $crate::common::store_checks::check_store_at(
+                $database,
+                options,
+                |store, options, url| async move {
+                    let (user, token) =
+                        $crate::common::store_checks::ha1_only_storage(&store, &options).await;
+                    // Read the database as an admin would.
+                    let pool = <$pool>::connect(&url).await.unwrap();
+                    let row: $crate::common::store_checks::RawRow = sqlx::query_as(concat!(
+                        "SELECT token, ha1_md5, ha1_sha256, ha1_sha512_256 \
                      FROM digest_auth_tokens WHERE username = ",
-                    $placeholder
-                ))
-                .bind(&user)
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-                pool.close().await;
-                $crate::common::store_checks::check_raw_ha1_row(row, &user, &token);
-                store.revoke_token(&user).await.unwrap();
-            });
+                        $placeholder
+                    ))
+                    .bind(&user)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                    pool.close().await;
+                    $crate::common::store_checks::check_raw_ha1_row(row, &user, &token);
+                    store.revoke_token(&user).await.unwrap();
+                },
+            );
         }
     };
+}
+
+/// Runs `check(store, options, url)` on a store opened with `options` on the
+/// database `database` gives: its URL and what must live as long as the test
+/// (a temporary directory), or `None` when it cannot be reached (skipped, see
+/// `common::require`). The store is closed afterwards.
+pub fn check_store_at<Keep, Check, Checked>(
+    database: impl Future<Output = Option<(String, Keep)>>,
+    options: StoreOptions,
+    check: Check,
+) where
+    Check: FnOnce(SqlStore, StoreOptions, String) -> Checked,
+    Checked: Future<Output = ()>,
+{
+    rocket::async_test(async move {
+        let Some((url, _keep)) = database.await else {
+            return;
+        };
+        let store = SqlStore::connect_url(&url, options.clone())
+            .await
+            .unwrap_or_else(|e| panic!("store at {url}: {e}"));
+        check(store.clone(), options, url).await;
+        store.close().await;
+    })
 }
 
 /// Two stores on one database, as two instances have: 100 counts on one
