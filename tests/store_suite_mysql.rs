@@ -53,15 +53,7 @@ mod mysql {
     crate::token_admin_tests!(database(), sqlx::MySqlPool, "?");
 
     fn two_instances_in(database: &str, options: StoreOptions) {
-        crate::common::block_on_multi_thread(4, async {
-            let Some(a) = connect_in(database, options.clone()).await else {
-                return;
-            };
-            let b = connect_in(database, options).await.expect("reachable");
-            crate::common::store_checks::two_instances_claim_each_count_once(&a, &b).await;
-            a.close().await;
-            b.close().await;
-        });
+        crate::common::store_checks::two_instances_race(|| connect_in(database, options.clone()));
     }
 
     #[test]

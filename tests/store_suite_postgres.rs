@@ -82,14 +82,6 @@ mod postgres {
     }
 
     fn two_instances_claim_each_count_once_in(schema: &str, options: StoreOptions) {
-        crate::common::block_on_multi_thread(4, async {
-            let Some(a) = connect_in(schema, options.clone()).await else {
-                return;
-            };
-            let b = connect_in(schema, options).await.expect("reachable");
-            crate::common::store_checks::two_instances_claim_each_count_once(&a, &b).await;
-            a.close().await;
-            b.close().await;
-        });
+        crate::common::store_checks::two_instances_race(|| connect_in(schema, options.clone()));
     }
 }

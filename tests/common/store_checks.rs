@@ -152,6 +152,25 @@ pub async fn two_instances_claim_each_count_once(a: &SqlStore, b: &SqlStore) {
     }
 }
 
+/// [`two_instances_claim_each_count_once`] on two stores from `connect`
+/// (`None`: skipped), on a runtime whose tasks really run side by side.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub fn two_instances_race<Connect, Connected>(connect: Connect)
+where
+    Connect: Fn() -> Connected,
+    Connected: Future<Output = Option<SqlStore>>,
+{
+    super::block_on_multi_thread(4, async {
+        let Some(a) = connect().await else {
+            return;
+        };
+        let b = connect().await.expect("reachable");
+        two_instances_claim_each_count_once(&a, &b).await;
+        a.close().await;
+        b.close().await;
+    });
+}
+
 /// The raw columns of a user's row: token, then the three HA1 values.
 pub type RawRow = (
     Option<String>,
