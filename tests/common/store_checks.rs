@@ -13,9 +13,11 @@ use rocket_digest_auth::protocol::{
     digest, Algorithm, ClientChallenge, DigestClient, HashFunction,
 };
 use rocket_digest_auth::store::{
-    generate_token, Claim, ClaimRequest, Credential, CredentialStore, NonceCountStore, Secret,
-    SqlStore, StoreOptions, TokenAdmin, DEFAULT_NC_WINDOW,
+    generate_token, ClaimRequest, Credential, CredentialStore, Secret, SqlStore, StoreOptions,
+    TokenAdmin, DEFAULT_NC_WINDOW,
 };
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+use rocket_digest_auth::store::{Claim, NonceCountStore};
 use rocket_digest_auth::verifier::{RequestParts, Verifier};
 use rocket_digest_auth::Config;
 
