@@ -39,22 +39,12 @@ fn digest_auth(secret: &str, nc_lease: Option<u32>) -> String {
 
 /// The example binary on `database_url` with `ROCKET_DIGEST_AUTH=config`.
 fn example(dir: &Path, port: u16, database_url: &str, config: &str) -> Command {
-    let mut cmd = Command::new(common::example::server_binary());
-    cmd.current_dir(dir)
-        .env(
-            "ROCKET_CONFIG",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("Rocket.toml"),
-        )
-        .env_remove("ROCKET_PROFILE")
-        .env("ROCKET_ADDRESS", "127.0.0.1")
-        .env("ROCKET_PORT", port.to_string())
-        .env("ROCKET_CLI_COLORS", "false")
-        .env(
-            "ROCKET_DATABASES",
-            format!("{{digest_auth={{url=\"{database_url}\"}}}}"),
-        )
-        .env("ROCKET_DIGEST_AUTH", config)
-        .stdin(Stdio::null());
+    let mut cmd = common::example::example_command(dir, port, Some(config));
+    cmd.env(
+        "ROCKET_DATABASES",
+        format!("{{digest_auth={{url=\"{database_url}\"}}}}"),
+    )
+    .stdin(Stdio::null());
     cmd
 }
 

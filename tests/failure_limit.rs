@@ -246,19 +246,30 @@ async fn a_name_and_its_userhashes_share_one_count() {
     }
 }
 
+/// A memory-store server with `max_failures` and `max_tracked_clients`,
+/// alice's token, and the attacker's guess as a username with a password on
+/// one challenge.
+async fn attacked_server(
+    max_failures: usize,
+    tracked: usize,
+) -> (Server, String, impl Fn(&str, &str) -> String) {
+    let server = Server::start(
+        &Backend::Memory,
+        json!({ "max_failures": max_failures, "max_tracked_clients": tracked }),
+    );
+    let token = server.running.issue("alice").await;
+    let challenge = challenges(ATTACKER, server.addr()).await.remove(0);
+    let guess = move |username: &str, password: &str| {
+        DigestClient::new(username, password, challenge.clone()).authorization("GET", "/me")
+    };
+    (server, token, guess)
+}
+
 #[rocket::async_test]
 async fn a_flood_of_usernames_does_not_unlock_a_locked_pair() {
     const MAX_FAILURES: usize = 3;
     const TRACKED: usize = 50;
-    let server = Server::start(
-        &Backend::Memory,
-        json!({ "max_failures": MAX_FAILURES, "max_tracked_clients": TRACKED }),
-    );
-    let token = server.running.issue("alice").await;
-    let challenge = challenges(ATTACKER, server.addr()).await.remove(0);
-    let guess = |username: &str, password: &str| {
-        DigestClient::new(username, password, challenge.clone()).authorization("GET", "/me")
-    };
+    let (server, token, guess) = attacked_server(MAX_FAILURES, TRACKED).await;
     for _ in 0..MAX_FAILURES {
         let reply = get(ATTACKER, server.addr(), Some(&guess("alice", "wrong"))).await;
         assert_eq!(reply.status, 401, "{reply:?}");
@@ -285,15 +296,7 @@ async fn a_flood_of_usernames_does_not_unlock_a_locked_pair() {
 async fn a_table_full_of_locks_refuses_new_failures_and_lets_right_tokens_in() {
     const MAX_FAILURES: usize = 2;
     const TRACKED: usize = 20;
-    let server = Server::start(
-        &Backend::Memory,
-        json!({ "max_failures": MAX_FAILURES, "max_tracked_clients": TRACKED }),
-    );
-    let token = server.running.issue("alice").await;
-    let challenge = challenges(ATTACKER, server.addr()).await.remove(0);
-    let guess = |username: &str, password: &str| {
-        DigestClient::new(username, password, challenge.clone()).authorization("GET", "/me")
-    };
+    let (server, token, guess) = attacked_server(MAX_FAILURES, TRACKED).await;
     // Fill the table with locked pairs.
     for i in 0..TRACKED {
         for _ in 0..MAX_FAILURES {

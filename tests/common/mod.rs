@@ -7,11 +7,18 @@
 //! - [`clients`]: real HTTP clients (curl, Python's requests and httpx);
 //! - [`local`]: Rocket's local client, tokens and Digest sessions;
 //! - [`app`]: the app of the local-client tests, on each built-in store;
+//! - [`instances`]: Rocket instances sharing one database, as behind a
+//!   load balancer;
+//! - [`proxy`]: a TCP link to a database that a test can cut or stall;
 //! - [`headers`]: response headers and the challenges in them;
 //! - [`postgres`], [`pg_cluster`]: the test database, a private cluster;
 //! - [`mysql`], [`mariadb_server`]: the MySQL/MariaDB test server's
 //!   databases, a private MariaDB server;
 //! - `redis`: the shared test Redis, private servers and a private cluster;
+//! - [`store_checks`]: what the store suites share (token administration,
+//!   two instances racing for every count);
+//! - [`outage`]: the app under faults, traffic recording every outcome, and
+//!   the checks of an outage;
 //! - [`require`]: run, skip or fail when a tool or server is missing;
 //! - [`fake_clock`]: a wall clock a test moves for a child process.
 #![allow(dead_code)]
@@ -23,17 +30,21 @@ pub mod example;
 pub mod fake_clock;
 pub mod headers;
 pub mod http;
+pub mod instances;
 pub mod local;
 #[cfg(unix)]
 pub mod mariadb_server;
 pub mod mysql;
+pub mod outage;
 #[cfg(unix)]
 pub mod pg_cluster;
 pub mod postgres;
+pub mod proxy;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod require;
 pub mod server;
+pub mod store_checks;
 
 use std::future::Future;
 use std::net::TcpListener;

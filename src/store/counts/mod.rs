@@ -27,8 +27,8 @@
 //! the clock of the instance that asks or of the one that cleaned up says:
 //! skew between instances or a clock stepped forward and back can only make
 //! a nonce stale early (`stale=true`, the client retries with a new one).
-//! [`NonceMap`] is that rule for stores that keep nonces in memory (the
-//! memory store, the lease book); the database store keeps the watermark in
+//! `NonceMap` (crate-private) is that rule for stores that keep nonces in
+//! memory (the memory store, the lease book); the database store keeps the watermark in
 //! a table, advances it in the cleanup's transaction and checks it inside the
 //! claim statements, and judges expiry by the database's clock there too.
 
