@@ -22,3 +22,20 @@ impl From<figment::Error> for Error {
         Error::Figment(Box::new(e))
     }
 }
+
+/// Why [`Tokens`](crate::Tokens) could not do what it was asked. Each kind
+/// has its own status when a route returns it (it is a `Responder`): 400,
+/// 404 and 503.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// 400: a username or token the store would not accept; the message
+    /// says which rule it breaks.
+    #[error("invalid input: {0}")]
+    InvalidInput(&'static str),
+    /// 404: the user has no token.
+    #[error("unknown user `{0}`")]
+    UnknownUser(String),
+    /// 503: the store could not answer.
+    #[error(transparent)]
+    Unavailable(#[from] StoreError),
+}
