@@ -122,7 +122,9 @@ impl Invocation {
 /// Runs the command line of this process's arguments over `rocket`: see
 /// the [module docs](self).
 pub async fn main(rocket: Rocket<Build>) -> ExitCode {
-    run(rocket, std::env::args().skip(1)).await
+    // Collected first: `Args` is not `Send`, and the future must be.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    run(rocket, args).await
 }
 
 /// Runs the command line of `args` (without the program's name) over
