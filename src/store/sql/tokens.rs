@@ -287,10 +287,8 @@ impl TokenAdmin for SqlStore {
     async fn token_info(&self, username: &str) -> Result<Option<TokenInfo>, StoreError> {
         let sql = &self.token_sql().info_by_name;
         with_pool!(&self.pool, p => {
-            match sqlx::query(sql).bind(username).fetch_optional(p).await? {
-                Some(row) => Ok(Some(token_info_from_row!(row))),
-                None => Ok(None),
-            }
+            let row = sqlx::query(sql).bind(username).fetch_optional(p).await?;
+            row.map(|row| Ok(token_info_from_row!(row))).transpose()
         })
     }
 
