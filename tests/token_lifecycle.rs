@@ -231,3 +231,34 @@ async fn token_errors_answer_400_404_and_503() {
     let reply = send(client.get("/down").header(Accept::JSON)).await;
     assert_eq!(reply.json()["error"]["code"], 503, "{reply:?}");
 }
+
+/// Through the fairing's `Tokens` (the database store behind its credential
+/// cache): an imported token signs in at once, a revoked one stops at once.
+#[cfg(feature = "sqlite")]
+#[rocket::async_test]
+async fn an_imported_token_works_at_once_and_a_revoked_one_stops() {
+    use common::app::{signed_get, Store};
+    use rocket_digest_auth::protocol::Algorithm;
+
+    let app = Store::Sqlite
+        .launch(test_name!(), json!({}))
+        .await
+        .expect("SQLite is always there");
+    let tokens = app.rocket().state::<Tokens>().expect("managed Tokens");
+    let mut alice = common::local::session(&app, "alice", "imported", Algorithm::Sha256).await;
+    let (_, reply) = signed_get(&app, &mut alice, "/me").await;
+    assert_eq!(
+        reply.status,
+        Status::Unauthorized,
+        "no alice yet: {reply:?}"
+    );
+
+    tokens.set("alice", "imported").await.unwrap();
+    let (_, reply) = signed_get(&app, &mut alice, "/me").await;
+    assert_eq!(reply.status, Status::Ok, "{reply:?}");
+    assert_eq!(tokens.list().await.unwrap().len(), 1);
+
+    assert!(tokens.revoke("alice").await.unwrap());
+    let (_, reply) = signed_get(&app, &mut alice, "/me").await;
+    assert_eq!(reply.status, Status::Unauthorized, "{reply:?}");
+}
