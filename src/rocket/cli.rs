@@ -100,6 +100,17 @@ pub struct UsageError(String);
 
 impl Invocation {
     /// Reads the arguments after the program's name.
+    ///
+    /// ```
+    /// use rocket_digest_auth::cli::{Command, Invocation};
+    ///
+    /// assert_eq!(Invocation::parse(Vec::<String>::new()), Ok(Invocation::Serve));
+    /// assert_eq!(
+    ///     Invocation::parse(["create-token", "alice"]),
+    ///     Ok(Invocation::Command(Command::CreateToken("alice".into())))
+    /// );
+    /// assert!(Invocation::parse(["create-token"]).is_err());
+    /// ```
     pub fn parse<I, S>(args: I) -> Result<Invocation, UsageError>
     where
         I: IntoIterator<Item = S>,
