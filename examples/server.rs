@@ -1,9 +1,10 @@
-//! The example server: `GET /` is public, `GET /me` needs Digest auth.
+//! The example server: `GET /` is public, `GET /me` needs Digest auth, and
+//! `GET /admin` admits the user `admin` only (403 for anyone else).
 //! `GET /open/hello` and `GET /auth/hello` answer the same bytes, the second
 //! behind the guard: the pair the benchmarks compare (bench/).
 //!
 //! ```text
-//! cargo run --example server -- create-token alice   # prints alice's token last
+//! cargo run -q --example server -- create-token alice   # prints alice's token
 //! cargo run --example server                         # serves on Rocket.toml's port
 //! curl --digest -u alice:<token> http://127.0.0.1:8000/me
 //! ```
@@ -11,14 +12,17 @@
 //! Both commands read the same Rocket configuration: Rocket.toml plus
 //! `ROCKET_*` variables (`ROCKET_PORT`, `ROCKET_DATABASES`, `ROCKET_DIGEST_AUTH`,
 //! `ROCKET_PROFILE=postgres` or `ROCKET_PROFILE=mysql`, see Rocket.toml).
+//! The command line is the library's (`rocket_digest_auth::cli`):
+//! `create-token`, `revoke-token`, `list-tokens`.
 
 mod common;
 
 use std::process::ExitCode;
 
 use rocket::serde::json::{json, Json, Value};
-use rocket::{get, routes, Build, Rocket};
-use rocket_digest_auth::{DigestAuth, DigestAuthenticated, User};
+use rocket::{get, routes, Build, Request, Rocket};
+use rocket_digest_auth::store::Credential;
+use rocket_digest_auth::{DigestAuth, DigestAuthenticated, DigestUser, Refusal, User};
 
 #[get("/")]
 fn index() -> &'static str {
@@ -31,6 +35,28 @@ fn index() -> &'static str {
 #[get("/me")]
 fn me(user: DigestAuthenticated<User>) -> Json<Value> {
     Json(json!({ "username": user.username }))
+}
+
+/// A user allowed into `/admin`: the username `admin` only.
+struct Admin {
+    username: String,
+}
+
+#[rocket::async_trait]
+impl DigestUser for Admin {
+    async fn from_credential(credential: Credential, _: &Request<'_>) -> Result<Self, Refusal> {
+        match credential.username.as_str() {
+            "admin" => Ok(Admin {
+                username: credential.username,
+            }),
+            _ => Err(Refusal::Forbidden),
+        }
+    }
+}
+
+#[get("/admin")]
+fn admin(user: DigestAuthenticated<Admin>) -> Json<Value> {
+    Json(json!({ "admin": user.username }))
 }
 
 /// The open half of the benchmarks' route pair.
@@ -48,7 +74,7 @@ fn auth_hello(_user: DigestAuthenticated<User>) -> &'static str {
 fn rocket() -> Rocket<Build> {
     rocket::build()
         .attach(DigestAuth::fairing())
-        .mount("/", routes![index, me, open_hello, auth_hello])
+        .mount("/", routes![index, me, admin, open_hello, auth_hello])
 }
 
 #[rocket::main]

@@ -22,3 +22,35 @@ impl From<figment::Error> for Error {
         Error::Figment(Box::new(e))
     }
 }
+
+/// Why [`Tokens`](crate::Tokens) could not do what it was asked. Each kind
+/// has its own status when a route returns it (it is a `Responder`): 400,
+/// 404 and 503.
+///
+/// ```
+/// use std::sync::Arc;
+/// use rocket_digest_auth::store::{MemoryStore, StoreOptions};
+/// use rocket_digest_auth::{TokenError, Tokens};
+///
+/// # rocket::async_test(async {
+/// let tokens = Tokens::new(Arc::new(MemoryStore::new(StoreOptions::new("realm"))));
+/// match tokens.info("alice").await {
+///     Err(TokenError::UnknownUser(name)) => assert_eq!(name, "alice"),
+///     other => panic!("{other:?}"),
+/// }
+/// assert!(matches!(tokens.set("alice", "").await, Err(TokenError::InvalidInput(_))));
+/// # });
+/// ```
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// 400: a username or token the store would not accept; the message
+    /// says which rule it breaks.
+    #[error("invalid input: {0}")]
+    InvalidInput(&'static str),
+    /// 404: the user has no token.
+    #[error("unknown user `{0}`")]
+    UnknownUser(String),
+    /// 503: the store could not answer.
+    #[error(transparent)]
+    Unavailable(#[from] StoreError),
+}

@@ -87,10 +87,11 @@ pub mod store;
 pub mod verifier;
 
 pub use crate::rocket::catcher;
+pub use crate::rocket::cli;
 pub use crate::rocket::{
     DigestAuth, DigestAuthenticated, DigestAuthenticatedData, DigestUser, FromAuthenticatedBody,
-    Tokens, User,
+    Refusal, Tokens, User,
 };
 pub use config::{Config, InvalidConfig};
-pub use error::Error;
+pub use error::{Error, TokenError};
 pub use verifier::Rejection;

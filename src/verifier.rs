@@ -121,6 +121,10 @@ pub enum Rejection {
         /// Seconds until attempts are accepted again.
         retry_after: u64,
     },
+    /// 403: the digest checked out, but the app's
+    /// [`DigestUser`](crate::DigestUser) refused the user for this route.
+    #[error("the user may not use this resource")]
+    Forbidden,
     /// 503: a store could not answer; the request is refused (fails closed).
     #[error("authentication store unavailable: {0}")]
     Unavailable(Arc<StoreError>),
@@ -142,6 +146,7 @@ impl Rejection {
             | Rejection::UriMismatch
             | Rejection::BodyNotCovered
             | Rejection::BodyUnreadable(_) => 400,
+            Rejection::Forbidden => 403,
             Rejection::PayloadTooLarge => 413,
             Rejection::InvalidBody(_) => 422,
             Rejection::TooManyAttempts { .. } => 429,

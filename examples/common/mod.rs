@@ -1,6 +1,6 @@
-//! The command line the examples share: no arguments launches the server,
-//! `create-token <username>` creates (or rotates) a token and prints it as
-//! the last line of stdout, and `serve-with-token <username>` issues a token
+//! The command line the examples share: the library's
+//! (`rocket_digest_auth::cli`: serve, `create-token`, `revoke-token`,
+//! `list-tokens`), plus `serve-with-token <username>`, which issues a token
 //! in the serving process itself, printed as `TOKEN <token>`, then serves
 //! (for `store = "memory"`, where a token made by another process dies with
 //! it). All read the same Rocket configuration.
@@ -8,16 +8,7 @@
 use std::process::ExitCode;
 
 use rocket::{Build, Rocket};
-use rocket_digest_auth::Tokens;
-
-async fn create_token(rocket: Rocket<Build>, username: &str) -> Result<String, String> {
-    // Igniting runs the fairing: the same config, database and migrations.
-    let rocket = rocket.ignite().await.map_err(|e| e.to_string())?;
-    let tokens = rocket
-        .state::<Tokens>()
-        .ok_or("the configured credential store has no tokens to manage")?;
-    tokens.issue(username).await.map_err(|e| e.to_string())
-}
+use rocket_digest_auth::{cli, Tokens};
 
 async fn serve_with_token(rocket: Rocket<Build>, username: &str) -> Result<(), String> {
     let rocket = rocket.ignite().await.map_err(|e| e.to_string())?;
@@ -33,13 +24,6 @@ async fn serve_with_token(rocket: Rocket<Build>, username: &str) -> Result<(), S
 pub async fn main(rocket: Rocket<Build>) -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.as_slice() {
-        [] => match rocket.launch().await {
-            Ok(_) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::FAILURE
-            }
-        },
         [command, username] if command == "serve-with-token" => {
             match serve_with_token(rocket, username).await {
                 Ok(()) => ExitCode::SUCCESS,
@@ -49,21 +33,6 @@ pub async fn main(rocket: Rocket<Build>) -> ExitCode {
                 }
             }
         }
-        [command, username] if command == "create-token" => {
-            match create_token(rocket, username).await {
-                Ok(token) => {
-                    println!("{token}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("create-token failed: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        _ => {
-            eprintln!("usage: [create-token <username> | serve-with-token <username>]");
-            ExitCode::from(2)
-        }
+        _ => cli::run(rocket, args).await,
     }
 }

@@ -1,7 +1,9 @@
 //! The catchers: a 401 with one `WWW-Authenticate` challenge per configured
 //! algorithm (in preference order, with a fresh nonce and `stale=true` where
 //! it applies), and a 429 with `Retry-After`. Each answers with the
-//! request's cached [`Rejection`](crate::Rejection).
+//! request's cached [`Rejection`](crate::Rejection), with the body
+//! [`error_body`] writes: JSON when the client prefers it, the app's own
+//! with [`ErrorBodies`].
 //!
 //! The fairing registers both at `/` unless `catcher = false`, which turns
 //! both off: an app that registers its own 401 catcher builds the challenge
@@ -29,7 +31,7 @@
 use rocket::response::Responder;
 use rocket::{catch, Request};
 
-pub use crate::rocket::responder::{ChallengeResponse, UNAUTHORIZED_BODY};
+pub use crate::rocket::responder::{error_body, ChallengeResponse, ErrorBodies, UNAUTHORIZED_BODY};
 use crate::rocket::{responder, verdict};
 use crate::verifier::Rejection;
 

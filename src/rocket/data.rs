@@ -2,23 +2,6 @@
 //! so this guard reads it (within Rocket's limits), verifies the response
 //! over the hash of exactly those bytes, and hands the route the user with
 //! the body. Routes using it still accept `qop=auth`.
-//!
-//! ```no_run
-//! use rocket::{post, routes};
-//! use rocket_digest_auth::{DigestAuth, DigestAuthenticatedData, User};
-//!
-//! #[post("/notes", data = "<note>")]
-//! fn create(note: DigestAuthenticatedData<User, String>) -> String {
-//!     format!("{} wrote {} bytes", note.user.username, note.data.len())
-//! }
-//!
-//! #[rocket::launch]
-//! fn rocket() -> _ {
-//!     // With qop = ["auth", "auth-int"] in [digest_auth]; the body limit is
-//!     // Rocket's `limits.string` here (`limits.bytes` for Vec<u8>).
-//!     rocket::build().attach(DigestAuth::fairing()).mount("/", routes![create])
-//! }
-//! ```
 
 use rocket::data::{ByteUnit, Data, FromData, Outcome};
 use rocket::{Ignite, Request, Rocket, Sentinel};
@@ -63,7 +46,36 @@ impl<T: serde::de::DeserializeOwned + Send> FromAuthenticatedBody for rocket::se
 }
 
 /// An authenticated request with its body: `qop=auth-int` is verified over
-/// the body's bytes; `qop=auth` is accepted too.
+/// the body's bytes; `qop=auth` is accepted too. `U` is the user as for
+/// [`DigestAuthenticated`](crate::DigestAuthenticated) (a refusal answers 403
+/// or 401 the same way), `T` the body (`Vec<u8>`, `String`, `Json<T>` with the
+/// `json` feature), bounded by Rocket's limit for it (`limits.string` for a
+/// `String`, `limits.bytes` for `Vec<u8>`).
+///
+/// ```
+/// use rocket::{post, routes};
+/// use rocket::http::Status;
+/// use rocket::local::asynchronous::Client;
+/// use rocket_digest_auth::{DigestAuth, DigestAuthenticatedData, User};
+///
+/// #[post("/notes", data = "<note>")]
+/// fn create(note: DigestAuthenticatedData<User, String>) -> String {
+///     format!("{} wrote {} bytes", note.user.username, note.data.len())
+/// }
+///
+/// # rocket::async_test(async {
+/// let figment = rocket::Config::figment()
+///     .merge(("digest_auth.store", "memory"))
+///     .merge(("digest_auth.qop", ["auth", "auth-int"]));
+/// let rocket = rocket::custom(figment)
+///     .attach(DigestAuth::fairing())
+///     .mount("/", routes![create]);
+/// let client = Client::tracked(rocket).await.unwrap();
+/// let reply = client.post("/notes").body("hello").dispatch().await;
+/// assert_eq!(reply.status(), Status::Unauthorized);
+/// assert!(reply.headers().get_one("WWW-Authenticate").unwrap().contains("auth-int"));
+/// # });
+/// ```
 #[derive(Debug, Clone)]
 pub struct DigestAuthenticatedData<U = User, T = Vec<u8>> {
     /// The user.

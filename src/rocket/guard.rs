@@ -1,26 +1,5 @@
 //! The request guard: `DigestAuthenticated<U>` verifies the request and
-//! yields the user. `Option<DigestAuthenticated<U>>` makes authentication
-//! optional.
-//!
-//! ```no_run
-//! use rocket::{get, routes};
-//! use rocket_digest_auth::{DigestAuth, DigestAuthenticated, User};
-//!
-//! #[get("/me")]
-//! fn me(user: DigestAuthenticated<User>) -> String {
-//!     format!("hello, {}", user.username)
-//! }
-//!
-//! #[get("/maybe")]
-//! fn maybe(user: Option<DigestAuthenticated>) -> String {
-//!     user.map_or("hello, stranger".into(), |u| format!("hello, {}", u.username))
-//! }
-//!
-//! #[rocket::launch]
-//! fn rocket() -> _ {
-//!     rocket::build().attach(DigestAuth::fairing()).mount("/", routes![me, maybe])
-//! }
-//! ```
+//! yields the user (see its docs for `Option` and `Result`).
 
 use std::ops::Deref;
 
@@ -29,12 +8,68 @@ use rocket::{Ignite, Request, Rocket, Sentinel};
 
 use crate::rocket::request::body_of;
 use crate::rocket::state::{fairing_missing, DigestAuthState};
-use crate::rocket::user::{DigestUser, User};
+use crate::rocket::user::{DigestUser, Refusal, User};
 use crate::rocket::verdict;
 use crate::verifier::{Body, Rejection};
 
-/// A request that passed Digest authentication, holding the user `U`.
-/// Dereferences to `U`.
+/// A request that passed Digest authentication, holding the user `U`
+/// (by default [`User`]; any [`DigestUser`]). Dereferences to `U`.
+///
+/// How a route takes it decides what a request that did not pass gets:
+///
+/// - `DigestAuthenticated<U>`: the request fails with the rejection's status
+///   ([`Rejection::status_code`]): 401 with a challenge (the fairing's
+///   catcher), 403 when the `DigestUser` refused the user, 400, 429 with
+///   `Retry-After`, 503 when a store cannot answer.
+/// - `Result<DigestAuthenticated<U>, Rejection>`: the route always runs and
+///   sees why. [`Rejection`] is a `Responder`, so `user?` in a route
+///   returning `Result<_, Rejection>` answers exactly as the plain guard
+///   would (the challenge on a 401, `Retry-After` on a 429).
+/// - `Option<DigestAuthenticated<U>>`: the route always runs, and every
+///   rejection becomes `None`: a client without credentials is never
+///   challenged (a browser never shows its password dialog), and wrong
+///   credentials, a refused user or an unavailable store are all treated as
+///   anonymous. Wrong guesses still count towards `max_failures`. Use it
+///   for pages that only look different to a signed-in user, and give the
+///   sign-in itself a route with the plain guard.
+///
+/// ```
+/// use rocket::{get, routes};
+/// use rocket::http::Status;
+/// use rocket::local::asynchronous::Client;
+/// use rocket_digest_auth::{DigestAuth, DigestAuthenticated, Rejection};
+///
+/// #[get("/me")]
+/// fn me(user: DigestAuthenticated) -> String {
+///     format!("hello, {}", user.username)
+/// }
+///
+/// #[get("/why")]
+/// fn why(user: Result<DigestAuthenticated, Rejection>) -> Result<String, Rejection> {
+///     match user {
+///         Ok(user) => Ok(format!("hello, {}", user.username)),
+///         Err(rejection) => Err(rejection), // answered as the plain guard would
+///     }
+/// }
+///
+/// #[get("/maybe")]
+/// fn maybe(user: Option<DigestAuthenticated>) -> String {
+///     user.map_or("hello, stranger".into(), |u| format!("hello, {}", u.username))
+/// }
+///
+/// # rocket::async_test(async {
+/// let figment = rocket::Config::figment().merge(("digest_auth.store", "memory"));
+/// let rocket = rocket::custom(figment)
+///     .attach(DigestAuth::fairing())
+///     .mount("/", routes![me, why, maybe]);
+/// let client = Client::tracked(rocket).await.unwrap();
+/// assert_eq!(client.get("/me").dispatch().await.status(), Status::Unauthorized);
+/// assert_eq!(client.get("/why").dispatch().await.status(), Status::Unauthorized);
+/// let maybe = client.get("/maybe").dispatch().await;
+/// assert_eq!(maybe.status(), Status::Ok); // no challenge
+/// assert_eq!(maybe.into_string().await.unwrap(), "hello, stranger");
+/// # });
+/// ```
 #[derive(Debug, Clone)]
 pub struct DigestAuthenticated<U = User> {
     user: U,
@@ -65,11 +100,14 @@ pub(crate) async fn authenticate<U: DigestUser>(
         return Err(crate::store::StoreError::new("DigestAuth::fairing() is not attached").into());
     };
     let verified = verdict::reach(request, state, body).await?;
-    match U::from_credential(verified.credential.clone(), request).await {
-        Ok(Some(user)) => Ok(user),
-        Ok(None) => Err(Rejection::Challenge { stale: false }),
-        Err(e) => Err(e.into()),
-    }
+    let rejection = match U::from_credential(verified.credential.clone(), request).await {
+        Ok(user) => return Ok(user),
+        Err(Refusal::Unauthenticated) => Rejection::Challenge { stale: false },
+        Err(Refusal::Forbidden) => Rejection::Forbidden,
+        Err(Refusal::Unavailable(e)) => e.into(),
+    };
+    verdict::refuse(request, rejection.clone());
+    Err(rejection)
 }
 
 #[rocket::async_trait]

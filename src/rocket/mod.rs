@@ -22,6 +22,7 @@
 
 mod builtin;
 pub mod catcher;
+pub mod cli;
 mod data;
 mod fairing;
 mod guard;
@@ -36,4 +37,4 @@ pub use data::{DigestAuthenticatedData, FromAuthenticatedBody};
 pub use fairing::DigestAuth;
 pub use guard::DigestAuthenticated;
 pub use tokens::Tokens;
-pub use user::{DigestUser, User};
+pub use user::{DigestUser, Refusal, User};

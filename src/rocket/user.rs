@@ -1,24 +1,4 @@
-//! The user type a route receives: loaded through a trait the app
-//! implements, with a default that needs nothing more than the credential.
-//!
-//! ```
-//! use rocket::Request;
-//! use rocket_digest_auth::{DigestUser, store::{Credential, StoreError}};
-//!
-//! /// An app's own user, e.g. with a role looked up elsewhere.
-//! struct Admin { name: String }
-//!
-//! #[rocket::async_trait]
-//! impl DigestUser for Admin {
-//!     async fn from_credential(
-//!         credential: Credential,
-//!         _request: &Request<'_>,
-//!     ) -> Result<Option<Self>, StoreError> {
-//!         // `Ok(None)` refuses the user with a 401 even though the digest was right.
-//!         Ok((credential.username == "root").then(|| Admin { name: credential.username }))
-//!     }
-//! }
-//! ```
+//! The user type a guard yields, and how an app refuses an authenticated user.
 
 use chrono::{DateTime, Utc};
 use rocket::Request;
@@ -26,15 +6,62 @@ use serde::Serialize;
 
 use crate::store::{Credential, StoreError};
 
-/// Turns a verified credential into the app's user type.
+/// Why [`DigestUser::from_credential`] turned a verified credential down.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// 401 with a fresh challenge, as for a wrong token: the client asks
+    /// for credentials again (a disabled account, say).
+    #[error("the user is not accepted")]
+    Unauthenticated,
+    /// 403 without a challenge: the user is who they say, but may not use
+    /// this route. Not counted as a failed attempt (the digest was right)
+    /// and answered without `WWW-Authenticate` or `Authentication-Info`.
+    #[error("the user may not use this resource")]
+    Forbidden,
+    /// 503: what the user depends on could not be looked up.
+    #[error(transparent)]
+    Unavailable(#[from] StoreError),
+}
+
+/// Turns a verified credential into the app's user type: the `U` of
+/// [`DigestAuthenticated<U>`](crate::DigestAuthenticated) and
+/// [`DigestAuthenticatedData<U, T>`](crate::DigestAuthenticatedData).
+/// Called after the digest checked out, once per guard.
+///
+/// An `Admin` that admits the username `admin` only: any other user with a
+/// right token gets 403 at routes guarded by `DigestAuthenticated<Admin>`.
+///
+/// ```
+/// use rocket::{get, Request};
+/// use rocket_digest_auth::{store::Credential, DigestAuthenticated, DigestUser, Refusal};
+///
+/// struct Admin {
+///     name: String,
+/// }
+///
+/// #[rocket::async_trait]
+/// impl DigestUser for Admin {
+///     async fn from_credential(credential: Credential, _: &Request<'_>) -> Result<Self, Refusal> {
+///         match credential.username.as_str() {
+///             "admin" => Ok(Admin { name: credential.username }),
+///             // A StoreError from a lookup of the app's own converts with `?` (503).
+///             _ => Err(Refusal::Forbidden),
+///         }
+///     }
+/// }
+///
+/// #[get("/admin")]
+/// fn admin(user: DigestAuthenticated<Admin>) -> String {
+///     format!("hello, {}", user.name)
+/// }
+/// ```
 #[rocket::async_trait]
 pub trait DigestUser: Sized + Send + Sync + 'static {
-    /// Called after the digest checked out. `Ok(None)` refuses the request
-    /// with 401 (a disabled account, say); `Err` answers 503.
+    /// The user for `credential`, or why it is refused: see [`Refusal`].
     async fn from_credential(
         credential: Credential,
         request: &Request<'_>,
-    ) -> Result<Option<Self>, StoreError>;
+    ) -> Result<Self, Refusal>;
 }
 
 /// The default user: the username and when its token was made.
@@ -42,19 +69,16 @@ pub trait DigestUser: Sized + Send + Sync + 'static {
 pub struct User {
     /// The authenticated username.
     pub username: String,
-    /// When the user's token was created, where the store records it.
+    /// When the user's current token was set, where the store records it.
     pub token_created_at: Option<DateTime<Utc>>,
 }
 
 #[rocket::async_trait]
 impl DigestUser for User {
-    async fn from_credential(
-        credential: Credential,
-        _: &Request<'_>,
-    ) -> Result<Option<Self>, StoreError> {
-        Ok(Some(User {
+    async fn from_credential(credential: Credential, _: &Request<'_>) -> Result<Self, Refusal> {
+        Ok(User {
             username: credential.username,
             token_created_at: credential.created_at,
-        }))
+        })
     }
 }

@@ -1,6 +1,9 @@
 //! The verdict on a request, reached once and cached in the request: several
 //! guards on one request verify (and spend the nonce count) once, and the
 //! catchers and the fairing read the same verdict to write their headers.
+//! When the app's [`DigestUser`](crate::DigestUser) refuses the verified user,
+//! the refusal replaces the verdict for everyone who reads it afterwards, so
+//! that a 403 or 401 carries no `Authentication-Info`.
 //!
 //! ```no_run
 //! use rocket::get;
@@ -13,6 +16,8 @@
 //! }
 //! ```
 
+use std::sync::OnceLock;
+
 use rocket::Request;
 
 use crate::rocket::request::Received;
@@ -21,6 +26,20 @@ use crate::verifier::{Body, Rejection, Verified};
 
 /// The cached verdict; `None` until a guard of this crate ran.
 struct Verdict(Option<Result<Verified, Rejection>>);
+
+/// The app's refusal of the verified user, as the rejection it answers with.
+/// Set at most once; read before [`Verdict`].
+struct Refused(OnceLock<Result<Verified, Rejection>>);
+
+fn refused<'r>(request: &'r Request<'_>) -> &'r OnceLock<Result<Verified, Rejection>> {
+    &request.local_cache(|| Refused(OnceLock::new())).0
+}
+
+/// Records that the app refused the verified user with `rejection`.
+pub(crate) fn refuse(request: &Request<'_>, rejection: Rejection) {
+    // A second refusal (another guard on the same request) keeps the first.
+    let _ = refused(request).set(Err(rejection));
+}
 
 /// Verifies `request` once, with `body` as far as the caller can see it; a
 /// later call returns the first verdict.
@@ -49,7 +68,9 @@ pub(crate) async fn reach<'r>(
 
 /// The verdict reached on `request`, if a guard ran.
 pub(crate) fn of<'r>(request: &'r Request<'_>) -> Option<&'r Result<Verified, Rejection>> {
-    request.local_cache(|| Verdict(None)).0.as_ref()
+    refused(request)
+        .get()
+        .or_else(|| request.local_cache(|| Verdict(None)).0.as_ref())
 }
 
 /// The rejection cached on `request`, if its verification failed.

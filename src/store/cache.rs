@@ -41,7 +41,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use super::{Credential, CredentialStore, HashFunction, StoreError, TokenAdmin};
+use super::{Credential, CredentialStore, HashFunction, StoreError, TokenAdmin, TokenInfo};
 
 /// What a lookup was keyed on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -261,8 +261,8 @@ impl<S: CredentialStore + ?Sized> CredentialStore for CachedCredentials<S> {
 
 #[rocket::async_trait]
 impl<S: TokenAdmin + ?Sized> TokenAdmin for CachedCredentials<S> {
-    async fn issue_token(&self, username: &str) -> Result<String, StoreError> {
-        let result = self.inner.issue_token(username).await;
+    async fn set_token(&self, username: &str, token: &str) -> Result<(), StoreError> {
+        let result = self.inner.set_token(username, token).await;
         // Also on failure: the change may have happened before the error.
         self.invalidate();
         result
@@ -272,6 +272,14 @@ impl<S: TokenAdmin + ?Sized> TokenAdmin for CachedCredentials<S> {
         let result = self.inner.revoke_token(username).await;
         self.invalidate();
         result
+    }
+
+    async fn token_info(&self, username: &str) -> Result<Option<TokenInfo>, StoreError> {
+        self.inner.token_info(username).await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        self.inner.list_tokens().await
     }
 }
 

@@ -3,13 +3,32 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::counts::{NonceCounts, NonceMap};
 use super::{
-    generate_token, Claim, ClaimRequest, Credential, CredentialStore, HashFunction,
-    NonceCountStore, Secret, StoreError, StoreOptions, TokenAdmin,
+    Claim, ClaimRequest, Credential, CredentialStore, HashFunction, NonceCountStore, Secret,
+    StoreError, StoreOptions, TokenAdmin, TokenInfo,
 };
+
+/// A user's credential (its `created_at`: when the current token was set)
+/// and when the user first got a token.
+#[derive(Debug)]
+struct User {
+    credential: Credential,
+    created_at: DateTime<Utc>,
+}
+
+impl User {
+    fn info(&self) -> TokenInfo {
+        let updated_at = self.credential.created_at.unwrap_or(self.created_at);
+        TokenInfo {
+            username: self.credential.username.clone(),
+            created_at: self.created_at,
+            updated_at,
+        }
+    }
+}
 
 /// Tokens and nonce counts in memory: for one process, tests and demos.
 ///
@@ -19,7 +38,7 @@ use super::{
 #[derive(Debug)]
 pub struct MemoryStore {
     options: StoreOptions,
-    users: RwLock<HashMap<String, Credential>>,
+    users: RwLock<HashMap<String, User>>,
     nonces: Mutex<NonceMap<NonceCounts>>,
 }
 
@@ -39,13 +58,21 @@ impl MemoryStore {
     }
 
     fn insert(&self, username: &str, secret: Secret) {
+        let now = Utc::now();
         let credential = Credential {
             username: username.to_owned(),
             secret,
-            created_at: Some(Utc::now()),
+            created_at: Some(now),
         };
         let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
-        users.insert(username.to_owned(), credential);
+        let created_at = users.get(username).map_or(now, |user| user.created_at);
+        users.insert(
+            username.to_owned(),
+            User {
+                credential,
+                created_at,
+            },
+        );
     }
 
     /// How many nonces have records.
@@ -66,7 +93,7 @@ impl MemoryStore {
 impl CredentialStore for MemoryStore {
     async fn credential(&self, username: &str) -> Result<Option<Credential>, StoreError> {
         let users = self.users.read().unwrap_or_else(|e| e.into_inner());
-        Ok(users.get(username).cloned())
+        Ok(users.get(username).map(|user| user.credential.clone()))
     }
 
     async fn credential_by_userhash(
@@ -78,6 +105,7 @@ impl CredentialStore for MemoryStore {
         let users = self.users.read().unwrap_or_else(|e| e.into_inner());
         Ok(users
             .values()
+            .map(|user| &user.credential)
             .find(|c| self.options.userhash(hash, &c.username) == userhash)
             .cloned())
     }
@@ -106,27 +134,38 @@ impl NonceCountStore for MemoryStore {
 
 #[rocket::async_trait]
 impl TokenAdmin for MemoryStore {
-    async fn issue_token(&self, username: &str) -> Result<String, StoreError> {
-        let token = generate_token();
-        // In HA1-only mode the token is returned once and never kept.
+    async fn set_token(&self, username: &str, token: &str) -> Result<(), StoreError> {
+        // In HA1-only mode the token is never kept.
         let secret = if self.options.ha1_only {
             let [md5, sha256, sha512_256] =
-                Secret::ha1_values(username, &self.options.realm, &token).map(Some);
+                Secret::ha1_values(username, &self.options.realm, token).map(Some);
             Secret::Ha1 {
                 md5,
                 sha256,
                 sha512_256,
             }
         } else {
-            Secret::Token(token.clone())
+            Secret::Token(token.to_owned())
         };
         self.insert(username, secret);
-        Ok(token)
+        Ok(())
     }
 
     async fn revoke_token(&self, username: &str) -> Result<bool, StoreError> {
         let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
         Ok(users.remove(username).is_some())
+    }
+
+    async fn token_info(&self, username: &str) -> Result<Option<TokenInfo>, StoreError> {
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        Ok(users.get(username).map(User::info))
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        let mut list: Vec<TokenInfo> = users.values().map(User::info).collect();
+        list.sort_by(|a, b| a.username.cmp(&b.username));
+        Ok(list)
     }
 }
 

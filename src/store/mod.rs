@@ -238,15 +238,42 @@ pub trait NonceCountStore: Send + Sync + 'static {
     }
 }
 
-/// Creating, rotating and revoking users' tokens in a built-in store.
+/// What a store records about a user's token, never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenInfo {
+    /// The username.
+    pub username: String,
+    /// When the user first got a token; rotations keep it.
+    pub created_at: DateTime<Utc>,
+    /// When the current token was set (issued, rotated or imported).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Creating, rotating, importing, listing and revoking users' tokens in a
+/// built-in store. [`Tokens`](crate::Tokens) checks its arguments before it
+/// calls these; an `Err` here always means the store could not answer.
 #[rocket::async_trait]
 pub trait TokenAdmin: Send + Sync + 'static {
     /// Creates a token for a new user, or rotates an existing user's token;
     /// returns the new token. The old token stops working at once.
-    async fn issue_token(&self, username: &str) -> Result<String, StoreError>;
+    async fn issue_token(&self, username: &str) -> Result<String, StoreError> {
+        let token = generate_token();
+        self.set_token(username, &token).await?;
+        Ok(token)
+    }
+
+    /// Sets `username`'s token to `token` (creating the user or replacing
+    /// its token), e.g. to import tokens from another system.
+    async fn set_token(&self, username: &str, token: &str) -> Result<(), StoreError>;
 
     /// Revokes `username`'s token; returns whether there was one.
     async fn revoke_token(&self, username: &str) -> Result<bool, StoreError>;
+
+    /// What is recorded about `username`'s token, `None` when it has none.
+    async fn token_info(&self, username: &str) -> Result<Option<TokenInfo>, StoreError>;
+
+    /// Every user with a token, by username.
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError>;
 }
 
 /// A fresh token: 160 random bits as 40 hex digits.

@@ -21,8 +21,8 @@ use rocket::{get, post, routes, Build, Request, Rocket, Route};
 use rocket_digest_auth::protocol::{
     digest, Answer, AuthenticationInfo, Authorization, ClientChallenge, DigestClient, Qop,
 };
-use rocket_digest_auth::store::{Credential, StoreError};
-use rocket_digest_auth::{DigestAuth, DigestAuthenticated, DigestUser, User};
+use rocket_digest_auth::store::Credential;
+use rocket_digest_auth::{DigestAuth, DigestAuthenticated, DigestUser, Refusal, User};
 
 use super::local::{get, issue, send, with_auth, Reply};
 
@@ -73,13 +73,13 @@ pub struct NotMallory {
 
 #[rocket::async_trait]
 impl DigestUser for NotMallory {
-    async fn from_credential(
-        credential: Credential,
-        _: &Request<'_>,
-    ) -> Result<Option<Self>, StoreError> {
-        Ok((credential.username != "mallory").then_some(NotMallory {
-            name: credential.username,
-        }))
+    async fn from_credential(credential: Credential, _: &Request<'_>) -> Result<Self, Refusal> {
+        match credential.username.as_str() {
+            "mallory" => Err(Refusal::Unauthenticated),
+            _ => Ok(NotMallory {
+                name: credential.username,
+            }),
+        }
     }
 }
 

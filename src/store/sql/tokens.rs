@@ -1,24 +1,27 @@
 //! The database store's credentials: lookups by name and by userhash, the
-//! credentials version, issuing and revoking tokens.
+//! credentials version, setting, listing and revoking tokens.
 
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use sqlx::Row;
 
 use std::sync::OnceLock;
 
 use super::{with_pool, Dialect, Pool, SqlStore};
 use crate::store::{
-    generate_token, Credential, CredentialStore, HashFunction, Secret, StoreError, TokenAdmin,
+    Credential, CredentialStore, HashFunction, Secret, StoreError, TokenAdmin, TokenInfo,
 };
 
+/// A credential's `created_at` is when its current token was set: `updated_at`.
 const SELECT_CREDENTIAL: &str =
-    "SELECT username, token, ha1_md5, ha1_sha256, ha1_sha512_256, created_at FROM digest_auth_tokens";
+    "SELECT username, token, ha1_md5, ha1_sha256, ha1_sha512_256, updated_at FROM digest_auth_tokens";
+
+const SELECT_INFO: &str = "SELECT username, created_at, updated_at FROM digest_auth_tokens";
 
 const UPSERT_COLUMNS: &str = "INSERT INTO digest_auth_tokens (username, token, ha1_md5, ha1_sha256, \
-     ha1_sha512_256, userhash_realm, userhash_md5, userhash_sha256, userhash_sha512_256, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+     ha1_sha512_256, userhash_realm, userhash_md5, userhash_sha256, userhash_sha512_256, created_at, \
+     updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
-/// The columns an upsert replaces (all but the username).
+/// The columns an upsert replaces (all but the username and `created_at`).
 const REPLACED: [&str; 9] = [
     "token",
     "ha1_md5",
@@ -28,7 +31,7 @@ const REPLACED: [&str; 9] = [
     "userhash_md5",
     "userhash_sha256",
     "userhash_sha512_256",
-    "created_at",
+    "updated_at",
 ];
 
 /// The credential statements, in one dialect.
@@ -41,6 +44,8 @@ pub(super) struct TokenSql {
     count_foreign_ha1_rows: String,
     rows_to_rehash: String,
     revoke: String,
+    info_by_name: String,
+    list: String,
 }
 
 impl TokenSql {
@@ -83,6 +88,8 @@ impl TokenSql {
                 rows_to_rehash: sql("SELECT username FROM digest_auth_tokens \
                      WHERE token IS NOT NULL AND (userhash_realm IS NULL OR userhash_realm <> $1)"),
                 revoke: sql("DELETE FROM digest_auth_tokens WHERE username = $1"),
+                info_by_name: sql(&format!("{SELECT_INFO} WHERE username = $1")),
+                list: SELECT_INFO.to_owned(),
             }
         })
     }
@@ -122,13 +129,29 @@ macro_rules! credential_from_row {
                 sha512_256: row.try_get("ha1_sha512_256")?,
             },
         };
-        let created_at: i64 = row.try_get("created_at")?;
+        let updated_at: i64 = row.try_get("updated_at")?;
         Credential {
             username,
             secret,
-            created_at: Utc.timestamp_opt(created_at, 0).single(),
+            created_at: Utc.timestamp_opt(updated_at, 0).single(),
         }
     }};
+}
+
+macro_rules! token_info_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        TokenInfo {
+            username: row.try_get("username")?,
+            created_at: timestamp(row.try_get("created_at")?),
+            updated_at: timestamp(row.try_get("updated_at")?),
+        }
+    }};
+}
+
+/// Seconds since the epoch as written by this store (always in range).
+fn timestamp(seconds: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(seconds, 0).single().unwrap_or_default()
 }
 
 impl SqlStore {
@@ -217,24 +240,24 @@ impl CredentialStore for SqlStore {
 
 #[rocket::async_trait]
 impl TokenAdmin for SqlStore {
-    async fn issue_token(&self, username: &str) -> Result<String, StoreError> {
-        let token = generate_token();
+    async fn set_token(&self, username: &str, token: &str) -> Result<(), StoreError> {
         let o = &self.options;
-        // In HA1-only mode the token is returned once and never stored.
+        // In HA1-only mode the token is never stored.
         let (stored, [ha1_md5, ha1_sha256, ha1_sha512]) = if o.ha1_only {
             (
                 None,
-                Secret::ha1_values(username, &o.realm, &token).map(Some),
+                Secret::ha1_values(username, &o.realm, token).map(Some),
             )
         } else {
-            (Some(token.clone()), [None, None, None])
+            (Some(token), [None, None, None])
         };
         let [uh_md5, uh_sha256, uh_sha512] = HashFunction::ALL.map(|h| o.userhash(h, username));
         let sql = &self.token_sql().upsert_token;
+        let now = Utc::now().timestamp();
         with_pool!(&self.pool, p => {
             sqlx::query(sql)
                 .bind(username)
-                .bind(&stored)
+                .bind(stored)
                 .bind(&ha1_md5)
                 .bind(&ha1_sha256)
                 .bind(&ha1_sha512)
@@ -242,11 +265,12 @@ impl TokenAdmin for SqlStore {
                 .bind(&uh_md5)
                 .bind(&uh_sha256)
                 .bind(&uh_sha512)
-                .bind(Utc::now().timestamp())
+                .bind(now) // created_at, kept by a rotation
+                .bind(now) // updated_at
                 .execute(p)
                 .await?;
         });
-        Ok(token)
+        Ok(())
     }
 
     async fn revoke_token(&self, username: &str) -> Result<bool, StoreError> {
@@ -258,5 +282,28 @@ impl TokenAdmin for SqlStore {
                 .await?;
             Ok(done.rows_affected() > 0)
         })
+    }
+
+    async fn token_info(&self, username: &str) -> Result<Option<TokenInfo>, StoreError> {
+        let sql = &self.token_sql().info_by_name;
+        with_pool!(&self.pool, p => {
+            let row = sqlx::query(sql).bind(username).fetch_optional(p).await?;
+            row.map(|row| Ok(token_info_from_row!(row))).transpose()
+        })
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        let sql = &self.token_sql().list;
+        let mut list = with_pool!(&self.pool, p => {
+            let rows = sqlx::query(sql).fetch_all(p).await?;
+            let mut list = Vec::with_capacity(rows.len());
+            for row in rows {
+                list.push(token_info_from_row!(row));
+            }
+            list
+        });
+        // Sorted here: the backends' collations would order names differently.
+        list.sort_by(|a, b| a.username.cmp(&b.username));
+        Ok(list)
     }
 }
