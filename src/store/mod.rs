@@ -54,7 +54,9 @@ pub use counts::ClaimRequest;
 pub use htdigest::HtdigestFile;
 pub use memory::MemoryStore;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-pub use sql::{SqlStore, DEFAULT_MYSQL_NC_LEASE, DEFAULT_SQLITE_NC_LEASE};
+pub use sql::{
+    SqlPool, SqlStore, DEFAULT_MYSQL_NC_LEASE, DEFAULT_SQLITE_NC_LEASE, MIGRATIONS_TABLE,
+};
 
 /// A store failure: the database is unreachable, a query failed... The
 /// request it happened on fails closed with 503.

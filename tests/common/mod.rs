@@ -6,6 +6,7 @@
 //! - [`example`]: the example server binary as a child process;
 //! - [`clients`]: real HTTP clients (curl, Python's requests and httpx);
 //! - [`local`]: Rocket's local client, tokens and Digest sessions;
+//! - [`logs`]: the log lines of ignite and liftoff, captured;
 //! - [`app`]: the app of the local-client tests, on each built-in store;
 //! - [`headers`]: response headers and the challenges in them;
 //! - [`postgres`], [`pg_cluster`]: the test database, a private cluster;
@@ -24,6 +25,7 @@ pub mod fake_clock;
 pub mod headers;
 pub mod http;
 pub mod local;
+pub mod logs;
 #[cfg(unix)]
 pub mod mariadb_server;
 pub mod mysql;
