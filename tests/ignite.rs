@@ -5,25 +5,12 @@
 mod common;
 
 use common::app::{base_figment, memory, sqlite};
+use common::logs::ignite_errors;
 use common::{block_on, logs};
 use rocket::figment::Figment;
 use rocket::{catch, catchers, Build, Rocket};
 use rocket_digest_auth::{DigestAuth, Error};
 use serde_json::json;
-
-/// The error lines the fairing logged while `rocket` failed to ignite.
-fn ignite_errors(rocket: Rocket<Build>) -> Vec<String> {
-    let (ignited, lines) = logs::capture(|| block_on(rocket.ignite()));
-    // Looking at a rocket::Error marks it handled (it panics on drop otherwise).
-    assert!(
-        ignited.map_err(|e| drop(e.kind())).is_err(),
-        "the rocket ignited"
-    );
-    lines
-        .into_iter()
-        .filter(|l| l.starts_with("Digest authentication failed to start"))
-        .collect()
-}
 
 fn config_error(figment: &Figment) -> String {
     match DigestAuth::config(figment) {

@@ -30,14 +30,35 @@ impl log::Log for Capture {
     fn flush(&self) {}
 }
 
-/// Runs `f`, returning its result and the lines logged on this thread meanwhile.
-pub fn capture<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+/// Installs the capturing logger. Every test of a binary that captures
+/// logs calls this (or [`capture`]) before it builds a Rocket, whose own
+/// logger would otherwise come first.
+pub fn install() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
-        log::set_logger(&Capture).expect("no logger installed before the capture");
+        log::set_logger(&Capture).expect("the capture comes before Rocket's logger");
         log::set_max_level(log::LevelFilter::Info);
     });
+}
+
+/// Runs `f`, returning its result and the lines logged on this thread meanwhile.
+pub fn capture<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+    install();
     LINES.with(|lines| lines.borrow_mut().clear());
     let result = f();
     (result, LINES.with(|lines| lines.take()))
+}
+
+/// The lines the fairing logged as `rocket` failed to ignite; panics if it ignited.
+pub fn ignite_errors(rocket: rocket::Rocket<rocket::Build>) -> Vec<String> {
+    let (ignited, lines) = capture(|| super::block_on(rocket.ignite()));
+    // Looking at a rocket::Error marks it handled (it panics on drop otherwise).
+    assert!(
+        ignited.map_err(|e| e.kind().to_string()).is_err(),
+        "the rocket ignited"
+    );
+    lines
+        .into_iter()
+        .filter(|l| l.starts_with("Digest authentication failed to start"))
+        .collect()
 }
