@@ -47,7 +47,6 @@ fn figment(url: &str) -> Figment {
 /// pool and `DigestAuth::pool`, she logs in, and the app's table is there.
 macro_rules! app_database_round_trip {
     ($db:ty, $pool:ty, $url:expr, $dir:expr, $when:literal) => {{
-        logs::install();
         let migrator = std::sync::Arc::new(
             sqlx::migrate::Migrator::new(app_migrations($dir.path()))
                 .await
@@ -60,7 +59,7 @@ macro_rules! app_database_round_trip {
                 Err(e) => panic!("the app's own migrations failed: {e}"),
             }
         });
-        let rocket = rocket::custom(figment(&$url)).attach(<$db>::init());
+        let rocket = logs::rocket(figment(&$url)).attach(<$db>::init());
         let rocket = match $when {
             "before" => rocket
                 .attach(app_migrate)
@@ -122,7 +121,7 @@ mod on_sqlite {
     #[test]
     fn the_app_database_must_be_attached_first() {
         let dir = tempfile::tempdir().unwrap();
-        let rocket = rocket::custom(figment(&url(&dir)))
+        let rocket = logs::rocket(figment(&url(&dir)))
             .attach(DigestAuth::fairing().with_database::<Db>())
             .attach(Db::init());
         let lines = ignite_errors(rocket);
@@ -138,7 +137,7 @@ mod on_sqlite {
     #[test]
     fn the_memory_store_and_the_app_database_contradict() {
         let dir = tempfile::tempdir().unwrap();
-        let rocket = rocket::custom(figment(&url(&dir)).merge(("digest_auth.store", "memory")))
+        let rocket = logs::rocket(figment(&url(&dir)).merge(("digest_auth.store", "memory")))
             .attach(Db::init())
             .attach(DigestAuth::fairing().with_database::<Db>());
         let lines = ignite_errors(rocket);

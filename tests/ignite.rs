@@ -39,12 +39,7 @@ fn a_short_nonce_lifetime_alone_starts_and_nextnonce_follows_it() {
     let default = DigestAuth::config(&memory(json!({}))).unwrap();
     assert_eq!(default.nextnonce_within(), 60);
     let (ignited, _) = logs::capture(|| {
-        block_on(
-            rocket::custom(figment)
-                .attach(DigestAuth::fairing())
-                .ignite(),
-        )
-        .map(drop)
+        block_on(logs::rocket(figment).attach(DigestAuth::fairing()).ignite()).map(drop)
     });
     ignited.expect("the rocket ignites");
 }
@@ -95,7 +90,7 @@ fn a_sqlite_file_in_a_missing_directory_names_the_path_and_the_key() {
     let file = missing.join("digest_auth.db");
     let figment =
         sqlite(&dir, json!({})).merge(("databases.digest_auth.url", common::sqlite_url(&file)));
-    let errors = ignite_errors(rocket::custom(figment).attach(DigestAuth::fairing()));
+    let errors = ignite_errors(logs::rocket(figment).attach(DigestAuth::fairing()));
     assert_eq!(
         errors,
         [format!(
@@ -110,7 +105,7 @@ fn a_sqlite_file_in_a_missing_directory_names_the_path_and_the_key() {
 
 #[test]
 fn attaching_the_fairing_twice_is_an_ignite_error_saying_so() {
-    let rocket = rocket::custom(memory(json!({})))
+    let rocket = logs::rocket(memory(json!({})))
         .attach(DigestAuth::fairing())
         .attach(DigestAuth::fairing());
     assert_eq!(
@@ -130,39 +125,39 @@ fn own_challenge() -> &'static str {
 
 #[test]
 fn liftoff_warns_when_no_401_catcher_sends_the_challenge() {
-    let without = rocket::custom(memory(json!({ "catcher": false }))).attach(DigestAuth::fairing());
+    let without = logs::rocket(memory(json!({ "catcher": false }))).attach(DigestAuth::fairing());
     let warnings = liftoff_warnings(without);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
         warnings[0].starts_with("digest_auth.catcher = false and no 401 catcher is registered"),
         "{warnings:?}"
     );
-    let own = rocket::custom(memory(json!({ "catcher": false })))
+    let own = logs::rocket(memory(json!({ "catcher": false })))
         .attach(DigestAuth::fairing())
         .register("/", catchers![own_challenge]);
     assert_eq!(liftoff_warnings(own), Vec::<String>::new());
-    let builtin = rocket::custom(memory(json!({}))).attach(DigestAuth::fairing());
+    let builtin = logs::rocket(memory(json!({}))).attach(DigestAuth::fairing());
     assert_eq!(liftoff_warnings(builtin), Vec::<String>::new());
 }
 
 #[test]
 fn liftoff_warns_when_qop_shuts_out_the_common_clients() {
     let auth_int =
-        rocket::custom(memory(json!({ "qop": ["auth-int"] }))).attach(DigestAuth::fairing());
+        logs::rocket(memory(json!({ "qop": ["auth-int"] }))).attach(DigestAuth::fairing());
     let warnings = liftoff_warnings(auth_int);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
         warnings[0].starts_with("digest_auth.qop has no \"auth\": curl, Python requests and httpx"),
         "{warnings:?}"
     );
-    let both = rocket::custom(memory(json!({ "qop": ["auth", "auth-int"] })))
-        .attach(DigestAuth::fairing());
+    let both =
+        logs::rocket(memory(json!({ "qop": ["auth", "auth-int"] }))).attach(DigestAuth::fairing());
     assert_eq!(liftoff_warnings(both), Vec::<String>::new());
 }
 
 #[test]
 fn the_base_figment_alone_launches_without_warnings_but_the_secret() {
-    let rocket = rocket::custom(base_figment().merge(("digest_auth.store", "memory")))
+    let rocket = logs::rocket(base_figment().merge(("digest_auth.store", "memory")))
         .attach(DigestAuth::fairing());
     assert_eq!(liftoff_warnings(rocket), Vec::<String>::new());
 }

@@ -31,14 +31,21 @@ impl log::Log for Capture {
 }
 
 /// Installs the capturing logger. Every test of a binary that captures
-/// logs calls this (or [`capture`]) before it builds a Rocket, whose own
-/// logger would otherwise come first.
+/// logs calls this (or [`rocket`], [`capture`]) before it builds a Rocket,
+/// whose own logger would otherwise come first.
 pub fn install() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         log::set_logger(&Capture).expect("the capture comes before Rocket's logger");
         log::set_max_level(log::LevelFilter::Info);
     });
+}
+
+/// `rocket::custom(figment)`, built after the capturing logger is installed
+/// (Rocket installs its own logger when none is).
+pub fn rocket(figment: rocket::figment::Figment) -> rocket::Rocket<rocket::Build> {
+    install();
+    rocket::custom(figment)
 }
 
 /// Runs `f`, returning its result and the lines logged on this thread meanwhile.
