@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use crate::protocol::Algorithm;
 use crate::store::{CredentialStore, DEFAULT_NC_WINDOW};
 
-/// The `[digest_auth]` table. Every key has a default; see the README for the
-/// full table. Built in code with [`Config::default`] and the `with_*`
+/// The `[digest_auth]` table. Every key has a default; the
+/// [guide](crate::guide#configuration) has them in one table. Built in code with [`Config::default`] and the `with_*`
 /// setters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -28,6 +28,12 @@ use crate::store::{Credential, StoreError};
 
 /// Turns a verified credential into the app's user type.
 #[rocket::async_trait]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a user type of `DigestAuthenticated`",
+    label = "does not implement `DigestUser`",
+    note = "use `rocket_digest_auth::User`, or implement `DigestUser` for `{Self}` \
+            (its `from_credential` loads the app's user for a verified name)"
+)]
 pub trait DigestUser: Sized + Send + Sync + 'static {
     /// Called after the digest checked out. `Ok(None)` refuses the request
     /// with 401 (a disabled account, say); `Err` answers 503.
