@@ -22,7 +22,9 @@ fn config_error(figment: &Figment) -> String {
 /// The warnings the fairing logged at liftoff of `rocket` (run locally).
 fn liftoff_warnings(rocket: Rocket<Build>) -> Vec<String> {
     let (client, lines) = logs::capture(|| {
-        block_on(rocket::local::asynchronous::Client::untracked(rocket)).map(drop)
+        block_on(rocket::local::asynchronous::Client::untracked(rocket))
+            .map(drop)
+            .map_err(|e| e.kind().to_string())
     });
     client.expect("the rocket launched");
     lines
@@ -39,7 +41,9 @@ fn a_short_nonce_lifetime_alone_starts_and_nextnonce_follows_it() {
     let default = DigestAuth::config(&memory(json!({}))).unwrap();
     assert_eq!(default.nextnonce_within(), 60);
     let (ignited, _) = logs::capture(|| {
-        block_on(logs::rocket(figment).attach(DigestAuth::fairing()).ignite()).map(drop)
+        block_on(logs::rocket(figment).attach(DigestAuth::fairing()).ignite())
+            .map(drop)
+            .map_err(|e| e.kind().to_string())
     });
     ignited.expect("the rocket ignites");
 }

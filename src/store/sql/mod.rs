@@ -492,10 +492,13 @@ pub const MIGRATIONS_TABLE: &str = "digest_auth_migrations";
 /// How a migration run serializes with other instances'.
 enum Lock {
     /// SQLite: none (one file, one writer at a time anyway).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     None,
     /// Taking it waits as long as it takes (PostgreSQL); then releasing it.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     Waits(&'static str, &'static str),
     /// Taking it answers 1 once taken (MySQL, within a minute); then releasing it.
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
     Answers(&'static str, &'static str),
 }
 
