@@ -94,6 +94,41 @@ macro_rules! app_database_round_trip {
     }};
 }
 
+/// A database at `$url` the crate migrated through sqlx's own bookkeeping
+/// (`_sqlx_migrations`): the store opens it, the records move to
+/// `digest_auth_migrations`, and nothing runs again (a table dropped after
+/// the migrations stays dropped).
+macro_rules! carries_on_from_sqlx_migrations {
+    ($pool:ty, $migrations:literal, $url:expr) => {{
+        let url = $url;
+        let pool = <$pool>::connect(&url).await.unwrap();
+        sqlx::migrate!($migrations).run(&pool).await.unwrap();
+        sqlx::query("DROP TABLE digest_auth_nonce_watermark")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let store = SqlStore::connect_url(&url, StoreOptions::new("carry on"))
+            .await
+            .expect("the store opens the database as it is");
+        let watermark = sqlx::query("SELECT 1 FROM digest_auth_nonce_watermark")
+            .fetch_all(&pool)
+            .await;
+        assert!(watermark.is_err(), "a migration ran again");
+        let recorded: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM digest_auth_migrations ORDER BY version")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        let shipped: Vec<i64> = sqlx::migrate!($migrations)
+            .iter()
+            .map(|m| m.version)
+            .collect();
+        assert_eq!(recorded, shipped);
+        store.close().await;
+        pool.close().await;
+    }};
+}
+
 #[cfg(feature = "sqlite")]
 mod on_sqlite {
     use super::*;
@@ -149,43 +184,10 @@ mod on_sqlite {
         );
     }
 
-    /// A database the crate migrated through sqlx's own bookkeeping
-    /// (`_sqlx_migrations`): the records move to `digest_auth_migrations`
-    /// and nothing runs again (a dropped table stays dropped).
     #[rocket::async_test]
     async fn a_database_migrated_through_sqlx_migrations_carries_on() {
         let dir = tempfile::tempdir().unwrap();
-        let url = url(&dir);
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        sqlx::migrate!("migrations/sqlite")
-            .run(&pool)
-            .await
-            .unwrap();
-        sqlx::query("DROP TABLE digest_auth_nonce_watermark")
-            .execute(&pool)
-            .await
-            .unwrap();
-        let store = SqlStore::connect_url(&url, StoreOptions::new("carry on"))
-            .await
-            .expect("the store opens the database as it is");
-        let watermark: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'digest_auth_nonce_watermark'",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        assert_eq!(watermark, 0, "a migration ran again");
-        let recorded: Vec<i64> =
-            sqlx::query_scalar("SELECT version FROM digest_auth_migrations ORDER BY version")
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-        let shipped: Vec<i64> = sqlx::migrate!("migrations/sqlite")
-            .iter()
-            .map(|m| m.version)
-            .collect();
-        assert_eq!(recorded, shipped);
-        store.close().await;
+        carries_on_from_sqlx_migrations!(sqlx::SqlitePool, "migrations/sqlite", url(&dir));
     }
 }
 
@@ -204,5 +206,22 @@ mod on_postgres {
         };
         let dir = tempfile::tempdir().unwrap();
         app_database_round_trip!(Db, sqlx::PgPool, url, dir, "after");
+    }
+
+    #[rocket::async_test]
+    async fn a_database_migrated_through_sqlx_migrations_carries_on() {
+        let schema = "digest_auth_carry_on";
+        // Emptied first: the test starts from sqlx's bookkeeping alone.
+        if let Ok(admin) = sqlx::PgPool::connect(&common::postgres::base_url()).await {
+            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .execute(&admin)
+                .await
+                .unwrap();
+            admin.close().await;
+        }
+        let Some(url) = common::postgres::schema_url(schema).await else {
+            return;
+        };
+        carries_on_from_sqlx_migrations!(sqlx::PgPool, "migrations/postgres", url);
     }
 }
