@@ -225,3 +225,22 @@ mod on_postgres {
         carries_on_from_sqlx_migrations!(sqlx::PgPool, "migrations/postgres", url);
     }
 }
+
+#[cfg(feature = "mysql")]
+mod on_mysql {
+    use super::*;
+
+    #[rocket::async_test]
+    async fn a_database_migrated_through_sqlx_migrations_carries_on() {
+        let name = "carry_on";
+        // Emptied first: the test starts from sqlx's bookkeeping alone.
+        if common::mysql::database_url(name).await.is_none() {
+            return;
+        }
+        common::mysql::drop_database(name).await;
+        let Some(url) = common::mysql::database_url(name).await else {
+            return;
+        };
+        carries_on_from_sqlx_migrations!(sqlx::MySqlPool, "migrations/mysql", url);
+    }
+}
