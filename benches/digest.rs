@@ -86,7 +86,7 @@ fn verify(c: &mut Criterion) {
                     // A fresh nonce now and then keeps the store's per-nonce
                     // record small; every request still has a fresh nc.
                     used += 1;
-                    if used % 10_000 == 0 {
+                    if used.is_multiple_of(10_000) {
                         client = self::client(&verifier, &token);
                     }
                     client.authorization("GET", "/me")

@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use crate::protocol::Algorithm;
 use crate::store::{CredentialStore, DEFAULT_NC_WINDOW};
 
-/// The `[digest_auth]` table. Every key has a default; see the README for the
-/// full table. Built in code with [`Config::default`] and the `with_*`
+/// The `[digest_auth]` table. Every key has a default; the
+/// [guide](crate::guide#configuration) has them in one table. Built in code with [`Config::default`] and the `with_*`
 /// setters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -43,8 +43,9 @@ pub struct Config {
     /// `nonce_lifetime`: seconds a nonce is accepted. Default 300.
     pub nonce_lifetime: u64,
     /// `nextnonce_within`: send `nextnonce` when the nonce has fewer seconds
-    /// left than this. Default 60; 0 disables.
-    pub nextnonce_within: u64,
+    /// left than this; 0 disables. Default: a fifth of `nonce_lifetime`, at
+    /// most 60 (see [`Config::nextnonce_within`]).
+    pub nextnonce_within: Option<u64>,
     /// `secret`: signs nonces; at least 32 bytes. Default: random per launch.
     pub secret: Option<String>,
     /// `opaque`: echoed by clients and checked. Default: none.
@@ -162,7 +163,7 @@ impl Default for Config {
             qop: vec![Qop::Auth],
             allow_rfc2069: false,
             nonce_lifetime: 300,
-            nextnonce_within: 60,
+            nextnonce_within: None,
             secret: None,
             opaque: None,
             userhash: false,
@@ -244,7 +245,7 @@ setters! {
     list with_qop => qop: Qop;
     plain with_allow_rfc2069 => allow_rfc2069: bool;
     plain with_nonce_lifetime => nonce_lifetime: u64;
-    plain with_nextnonce_within => nextnonce_within: u64;
+    option with_nextnonce_within => nextnonce_within: u64;
     some with_secret => secret: String;
     some with_opaque => opaque: String;
     plain with_userhash => userhash: bool;
@@ -287,10 +288,23 @@ impl InvalidConfig {
     }
 }
 
+/// `nextnonce_within` when it is not set and `nonce_lifetime` is at least
+/// five times as long.
+pub const DEFAULT_NEXTNONCE_WITHIN: u64 = 60;
+
 /// Shortest `secret` accepted, in bytes.
 pub const MIN_SECRET_LEN: usize = 32;
 
 impl Config {
+    /// Seconds before a nonce expires from which `nextnonce` is sent: the
+    /// `nextnonce_within` key, or when it is not set a fifth of
+    /// `nonce_lifetime`, at most 60 (so any valid `nonce_lifetime` works
+    /// without it).
+    pub fn nextnonce_within(&self) -> u64 {
+        self.nextnonce_within
+            .unwrap_or((self.nonce_lifetime / 5).min(DEFAULT_NEXTNONCE_WITHIN))
+    }
+
     /// Checks every key on its own and against the others; the first problem
     /// is returned.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
@@ -322,8 +336,17 @@ impl Config {
         if self.nonce_lifetime > 7 * 24 * 3600 {
             return bad("nonce_lifetime", "must be at most a week (604800 seconds)");
         }
-        if self.nextnonce_within >= self.nonce_lifetime {
-            return bad("nextnonce_within", "must be less than nonce_lifetime");
+        if let Some(within) = self.nextnonce_within {
+            if within >= self.nonce_lifetime {
+                return bad(
+                    "nextnonce_within",
+                    &format!(
+                        "is {within}, but must be less than `digest_auth.nonce_lifetime` ({}); \
+                         lower it, or leave it out to follow nonce_lifetime",
+                        self.nonce_lifetime
+                    ),
+                );
+            }
         }
         if let Some(secret) = &self.secret {
             if secret.len() < MIN_SECRET_LEN {
@@ -434,6 +457,48 @@ impl Config {
             ),
         ))
     }
+}
+
+/// The key a figment error is about, as the user writes it:
+/// `digest_auth.algorithms[0]`, `digest_auth.realms` (an unknown key).
+fn figment_key(error: &figment::Error) -> String {
+    let mut key = String::from("digest_auth");
+    let field = match &error.kind {
+        figment::error::Kind::UnknownField(field, _) => Some(field.to_string()),
+        figment::error::Kind::DuplicateField(field) => Some(field.to_string()),
+        figment::error::Kind::MissingField(field) => Some(field.to_string()),
+        _ => None,
+    }
+    .filter(|field| error.path.last() != Some(field));
+    for segment in error.path.iter().chain(field.as_ref()) {
+        if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+            key.push_str(&format!("[{segment}]"));
+        } else {
+            key.push('.');
+            key.push_str(segment);
+        }
+    }
+    key
+}
+
+/// Every problem in a figment error about `[digest_auth]`, each naming its
+/// full key and where the value came from.
+pub(crate) fn describe_figment_error(error: &figment::Error) -> String {
+    error
+        .clone()
+        .into_iter()
+        .map(|e| {
+            let source = match &e.metadata {
+                Some(md) => match &md.source {
+                    Some(source) => format!(" (from {} {source})", md.name),
+                    None => format!(" (from {})", md.name),
+                },
+                None => String::new(),
+            };
+            format!("invalid `{}`: {}{source}", figment_key(&e), e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn has_duplicates<T: PartialEq>(items: &[T]) -> bool {

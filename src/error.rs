@@ -10,11 +10,28 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] InvalidConfig),
     /// The configuration could not be read (wrong type, unknown key...).
-    #[error("invalid `digest_auth` configuration: {0}")]
+    #[error("{}", crate::config::describe_figment_error(.0))]
     Figment(Box<figment::Error>),
     /// The store could not be opened or migrated.
-    #[error("digest_auth store: {0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
+    /// The database could not be opened or migrated; `key` names its URL
+    /// setting (`databases.digest_auth.url`).
+    #[error("cannot use the database of `{key}`: {}", cause(.source))]
+    Database {
+        /// The setting naming the database: `databases.NAME.url`.
+        key: String,
+        /// What went wrong.
+        source: StoreError,
+    },
+    /// The fairing cannot start in this Rocket instance as attached.
+    #[error("{0}")]
+    Attach(String),
+}
+
+/// A store error's cause, without the store's own prefix.
+fn cause(e: &StoreError) -> String {
+    std::error::Error::source(e).map_or_else(|| e.to_string(), ToString::to_string)
 }
 
 impl From<figment::Error> for Error {

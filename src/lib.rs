@@ -72,13 +72,15 @@
 //!   [`Rejection`] responder; the request's parts and its verdict are read
 //!   and cached in one place each.
 //!
-//! Every configuration key, the status table, multi-instance deployment and
-//! the comparison with other servers are in the README; the threat model is
-//! in SECURITY.md.
+//! The [`guide`] has the rest: features, every configuration key, the
+//! app's own database, custom users and stores, several instances, testing
+//! with Rocket's local client, and the README's walk-through. The threat
+//! model is in SECURITY.md.
 #![deny(missing_docs)]
 
 pub mod config;
 mod error;
+pub mod guide;
 mod ha1_cache;
 mod limiter;
 pub mod protocol;

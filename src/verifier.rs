@@ -410,8 +410,8 @@ impl Verifier {
         }
         self.limiter.succeed(&credential.username, req.client);
 
-        let nextnonce = (self.config.nextnonce_within > 0
-            && expires_at - now <= self.config.nextnonce_within as i64)
+        let nextnonce = (self.config.nextnonce_within() > 0
+            && expires_at - now <= self.config.nextnonce_within() as i64)
             .then(|| self.mint(now));
         let rspauth = kd.rspauth(&auth.uri);
         Ok(Verified {

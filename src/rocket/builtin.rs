@@ -15,6 +15,8 @@
 use std::sync::Arc;
 
 use rocket::figment::Figment;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+use rocket::{futures::future::BoxFuture, Build, Rocket};
 
 use crate::config::{Config, CountsKind, InvalidConfig, StoreKind, TokenStorage};
 use crate::rocket::tokens::Tokens;
@@ -29,9 +31,75 @@ pub(crate) struct Stores {
     pub(crate) counts: Arc<dyn NonceCountStore>,
     /// Managed only when the built-in store is the credential source.
     pub(crate) tokens: Option<Tokens>,
-    /// The database the fairing opened, closed at shutdown.
+    /// The database store in use, if any.
     #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
     database: Option<Arc<crate::store::SqlStore>>,
+    /// Whether the fairing opened that database's pool (and closes it at
+    /// shutdown), rather than the app.
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+    owns_database: bool,
+}
+
+/// Opens the database store on the app's pool.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub(crate) type OpenOnPool = Box<
+    dyn FnOnce(
+            StoreOptions,
+        )
+            -> BoxFuture<'static, Result<crate::store::SqlStore, crate::store::StoreError>>
+        + Send,
+>;
+
+/// The app's own rocket_db_pools database, given to
+/// [`DigestAuth::with_database`](crate::DigestAuth::with_database).
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub(crate) struct AppDatabase {
+    /// `Database::NAME`: the database is `[databases.NAME]`.
+    pub(crate) name: &'static str,
+    /// The database type, for messages.
+    pub(crate) type_name: &'static str,
+    /// Its pool, once its own fairing ignited.
+    pub(crate) fetch: fn(&Rocket<Build>) -> Option<OpenOnPool>,
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+impl AppDatabase {
+    /// The app's database `D`.
+    pub(crate) fn of<D>() -> AppDatabase
+    where
+        D: rocket_db_pools::Database,
+        D::Pool: crate::store::SqlPool,
+    {
+        AppDatabase {
+            name: D::NAME,
+            type_name: std::any::type_name::<D>(),
+            fetch: |rocket| {
+                let pool: D::Pool = (**rocket.state::<D>()?).clone();
+                Some(Box::new(move |options| {
+                    Box::pin(async move { crate::store::SqlStore::from_pool(&pool, options).await })
+                }))
+            },
+        }
+    }
+
+    /// The key naming this database's URL.
+    pub(crate) fn url_key(&self) -> String {
+        format!("databases.{}.url", self.name)
+    }
+}
+
+/// Where the database store's pool comes from.
+pub(crate) enum DatabaseSource {
+    /// `[databases.digest_auth]`, opened by the fairing.
+    Configured,
+    /// The app's own database.
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+    App {
+        /// Its URL key, for messages.
+        key: String,
+        /// Opens the store on its pool.
+        open: OpenOnPool,
+    },
 }
 
 impl Stores {
@@ -39,6 +107,7 @@ impl Stores {
     pub(crate) async fn choose(
         credentials: Option<Arc<dyn CredentialStore>>,
         counts: Option<Arc<dyn NonceCountStore>>,
+        database: DatabaseSource,
         figment: &Figment,
         config: &Config,
     ) -> Result<Stores, Error> {
@@ -63,15 +132,19 @@ impl Stores {
                 tokens: None,
                 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
                 database: None,
+                #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+                owns_database: false,
             });
         }
-        let builtin = Stores::open(figment, config).await?;
+        let builtin = Stores::open(database, figment, config).await?;
         Ok(Stores {
             tokens: builtin.tokens.filter(|_| credentials.is_none()),
             credentials: credentials.unwrap_or(builtin.credentials),
             counts: counts.unwrap_or(builtin.counts),
             #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
             database: builtin.database,
+            #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+            owns_database: builtin.owns_database,
         })
     }
 
@@ -93,6 +166,8 @@ impl Stores {
             tokens: Some(Tokens::new(store)),
             #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
             database: None,
+            #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+            owns_database: false,
         }
     }
 
@@ -101,8 +176,21 @@ impl Stores {
         not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
         allow(unused_variables)
     )]
-    async fn open(figment: &Figment, config: &Config) -> Result<Stores, Error> {
+    async fn open(
+        database: DatabaseSource,
+        figment: &Figment,
+        config: &Config,
+    ) -> Result<Stores, Error> {
         config.validate_builtin_store()?;
+        #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+        if matches!(database, DatabaseSource::App { .. }) && config.store == StoreKind::Memory {
+            return Err(InvalidConfig::new(
+                "store",
+                "is \"memory\", but the fairing was given the app's database \
+                 (`with_database`): leave `store` out, or drop `with_database`",
+            )
+            .into());
+        }
         let options = StoreOptions {
             realm: config.realm.clone(),
             ha1_only: config.token_storage == TokenStorage::Ha1,
@@ -112,11 +200,23 @@ impl Stores {
             StoreKind::Memory => Ok(Stores::of(Arc::new(MemoryStore::new(options)))),
             #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
             StoreKind::Database => {
-                let db = crate::DigestAuth::database_figment(figment);
-                let store = Arc::new(crate::store::SqlStore::connect(&db, options).await?);
+                let (opened, key, owns_database) = match database {
+                    DatabaseSource::Configured => {
+                        let db = crate::DigestAuth::database_figment(figment);
+                        let key = format!("databases.{}.url", crate::DigestAuth::DATABASE_NAME);
+                        (
+                            crate::store::SqlStore::connect(&db, options).await,
+                            key,
+                            true,
+                        )
+                    }
+                    DatabaseSource::App { key, open } => (open(options).await, key, false),
+                };
+                let store = Arc::new(opened.map_err(|source| Error::Database { key, source })?);
                 if config.credential_cache_ttl == 0 {
                     return Ok(Stores {
                         database: Some(store.clone()),
+                        owns_database,
                         ..Stores::of(store)
                     });
                 }
@@ -132,6 +232,7 @@ impl Stores {
                     counts: store.clone(),
                     tokens: Some(Tokens::new(cached)),
                     database: Some(store),
+                    owns_database,
                 })
             }
             #[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
@@ -143,8 +244,14 @@ impl Stores {
     pub(crate) fn closer(&self) -> Closer {
         Closer {
             #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-            database: self.database.clone(),
+            database: self.database.clone().filter(|_| self.owns_database),
         }
+    }
+
+    /// The database store in use, whoever opened its pool.
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+    pub(crate) fn database(&self) -> Option<Arc<crate::store::SqlStore>> {
+        self.database.clone()
     }
 }
 

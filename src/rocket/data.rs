@@ -12,6 +12,13 @@ use crate::rocket::user::{DigestUser, User};
 use crate::verifier::{Body, Rejection};
 
 /// A body type the data guard can hand over once it has checked the digest.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be read as an authenticated request body",
+    label = "not a body type of `DigestAuthenticatedData`",
+    note = "bodies are read as `Vec<u8>`, `String`, or `rocket::serde::json::Json<T>` with the \
+            crate feature `json` (features = [\"json\"] on rocket_digest_auth in Cargo.toml); \
+            other types implement `FromAuthenticatedBody`"
+)]
 pub trait FromAuthenticatedBody: Sized + Send {
     /// The name in Rocket's `limits` that bounds this body (`"bytes"`,
     /// `"string"`, `"json"`...). Unknown names fall back to 1 MiB.

@@ -22,9 +22,9 @@ use rocket::figment::Figment;
 use rocket::http::{Header, Status};
 use rocket::{Build, Data, Orbit, Request, Response, Rocket};
 
-use crate::config::Config;
+use crate::config::{Config, Qop};
 use crate::protocol::MAX_CLOCK_SKEW_SECS;
-use crate::rocket::builtin::{Closer, Stores};
+use crate::rocket::builtin::{Closer, DatabaseSource, Stores};
 use crate::rocket::catcher;
 use crate::rocket::request::record_method;
 use crate::rocket::state::DigestAuthState;
@@ -39,6 +39,9 @@ use crate::Error;
 pub struct DigestAuth {
     credentials: Option<Arc<dyn CredentialStore>>,
     counts: Option<Arc<dyn NonceCountStore>>,
+    /// The app's own database, when it holds the crate's tables.
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+    database: Option<crate::rocket::builtin::AppDatabase>,
     /// Set at ignite, run at shutdown.
     closer: Mutex<Closer>,
 }
@@ -68,6 +71,63 @@ impl DigestAuth {
         self
     }
 
+    /// Keeps the crate's tables (all named `digest_auth_*`, migrations
+    /// recorded in `digest_auth_migrations`) in the app's own
+    /// rocket_db_pools database `D` instead of opening
+    /// `[databases.digest_auth]`, so that the app's users and their tokens
+    /// live in one database. Attach `D::init()` before this fairing. The
+    /// app's own sqlx migrations may run on the same database.
+    ///
+    /// ```no_run
+    /// use rocket_db_pools::{sqlx, Database};
+    /// use rocket_digest_auth::DigestAuth;
+    ///
+    /// #[derive(Database)]
+    /// #[database("app")]
+    /// struct Db(sqlx::SqlitePool);
+    ///
+    /// #[rocket::launch]
+    /// fn rocket() -> _ {
+    ///     rocket::build()
+    ///         .attach(Db::init())
+    ///         .attach(DigestAuth::fairing().with_database::<Db>())
+    /// }
+    /// ```
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+    pub fn with_database<D>(mut self) -> DigestAuth
+    where
+        D: rocket_db_pools::Database,
+        D::Pool: crate::store::SqlPool,
+    {
+        self.database = Some(crate::rocket::builtin::AppDatabase::of::<D>());
+        self
+    }
+
+    /// The pool of the database store in use (`sqlx::SqlitePool`,
+    /// `sqlx::PgPool` or `sqlx::MySqlPool`), whether the fairing opened it
+    /// from `[databases.digest_auth]` or it is the app's
+    /// ([`with_database`](DigestAuth::with_database)): for the app's own
+    /// queries on the crate's tables. `None` before the fairing ignited, with
+    /// no database store, or for another pool type.
+    ///
+    /// ```no_run
+    /// # async fn f(rocket: rocket::Rocket<rocket::Orbit>) -> Result<(), sqlx::Error> {
+    /// use rocket_digest_auth::DigestAuth;
+    ///
+    /// let pool: &sqlx::SqlitePool = DigestAuth::pool(&rocket).expect("the database store");
+    /// let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM digest_auth_tokens")
+    ///     .fetch_one(pool)
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+    pub fn pool<P: crate::store::SqlPool>(rocket: &Rocket<impl rocket::Phase>) -> Option<&P> {
+        rocket
+            .state::<crate::rocket::state::DatabaseState>()?
+            .0
+            .pool::<P>()
+    }
+
     /// Reads `[digest_auth]` from a Rocket figment and checks every key
     /// ([`Config::validate`]).
     pub fn config(figment: &Figment) -> Result<Config, Error> {
@@ -89,11 +149,47 @@ impl DigestAuth {
             .join(Serialized::default("connect_timeout", 5))
     }
 
-    async fn build(&self, figment: &Figment) -> Result<(Verifier, Stores), Error> {
+    /// Where the database store's pool comes from: the app's database when
+    /// one was given (its fairing must have ignited), else the configuration.
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
+        allow(unused_variables)
+    )]
+    fn database_source(&self, rocket: &Rocket<Build>) -> Result<DatabaseSource, Error> {
+        #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+        if let Some(app) = &self.database {
+            let Some(open) = (app.fetch)(rocket) else {
+                return Err(Error::Attach(format!(
+                    "the database `{}` given to `with_database::<{}>()` is not attached: attach \
+                     `{}::init()` before `DigestAuth::fairing()`",
+                    app.name,
+                    app.type_name.rsplit("::").next().unwrap_or(app.type_name),
+                    app.type_name.rsplit("::").next().unwrap_or(app.type_name),
+                )));
+            };
+            return Ok(DatabaseSource::App {
+                key: app.url_key(),
+                open,
+            });
+        }
+        Ok(DatabaseSource::Configured)
+    }
+
+    async fn build(&self, rocket: &Rocket<Build>) -> Result<(Verifier, Stores), Error> {
+        if rocket.state::<DigestAuthState>().is_some() {
+            return Err(Error::Attach(
+                "`DigestAuth::fairing()` is attached twice to this Rocket instance: attach it \
+                 once (one realm, one set of stores and catchers per instance)"
+                    .into(),
+            ));
+        }
+        let figment = rocket.figment();
         let config = Self::config(figment)?;
+        let database = self.database_source(rocket)?;
         let stores = Stores::choose(
             self.credentials.clone(),
             self.counts.clone(),
+            database,
             figment,
             &config,
         )
@@ -115,7 +211,7 @@ impl Fairing for DigestAuth {
     }
 
     async fn on_ignite(&self, rocket: Rocket<Build>) -> fairing::Result {
-        let (verifier, stores) = match self.build(rocket.figment()).await {
+        let (verifier, stores) = match self.build(&rocket).await {
             Ok(built) => built,
             Err(e) => {
                 rocket::error!("Digest authentication failed to start: {e}");
@@ -133,6 +229,10 @@ impl Fairing for DigestAuth {
         let catchers = config.catcher;
         *self.closer.lock().unwrap_or_else(|e| e.into_inner()) = stores.closer();
         let mut rocket = rocket.manage(DigestAuthState { verifier });
+        #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+        if let Some(database) = stores.database() {
+            rocket = rocket.manage(crate::rocket::state::DatabaseState(database));
+        }
         if let Some(tokens) = stores.tokens {
             rocket = rocket.manage(tokens);
         }
@@ -149,6 +249,9 @@ impl Fairing for DigestAuth {
         let Some(state) = rocket.state::<DigestAuthState>() else {
             return;
         };
+        for warning in liftoff_warnings(rocket, state.verifier.config()) {
+            rocket::warn!("{warning}");
+        }
         let counts = state.verifier.nonce_counts().clone();
         let every = Duration::from_secs(state.verifier.config().cleanup_interval);
         let mut shutdown = rocket.shutdown();
@@ -193,4 +296,31 @@ impl Fairing for DigestAuth {
         let closer = std::mem::take(&mut *self.closer.lock().unwrap_or_else(|e| e.into_inner()));
         closer.close().await;
     }
+}
+
+/// What would keep clients out although the app launches: no 401 catcher
+/// at `/` to send the challenge (with `catcher = false` and none of the
+/// app's own), or a `qop` setting the common clients cannot use.
+pub(crate) fn liftoff_warnings(rocket: &Rocket<Orbit>, config: &Config) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let challenges = rocket
+        .catchers()
+        .any(|c| c.code == Some(401) && c.base.path() == "/");
+    if !challenges {
+        warnings.push(
+            "digest_auth.catcher = false and no 401 catcher is registered at \"/\": a refused \
+             request gets no WWW-Authenticate challenge, so no client can log in. Register a \
+             401 catcher answering with `catcher::ChallengeResponse`, or set catcher = true."
+                .to_owned(),
+        );
+    }
+    if !config.qop.contains(&Qop::Auth) && !config.allow_rfc2069 {
+        warnings.push(
+            "digest_auth.qop has no \"auth\": curl, Python requests and httpx do not \
+             support qop=auth-int and cannot log in. Add \"auth\" to digest_auth.qop unless \
+             every client supports auth-int."
+                .to_owned(),
+        );
+    }
+    warnings
 }

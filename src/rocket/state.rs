@@ -26,6 +26,10 @@ impl DigestAuthState {
     }
 }
 
+/// The database store in use, for [`DigestAuth::pool`](crate::DigestAuth::pool).
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub(crate) struct DatabaseState(pub(crate) std::sync::Arc<crate::store::SqlStore>);
+
 /// Whether launch must stop: a route uses `guard` but the fairing is not attached.
 pub(crate) fn fairing_missing(rocket: &Rocket<Ignite>, guard: &str) -> bool {
     if rocket.state::<DigestAuthState>().is_none() {

@@ -56,6 +56,12 @@ pub enum Refusal {
 /// }
 /// ```
 #[rocket::async_trait]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a user type of `DigestAuthenticated`",
+    label = "does not implement `DigestUser`",
+    note = "use `rocket_digest_auth::User`, or implement `DigestUser` for `{Self}` \
+            (its `from_credential` loads the app's user for a verified name)"
+)]
 pub trait DigestUser: Sized + Send + Sync + 'static {
     /// The user for `credential`, or why it is refused: see [`Refusal`].
     async fn from_credential(

@@ -184,7 +184,7 @@ impl<S: CredentialStore + ?Sized> CachedCredentials<S> {
     /// the last read, and empties the cache when it moved.
     async fn recheck(&self, recheck: &Recheck) -> Result<(), StoreError> {
         let due = |last: &(Option<Instant>, Option<i64>)| {
-            last.0.map_or(true, |at| at.elapsed() >= recheck.every)
+            last.0.is_none_or(|at| at.elapsed() >= recheck.every)
         };
         if !due(&recheck.last.lock().unwrap_or_else(|e| e.into_inner())) {
             return Ok(());

@@ -54,7 +54,9 @@ pub use counts::ClaimRequest;
 pub use htdigest::HtdigestFile;
 pub use memory::MemoryStore;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-pub use sql::{SqlStore, DEFAULT_MYSQL_NC_LEASE, DEFAULT_SQLITE_NC_LEASE};
+pub use sql::{
+    SqlPool, SqlStore, DEFAULT_MYSQL_NC_LEASE, DEFAULT_SQLITE_NC_LEASE, MIGRATIONS_TABLE,
+};
 
 /// A store failure: the database is unreachable, a query failed... The
 /// request it happened on fails closed with 503.
@@ -144,6 +146,11 @@ impl Credential {
 
 /// Where the secret for a username comes from.
 #[rocket::async_trait]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a credential store",
+    note = "`DigestAuth::with_credential_store` takes a type implementing `CredentialStore` \
+            (`#[rocket::async_trait] impl CredentialStore for {Self}`)"
+)]
 pub trait CredentialStore: Send + Sync + 'static {
     /// The credential of `username`, `Ok(None)` when there is no such user.
     async fn credential(&self, username: &str) -> Result<Option<Credential>, StoreError>;
@@ -209,6 +216,11 @@ pub enum Claim {
 /// clock, in the claim and in the cleanup, rather than by the `now` of the
 /// instance that asks. The suite's `forgotten_nonces_stay_refused` checks it.
 #[rocket::async_trait]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a nonce-count store",
+    note = "`DigestAuth::with_nonce_count_store` takes a type implementing `NonceCountStore` \
+            (`#[rocket::async_trait] impl NonceCountStore for {Self}`)"
+)]
 pub trait NonceCountStore: Send + Sync + 'static {
     /// Checks and records in one atomic step; refuses a nonce at or below
     /// the watermark in the same step.

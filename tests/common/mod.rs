@@ -6,6 +6,7 @@
 //! - [`example`]: the example server binary as a child process;
 //! - [`clients`]: real HTTP clients (curl, Python's requests and httpx);
 //! - [`local`]: Rocket's local client, tokens and Digest sessions;
+//! - [`logs`]: the log lines of ignite and liftoff, captured;
 //! - [`app`]: the app of the local-client tests, on each built-in store;
 //! - [`instances`]: Rocket instances sharing one database, as behind a
 //!   load balancer;
@@ -32,6 +33,7 @@ pub mod headers;
 pub mod http;
 pub mod instances;
 pub mod local;
+pub mod logs;
 #[cfg(unix)]
 pub mod mariadb_server;
 pub mod mysql;

@@ -22,8 +22,9 @@ mod tokens;
 
 pub use counts::{DEFAULT_MYSQL_NC_LEASE, DEFAULT_SQLITE_NC_LEASE};
 
+/// The pool the store runs on, of whichever backend.
 #[derive(Debug, Clone)]
-enum Pool {
+pub enum Pool {
     #[cfg(feature = "sqlite")]
     Sqlite(sqlx::SqlitePool),
     #[cfg(feature = "postgres")]
@@ -71,22 +72,6 @@ impl Dialect {
     }
 }
 
-impl Dialect {
-    /// Statements taking and releasing the lock that makes instances
-    /// migrate one after another, where sqlx's own lock does not.
-    fn migration_lock(self) -> Option<(&'static str, &'static str)> {
-        match self {
-            Dialect::Standard => None,
-            // Lock names are server-wide and at most 64 characters: the
-            // database's name is hashed in.
-            Dialect::MySql => Some((
-                "SELECT GET_LOCK(CONCAT('digest_auth_migrate_', MD5(DATABASE())), 60)",
-                "DO RELEASE_LOCK(CONCAT('digest_auth_migrate_', MD5(DATABASE())))",
-            )),
-        }
-    }
-}
-
 impl Pool {
     fn dialect(&self) -> Dialect {
         match self {
@@ -97,6 +82,47 @@ impl Pool {
         }
     }
 }
+
+/// A sqlx connection pool the database store can run on:
+/// `sqlx::SqlitePool`, `sqlx::PgPool` or `sqlx::MySqlPool`, as the features
+/// `sqlite`, `postgres` and `mysql` allow. An app's rocket_db_pools database
+/// of one of these types can hold the crate's tables
+/// ([`DigestAuth::with_database`](crate::DigestAuth::with_database)), and
+/// [`DigestAuth::pool`](crate::DigestAuth::pool) hands out the pool in use.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a pool the Digest database store can run on",
+    note = "use a database whose pool is `sqlx::SqlitePool`, `sqlx::PgPool` or `sqlx::MySqlPool`, \
+            with the crate feature `sqlite`, `postgres` or `mysql`"
+)]
+pub trait SqlPool: Clone + Send + Sync + 'static {
+    /// This pool, for the store.
+    #[doc(hidden)]
+    fn to_store_pool(&self) -> Pool;
+    /// The store's pool, when it is of this type.
+    #[doc(hidden)]
+    fn of_store_pool(pool: &Pool) -> Option<&Self>;
+}
+
+macro_rules! sql_pool {
+    ($feature:literal, $ty:ty, $variant:ident) => {
+        #[cfg(feature = $feature)]
+        impl SqlPool for $ty {
+            fn to_store_pool(&self) -> Pool {
+                Pool::$variant(self.clone())
+            }
+            fn of_store_pool(pool: &Pool) -> Option<&Self> {
+                match pool {
+                    Pool::$variant(p) => Some(p),
+                    #[allow(unreachable_patterns)]
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+sql_pool!("sqlite", sqlx::SqlitePool, Sqlite);
+sql_pool!("postgres", sqlx::PgPool, Postgres);
+sql_pool!("mysql", sqlx::MySqlPool, MySql);
 
 /// Runs `$body` with `$p` bound to whichever pool this is: the SQL is shared,
 /// the row and executor types are not.
@@ -168,6 +194,27 @@ impl SqlStore {
                  or mysql://..."
             )));
         };
+        Self::on_pool(pool, options).await
+    }
+
+    /// The store over a pool the app opened (its rocket_db_pools database):
+    /// runs the crate's migrations there and refreshes userhash values for
+    /// the realm. The crate's tables all start with `digest_auth_`, and its
+    /// migrations are recorded in `digest_auth_migrations`, apart from the
+    /// app's own sqlx migrations (`_sqlx_migrations`).
+    ///
+    /// The pool's own settings apply: on SQLite the store's connections
+    /// otherwise run in WAL mode with `synchronous=NORMAL`, and on MySQL at
+    /// `READ COMMITTED`, which keeps instances leasing counts of one nonce
+    /// from deadlocking each other.
+    pub async fn from_pool(
+        pool: &impl SqlPool,
+        options: StoreOptions,
+    ) -> Result<SqlStore, StoreError> {
+        Self::on_pool(pool.to_store_pool(), options).await
+    }
+
+    async fn on_pool(pool: Pool, options: StoreOptions) -> Result<SqlStore, StoreError> {
         let nc_lease = options.nc_lease.unwrap_or(counts::default_nc_lease(&pool));
         let store = SqlStore {
             counts: counts::Counts::new(&pool, nc_lease),
@@ -179,6 +226,13 @@ impl SqlStore {
         store.refresh_userhashes().await?;
         Ok(store)
     }
+
+    /// The pool this store runs on, when it is a `P`
+    /// (`sqlx::SqlitePool`, `sqlx::PgPool`, `sqlx::MySqlPool`).
+    pub fn pool<P: SqlPool>(&self) -> Option<&P> {
+        P::of_store_pool(&self.pool)
+    }
+
     /// Connects to `url` with rocket_db_pools' defaults (tests, tools).
     pub async fn connect_url(url: &str, options: StoreOptions) -> Result<SqlStore, StoreError> {
         let figment = Figment::new()
@@ -205,6 +259,25 @@ impl SqlStore {
             .disable_statement_logging();
         // Each connection to `sqlite::memory:` is its own database: keep one.
         let in_memory = config.url.contains(":memory:") || config.url.contains("mode=memory");
+        let file = opts.clone().get_filename();
+        let dir = match file.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        if !in_memory && !dir.is_dir() {
+            return Err(StoreError::new(format!(
+                "cannot open the SQLite database `{}`: the directory `{}` does not exist",
+                file.display(),
+                dir.display()
+            )));
+        }
+        let open_error = |e: sqlx::Error| {
+            StoreError::new(format!(
+                "cannot open the SQLite database `{}` (its directory `{}` must be writable): {e}",
+                file.display(),
+                dir.display()
+            ))
+        };
         let max = if in_memory {
             1
         } else {
@@ -230,7 +303,8 @@ impl SqlStore {
             })
             .after_connect(|conn, _| Box::pin(refuse_read_only(conn)))
             .connect_with(opts)
-            .await?;
+            .await
+            .map_err(open_error)?;
         Ok(Pool::Sqlite(pool))
     }
 
@@ -293,17 +367,23 @@ impl SqlStore {
         ))
     }
 
+    /// Runs the crate's migrations not yet recorded in
+    /// [`MIGRATIONS_TABLE`]. A database migrated when the crate recorded its
+    /// migrations in sqlx's `_sqlx_migrations` carries on: those records are
+    /// copied over first, and nothing runs twice.
     async fn migrate(&self) -> Result<(), StoreError> {
-        // Instances starting together must migrate once. sqlx's migrator
-        // takes a lock named after the database first (PostgreSQL: an
-        // advisory lock; MySQL: `GET_LOCK(name, -1)`), but MariaDB answers a
-        // negative timeout with NULL at once and sqlx ignores the answer, so
-        // on MySQL this store takes a lock of its own around it. Locks are
-        // held by the session: migrating runs on a connection of its own,
-        // closed when it failed, so that no pooled connection keeps a lock.
-        let lock = self.pool.dialect().migration_lock();
+        // Instances starting together must migrate once: a lock held by the
+        // session (PostgreSQL: an advisory lock; MySQL: `GET_LOCK`, as
+        // MariaDB has no waiting without a timeout). Migrating runs on a
+        // connection of its own, closed when it failed, so that no pooled
+        // connection keeps a lock.
+        let sql = MigrationSql::of(&self.pool);
+        let record = self.pool.dialect().placeholders(
+            "INSERT INTO digest_auth_migrations (version, description, checksum) \
+             VALUES ($1, $2, $3)",
+        );
         with_pool!(&self.pool, p => {
-            let mut migrator = match self.pool {
+            let migrator = match self.pool {
                 #[cfg(feature = "sqlite")]
                 Pool::Sqlite(_) => sqlx::migrate!("migrations/sqlite"),
                 #[cfg(feature = "postgres")]
@@ -311,21 +391,83 @@ impl SqlStore {
                 #[cfg(feature = "mysql")]
                 Pool::MySql(_) => sqlx::migrate!("migrations/mysql"),
             };
-            // The app may keep its own sqlx migrations in the same database.
-            migrator.set_ignore_missing(true);
             let mut conn = p.acquire().await?;
             let migrated: Result<(), StoreError> = async {
-                if let Some((lock, _)) = lock {
-                    let locked: Option<i64> = sqlx::query_scalar(lock).fetch_one(&mut *conn).await?;
-                    if locked != Some(1) {
-                        return Err(StoreError::new(
-                            "another instance has been migrating this database for a minute",
-                        ));
+                match sql.lock {
+                    Lock::None => {}
+                    Lock::Waits(lock, _) => {
+                        sqlx::query(lock).execute(&mut *conn).await?;
+                    }
+                    Lock::Answers(lock, _) => {
+                        let locked: Option<i64> =
+                            sqlx::query_scalar(lock).fetch_one(&mut *conn).await?;
+                        if locked != Some(1) {
+                            return Err(StoreError::new(
+                                "another instance has been migrating this database for a minute",
+                            ));
+                        }
                     }
                 }
-                migrator.run_direct(&mut *conn).await.map_err(StoreError::new)?;
-                if let Some((_, unlock)) = lock {
-                    sqlx::query(unlock).execute(&mut *conn).await?;
+                sqlx::query(sql.create_table).execute(&mut *conn).await?;
+                let mut applied: Vec<(i64, Vec<u8>)> =
+                    sqlx::query_as("SELECT version, checksum FROM digest_auth_migrations")
+                        .fetch_all(&mut *conn)
+                        .await?;
+                let by_sqlx: i64 = sqlx::query_scalar(sql.sqlx_table_exists)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                if applied.is_empty() && by_sqlx > 0 {
+                    let sqlx_records: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+                        "SELECT version, checksum FROM _sqlx_migrations WHERE success",
+                    )
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    for (version, checksum) in sqlx_records {
+                        let Some(ours) = migrator.iter().find(|m| m.version == version) else {
+                            continue; // the app's own migration
+                        };
+                        sqlx::query(&record)
+                            .bind(version)
+                            .bind(&*ours.description)
+                            .bind(&checksum)
+                            .execute(&mut *conn)
+                            .await?;
+                        applied.push((version, checksum));
+                    }
+                }
+                for migration in migrator.iter().filter(|m| !m.migration_type.is_down_migration()) {
+                    if let Some((_, checksum)) = applied.iter().find(|(v, _)| *v == migration.version) {
+                        if checksum[..] != migration.checksum[..] {
+                            return Err(StoreError::new(format!(
+                                "migration {} ({}) was applied to this database in another \
+                                 version; the tables do not match this build of the crate",
+                                migration.version, migration.description
+                            )));
+                        }
+                        continue;
+                    }
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                    sqlx::Executor::execute(&mut *tx, &*migration.sql)
+                        .await
+                        .map_err(|e| {
+                            StoreError::new(format!(
+                                "migration {} ({}) failed: {e}",
+                                migration.version, migration.description
+                            ))
+                        })?;
+                    sqlx::query(&record)
+                        .bind(migration.version)
+                        .bind(&*migration.description)
+                        .bind(&*migration.checksum)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                }
+                match sql.lock {
+                    Lock::None => {}
+                    Lock::Waits(_, unlock) | Lock::Answers(_, unlock) => {
+                        sqlx::query(unlock).execute(&mut *conn).await?;
+                    }
                 }
                 Ok(())
             }
@@ -340,6 +482,77 @@ impl SqlStore {
     /// Closes the pool.
     pub async fn close(&self) {
         with_pool!(&self.pool, p => p.close().await)
+    }
+}
+
+/// The table recording which of the crate's migrations ran, apart from the
+/// app's own sqlx migrations (`_sqlx_migrations`) in a shared database.
+pub const MIGRATIONS_TABLE: &str = "digest_auth_migrations";
+
+/// How a migration run serializes with other instances'.
+enum Lock {
+    /// SQLite: none (one file, one writer at a time anyway).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    None,
+    /// Taking it waits as long as it takes (PostgreSQL); then releasing it.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Waits(&'static str, &'static str),
+    /// Taking it answers 1 once taken (MySQL, within a minute); then releasing it.
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    Answers(&'static str, &'static str),
+}
+
+/// The statements of a migration run that differ per backend.
+struct MigrationSql {
+    create_table: &'static str,
+    /// Answers a positive count when sqlx's `_sqlx_migrations` exists.
+    sqlx_table_exists: &'static str,
+    lock: Lock,
+}
+
+impl MigrationSql {
+    fn of(pool: &Pool) -> MigrationSql {
+        match pool {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(_) => MigrationSql {
+                create_table: "CREATE TABLE IF NOT EXISTS digest_auth_migrations (\
+                    version BIGINT PRIMARY KEY NOT NULL, description TEXT NOT NULL, \
+                    checksum BLOB NOT NULL, \
+                    applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+                sqlx_table_exists: "SELECT COUNT(*) FROM sqlite_master \
+                    WHERE type = 'table' AND name = '_sqlx_migrations'",
+                lock: Lock::None,
+            },
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(_) => MigrationSql {
+                create_table: "CREATE TABLE IF NOT EXISTS digest_auth_migrations (\
+                    version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+                    checksum BYTEA NOT NULL, \
+                    applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+                // On the search path, where sqlx creates it.
+                sqlx_table_exists: "SELECT CAST(CASE WHEN to_regclass('_sqlx_migrations') \
+                    IS NULL THEN 0 ELSE 1 END AS BIGINT)",
+                lock: Lock::Waits(
+                    "SELECT pg_advisory_lock(hashtext('digest_auth_migrate_' || current_database()))",
+                    "SELECT pg_advisory_unlock(hashtext('digest_auth_migrate_' || current_database()))",
+                ),
+            },
+            #[cfg(feature = "mysql")]
+            Pool::MySql(_) => MigrationSql {
+                create_table: "CREATE TABLE IF NOT EXISTS digest_auth_migrations (\
+                    version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+                    checksum BLOB NOT NULL, \
+                    applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+                sqlx_table_exists: "SELECT COUNT(*) FROM information_schema.tables \
+                    WHERE table_schema = DATABASE() AND table_name = '_sqlx_migrations'",
+                // Lock names are server-wide and at most 64 characters: the
+                // database's name is hashed in.
+                lock: Lock::Answers(
+                    "SELECT GET_LOCK(CONCAT('digest_auth_migrate_', MD5(DATABASE())), 60)",
+                    "DO RELEASE_LOCK(CONCAT('digest_auth_migrate_', MD5(DATABASE())))",
+                ),
+            },
+        }
     }
 }
 
