@@ -48,6 +48,7 @@
 //! | unknown user or wrong secret (indistinguishable) | 401 |
 //! | right digest, expired nonce or replayed `nc` | 401 with `stale=true` |
 //! | body over the limit / not the route's type ([`DigestAuthenticatedData`]) | 413 / 422 |
+//! | right digest, but the app's [`DigestUser`] refuses the user ([`Refusal::Forbidden`]) | 403, no challenge, not counted as a failure |
 //! | too many failures for (user, address) | 429 with `Retry-After` |
 //! | store unreachable | 503 (never let through) |
 //! | success | the route, with `Authentication-Info` |

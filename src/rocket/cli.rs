@@ -52,7 +52,7 @@ use rocket::log::private as log;
 use rocket::{Build, Rocket};
 
 use crate::error::{Error, TokenError};
-use crate::rocket::builtin::Stores;
+use crate::rocket::builtin::{DatabaseSource, Stores};
 use crate::rocket::tokens::Tokens;
 use crate::rocket::DigestAuth;
 use crate::store::TokenInfo;
@@ -259,14 +259,14 @@ fn quiet(rocket: Rocket<Build>) -> Rocket<Build> {
 /// when this crate's part starts: something else of the app failed.
 async fn why_not_ignited(figment: &Figment) -> Option<(u8, String)> {
     let failed = |e: Error| match e {
-        Error::Store(e) => (UNAVAILABLE, e.to_string()),
+        e @ (Error::Store(_) | Error::Database { .. }) => (UNAVAILABLE, e.to_string()),
         other => (CANNOT_START, other.to_string()),
     };
     let config = match DigestAuth::config(figment) {
         Ok(config) => config,
         Err(e) => return Some(failed(e)),
     };
-    match Stores::choose(None, None, figment, &config).await {
+    match Stores::choose(None, None, DatabaseSource::Configured, figment, &config).await {
         Ok(stores) => {
             stores.closer().close().await;
             None

@@ -280,8 +280,8 @@ impl Fairing for DigestAuth {
     }
 
     async fn on_response<'r>(&self, request: &'r Request<'_>, response: &mut Response<'r>) {
-        // Not on a 401: a user refused after the digest checked out (DigestUser
-        // returned None) must look like any other failure.
+        // Not on a 401: a user refused after the digest checked out
+        // (`Refusal::Unauthenticated`) must look like any other failure.
         if let Some(Ok(verified)) = verdict::of(request) {
             if response.status() != Status::Unauthorized {
                 response.set_header(Header::new(
