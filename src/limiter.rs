@@ -20,9 +20,14 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::store::{FailureStore, StoreError};
 
 /// The fixed-size key of one (user, client address) pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,6 +46,16 @@ impl FailureKey {
             None => h.update(b"unknown"),
         }
         FailureKey(h.finalize()[..16].try_into().expect("16 bytes"))
+    }
+
+    /// The key's 16 bytes, as shared stores keep it.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// The key whose [`as_bytes`](Self::as_bytes) are `bytes`, if 16 long.
+    pub fn from_bytes(bytes: &[u8]) -> Option<FailureKey> {
+        bytes.try_into().ok().map(FailureKey)
     }
 }
 
@@ -94,15 +109,46 @@ impl FailureLimiter {
 
     /// `Err(seconds)` until the attempt may be made, when locked out.
     pub fn check(&self, username: &str, client: Option<IpAddr>, now: i64) -> Result<(), u64> {
-        let table = self.table();
         // The common case, nobody failing: skip hashing the key.
-        if table.entries.is_empty() {
+        if self.table().entries.is_empty() {
             return Ok(());
         }
-        match table.entries.get(&FailureKey::new(username, client)) {
+        self.check_key(FailureKey::new(username, client), now)
+    }
+
+    /// [`check`](Self::check) by key.
+    pub fn check_key(&self, key: FailureKey, now: i64) -> Result<(), u64> {
+        match self.table().entries.get(&key) {
             Some(e) => self.locked(e, now).map_or(Ok(()), Err),
             None => Ok(()),
         }
+    }
+
+    /// Whether `key` has failures (or a lock) in a window not yet over.
+    pub fn knows(&self, key: FailureKey, now: i64) -> bool {
+        let table = self.table();
+        !table.entries.is_empty() && table.entries.get(&key).is_some_and(|e| now < self.end(e))
+    }
+
+    /// Takes in a lock another instance saw (through a shared store): `key`
+    /// is locked for `seconds_left` from `now`. Kept unless the table has
+    /// no room even after [making room](Self::fail) (the shared store still
+    /// refuses the pair's wrong guesses then).
+    pub fn learn_lock(&self, key: FailureKey, seconds_left: u64, now: i64) {
+        let end = now.saturating_add(i64::try_from(seconds_left).unwrap_or(i64::MAX));
+        let mut table = self.table();
+        if table.entries.len() >= self.capacity
+            && !table.entries.contains_key(&key)
+            && self.make_room(&mut table, now).is_err()
+        {
+            return;
+        }
+        let e = table.entries.entry(key).or_insert(Entry {
+            failures: 0,
+            window_start: now,
+        });
+        e.failures = e.failures.max(self.max_failures);
+        e.window_start = end.saturating_sub(self.window);
     }
 
     /// Decides a judged guess in the same step as the check: `right` says
@@ -127,7 +173,11 @@ impl FailureLimiter {
     /// Records a failed attempt, unless the pair is locked or has no room
     /// (`Err(seconds)`, and nothing is recorded).
     pub fn fail(&self, username: &str, client: Option<IpAddr>, now: i64) -> Result<(), u64> {
-        let key = FailureKey::new(username, client);
+        self.fail_key(FailureKey::new(username, client), now)
+    }
+
+    /// [`fail`](Self::fail) by key.
+    pub fn fail_key(&self, key: FailureKey, now: i64) -> Result<(), u64> {
         let mut table = self.table();
         if table.entries.len() >= self.capacity && !table.entries.contains_key(&key) {
             self.make_room(&mut table, now)?;
@@ -152,10 +202,14 @@ impl FailureLimiter {
 
     /// A success clears the key's failures.
     pub fn succeed(&self, username: &str, client: Option<IpAddr>) {
-        let mut table = self.table();
-        if !table.entries.is_empty() {
-            table.entries.remove(&FailureKey::new(username, client));
+        if !self.table().entries.is_empty() {
+            self.succeed_key(FailureKey::new(username, client));
         }
+    }
+
+    /// [`succeed`](Self::succeed) by key; whether the key had an entry.
+    pub fn succeed_key(&self, key: FailureKey) -> bool {
+        self.table().entries.remove(&key).is_some()
     }
 
     /// How many keys are tracked.
@@ -198,6 +252,176 @@ impl FailureLimiter {
         } else {
             Err((table.crowded_until - now).max(1) as u64)
         }
+    }
+}
+
+/// The failure limit a verifier applies: this process's [`FailureLimiter`]
+/// always, as the floor, and where the store keeps failures for the whole
+/// fleet ([`FailureStore`]), the fleet's count on top.
+///
+/// A wrong guess that this process lets through is recorded in the shared
+/// store, and answered as wrong only when the store says it is within
+/// `max_failures` for its window; otherwise it is refused (429). A right
+/// guess is refused when this process knows the pair is locked; it asks the
+/// store only for pairs it knows to have failures, and hears of the locks
+/// other instances saw by polling the store once per `poll_every`.
+#[derive(Debug)]
+pub(crate) struct Limit {
+    pub(crate) local: FailureLimiter,
+    shared: Option<SharedCounts>,
+}
+
+struct SharedCounts {
+    store: Arc<dyn FailureStore>,
+    window: u64,
+    poll_every: Duration,
+    cleanup_every: Duration,
+    poll: Mutex<Polled>,
+    /// One request polls at a time; the others go on meanwhile.
+    polling: AtomicBool,
+}
+
+impl std::fmt::Debug for SharedCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedCounts")
+            .field("poll_every", &self.poll_every)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the last poll of the shared store found out.
+#[derive(Debug, Default)]
+struct Polled {
+    at: Option<Instant>,
+    /// The store's clock at the last poll: locks from then on are new.
+    since: i64,
+    cleaned: Option<Instant>,
+}
+
+/// Seconds a poll looks back beyond the previous one: a lock whose statement
+/// read the clock just before that poll but committed after it.
+const POLL_OVERLAP_SECS: i64 = 2;
+
+/// Clears the polling flag however the poll ends (error, cancelled).
+struct PollingGuard<'a>(&'a AtomicBool);
+
+impl Drop for PollingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl Limit {
+    /// The limit of `config`, shared through `store` when there is one.
+    pub(crate) fn new(config: &Config, store: Option<Arc<dyn FailureStore>>) -> Limit {
+        Limit {
+            local: FailureLimiter::new(
+                config.max_failures,
+                config.failure_window,
+                config.max_tracked_clients,
+            ),
+            shared: store.map(|store| SharedCounts {
+                store,
+                window: config.failure_window,
+                poll_every: Duration::from_millis(config.credential_recheck_ms),
+                cleanup_every: Duration::from_secs(config.cleanup_interval),
+                poll: Mutex::default(),
+                polling: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Judges a guess of `key` (`right` or not) at `now` and counts a wrong
+    /// one: `Ok(Err(seconds))` refuses it (429) whatever it was. The local
+    /// limiter decides first, with no await since the check; a store that
+    /// cannot answer is an error (503), never a guess let through.
+    pub(crate) async fn settle(
+        &self,
+        key: FailureKey,
+        right: bool,
+        now: i64,
+    ) -> Result<Result<(), u64>, StoreError> {
+        let local = if right {
+            self.local.check_key(key, now)
+        } else {
+            self.local.fail_key(key, now)
+        };
+        let (Ok(()), Some(shared)) = (local, &self.shared) else {
+            return Ok(local);
+        };
+        let max_failures = self.local.max_failures;
+        if !right {
+            let count = shared
+                .store
+                .record_failure(key, shared.window, max_failures)
+                .await?;
+            if count.locks(max_failures) {
+                self.local.learn_lock(key, count.seconds_left, now);
+            }
+            return Ok(if count.failures > u64::from(max_failures) {
+                Err(count.seconds_left.max(1))
+            } else {
+                Ok(())
+            });
+        }
+        self.hear_of_locks(shared, now).await?;
+        if let Err(left) = self.local.check_key(key, now) {
+            return Ok(Err(left));
+        }
+        // Pairs this process saw fail may have failed elsewhere since.
+        if self.local.knows(key, now) {
+            let count = shared.store.failures(key).await?;
+            if count.locks(max_failures) {
+                self.local.learn_lock(key, count.seconds_left, now);
+                return Ok(Err(count.seconds_left.max(1)));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// A guess of `key` was accepted: its failures are forgotten, in the
+    /// shared store too when this process knew of any.
+    pub(crate) async fn succeed(&self, key: FailureKey) -> Result<(), StoreError> {
+        let known = self.local.succeed_key(key);
+        match &self.shared {
+            Some(shared) if known => shared.store.reset(key).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Polls the shared store for new locks when `poll_every` has passed
+    /// since the last poll (and deletes ended windows when `cleanup_every`
+    /// has); one request at a time.
+    async fn hear_of_locks(&self, shared: &SharedCounts, now: i64) -> Result<(), StoreError> {
+        let due = |at: Option<Instant>, every| at.map_or(true, |at| at.elapsed() >= every);
+        let (since, clean) = {
+            let polled = shared.poll.lock().unwrap_or_else(|e| e.into_inner());
+            if !due(polled.at, shared.poll_every) {
+                return Ok(());
+            }
+            (polled.since, due(polled.cleaned, shared.cleanup_every))
+        };
+        if shared.polling.swap(true, Ordering::Acquire) {
+            return Ok(());
+        }
+        let _guard = PollingGuard(&shared.polling);
+        let locks = shared
+            .store
+            .locked_since(since.saturating_sub(POLL_OVERLAP_SECS))
+            .await?;
+        for (key, seconds_left) in locks.locked {
+            self.local.learn_lock(key, seconds_left, now);
+        }
+        if clean {
+            shared.store.remove_expired().await?;
+        }
+        let mut polled = shared.poll.lock().unwrap_or_else(|e| e.into_inner());
+        polled.at = Some(Instant::now());
+        polled.since = locks.now;
+        if clean {
+            polled.cleaned = polled.at;
+        }
+        Ok(())
     }
 }
 

@@ -1,7 +1,6 @@
 //! The failure limit under attack, over real TCP: a parallel burst of wrong
 //! guesses, aliases of one user, a flood of junk usernames against a locked
-//! pair, and (with `postgres`) a burst spread over three instances sharing
-//! one database.
+//! pair (bursts spread over several instances: `shared_limit.rs`).
 //!
 //! Every test counts what an attacker counts: how many guesses were judged
 //! (a 401 says "wrong"), against how many were refused unjudged (429).
@@ -11,7 +10,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use common::http::{self, Request, Response};
+use common::guesses::{burst, challenges, get, Tally};
 use common::server::Running;
 use rocket::figment::Figment;
 use rocket::routes;
@@ -75,64 +74,6 @@ impl Server {
     fn addr(&self) -> SocketAddr {
         self.running.addr()
     }
-}
-
-/// `GET /me` from `from` to `to`.
-async fn get(from: IpAddr, to: SocketAddr, authorization: Option<&str>) -> Response {
-    let request = Request::get("/me").authorization(authorization).end();
-    http::send_from(from, to, &request, Duration::from_secs(60))
-        .await
-        .expect("an HTTP exchange within 60 s")
-}
-
-/// The challenges an anonymous request gets (SHA-256, then MD5).
-async fn challenges(from: IpAddr, to: SocketAddr) -> Vec<ClientChallenge> {
-    let reply = get(from, to, None).await;
-    assert_eq!(reply.status, 401, "{reply:?}");
-    reply.headers.challenges()
-}
-
-/// How a burst of guesses was answered.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Tally {
-    /// 401: judged, and wrong.
-    judged: usize,
-    /// 429: refused before judging.
-    refused: usize,
-}
-
-impl Tally {
-    fn add(&mut self, reply: &Response) {
-        match reply.status {
-            401 => self.judged += 1,
-            429 => self.refused += 1,
-            _ => panic!("a wrong guess got {reply:?}"),
-        }
-    }
-}
-
-/// `count` wrong guesses for `username` sent all at once from `from`, the
-/// i-th to `targets[i % targets.len()]`, each on a connection of its own.
-async fn burst(
-    from: IpAddr,
-    targets: &[SocketAddr],
-    challenge: &ClientChallenge,
-    username: &str,
-    count: usize,
-) -> Tally {
-    let mut client = DigestClient::new(username, "a wrong guess", challenge.clone());
-    let tasks: Vec<_> = (0..count)
-        .map(|i| {
-            let header = client.authorization("GET", "/me");
-            let to = targets[i % targets.len()];
-            rocket::tokio::spawn(async move { get(from, to, Some(&header)).await })
-        })
-        .collect();
-    let mut tally = Tally::default();
-    for task in tasks {
-        tally.add(&task.await.expect("a request task"));
-    }
-    tally
 }
 
 /// 200 wrong guesses at once against `backend`: at most `max_failures`

@@ -7,6 +7,7 @@
 //! - [`clients`]: real HTTP clients (curl, Python's requests and httpx);
 //! - [`local`]: Rocket's local client, tokens and Digest sessions;
 //! - [`app`]: the app of the local-client tests, on each built-in store;
+//! - [`guesses`]: requests from chosen addresses, bursts of wrong guesses;
 //! - [`headers`]: response headers and the challenges in them;
 //! - [`postgres`], [`pg_cluster`]: the test database, a private cluster;
 //! - [`mysql`], [`mariadb_server`]: the MySQL/MariaDB test server's
@@ -21,6 +22,7 @@ pub mod clients;
 pub mod example;
 #[cfg(target_os = "linux")]
 pub mod fake_clock;
+pub mod guesses;
 pub mod headers;
 pub mod http;
 pub mod local;
