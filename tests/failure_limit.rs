@@ -27,7 +27,7 @@ const REAL_USER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
 /// A server on a real port, its database (if a SQLite file) removed on drop.
 struct Server {
     running: Running,
-    _dir: Option<tempfile::TempDir>,
+    dir: Option<tempfile::TempDir>,
 }
 
 /// Where the store lives.
@@ -67,7 +67,7 @@ impl Server {
             .mount("/", routes![common::me]);
         Server {
             running: Running::start(rocket).expect("the server starts"),
-            _dir: dir,
+            dir,
         }
     }
 
@@ -261,4 +261,34 @@ async fn a_table_full_of_locks_refuses_new_failures_and_lets_right_tokens_in() {
     .authorization("GET", "/me");
     let reply = get(REAL_USER, server.addr(), Some(&right)).await;
     assert_eq!(reply.status, 200, "{reply:?}");
+}
+
+/// A failure store that cannot record a wrong guess fails it closed: 503,
+/// never a 401 that was not counted.
+#[cfg(feature = "sqlite")]
+#[rocket::async_test]
+async fn a_wrong_guess_the_store_cannot_count_is_refused_with_503() {
+    use sqlx::Connection;
+
+    let server = Server::start(&Backend::Sqlite, json!({ "max_failures": 3 }));
+    server.running.issue("alice").await;
+    let challenge = challenges(ATTACKER, server.addr()).await.remove(0);
+    let file = server.dir.as_ref().unwrap().path().join("auth.db");
+    let mut admin = sqlx::SqliteConnection::connect(&common::sqlite_url(&file))
+        .await
+        .unwrap();
+    sqlx::query("DROP TABLE digest_auth_failures")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let mut client = DigestClient::new("alice", "a wrong guess", challenge);
+    for _ in 0..3 {
+        let header = client.authorization("GET", "/me");
+        let reply = get(ATTACKER, server.addr(), Some(&header)).await;
+        assert_eq!(reply.status, 503, "{reply:?}");
+    }
+    // This process counted them all the same: its own limit still holds.
+    let header = client.authorization("GET", "/me");
+    let reply = get(ATTACKER, server.addr(), Some(&header)).await;
+    assert_eq!(reply.status, 429, "{reply:?}");
 }

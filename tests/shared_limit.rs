@@ -137,6 +137,11 @@ fn a_lock_reaches_instances_that_saw_no_failure(databases: Value, digest_auth: V
     common::block_on_multi_thread(4, async {
         let username = format!("bob-{}", rand::random::<u32>());
         let token = fleet.instances[0].issue(&username).await;
+        // Every instance has served a right guess, and so polled the store,
+        // before the lock: they hear of it by a later poll.
+        for &to in &addrs {
+            assert_eq!(right_guess(REAL_USER, to, &username, &token).await, 200);
+        }
         let challenge = challenges(ATTACKER, addrs[0]).await.remove(0);
         let tally = burst(ATTACKER, &addrs[..1], &challenge, &username, MAX_FAILURES + 1).await;
         assert_eq!(tally.judged, MAX_FAILURES, "{tally:?}");

@@ -46,6 +46,8 @@ pub mod redis;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod sql;
 #[cfg(feature = "test-util")]
+pub mod failure_suite;
+#[cfg(feature = "test-util")]
 pub mod suite;
 
 #[cfg(feature = "redis")]
