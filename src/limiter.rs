@@ -203,13 +203,21 @@ impl FailureLimiter {
     /// A success clears the key's failures.
     pub fn succeed(&self, username: &str, client: Option<IpAddr>) {
         if !self.table().entries.is_empty() {
-            self.succeed_key(FailureKey::new(username, client));
+            self.table()
+                .entries
+                .remove(&FailureKey::new(username, client));
         }
     }
 
-    /// [`succeed`](Self::succeed) by key; whether the key had an entry.
-    pub fn succeed_key(&self, key: FailureKey) -> bool {
-        self.table().entries.remove(&key).is_some()
+    /// [`succeed`](Self::succeed) by key, at `now`; whether the key had
+    /// failures that are now forgotten. A lock in force stays: one that
+    /// came in while the accepted guess was judged is not lifted by it.
+    pub fn succeed_key(&self, key: FailureKey, now: i64) -> bool {
+        let mut table = self.table();
+        match table.entries.get(&key) {
+            Some(e) if self.locked(e, now).is_none() => table.entries.remove(&key).is_some(),
+            _ => false,
+        }
     }
 
     /// How many keys are tracked.
@@ -267,8 +275,8 @@ impl FailureLimiter {
 /// other instances saw by polling the store once per `poll_every`.
 #[derive(Debug)]
 pub(crate) struct Limit {
-    pub(crate) local: FailureLimiter,
-    shared: Option<SharedCounts>,
+    pub(crate) local: Arc<FailureLimiter>,
+    shared: Option<Arc<SharedCounts>>,
 }
 
 struct SharedCounts {
@@ -276,6 +284,8 @@ struct SharedCounts {
     window: u64,
     poll_every: Duration,
     cleanup_every: Duration,
+    /// `store_timeout`: a poll that takes longer is given up.
+    timeout: Duration,
     poll: Mutex<Polled>,
     /// One request polls at a time; the others go on meanwhile.
     polling: AtomicBool,
@@ -315,18 +325,21 @@ impl Limit {
     /// The limit of `config`, shared through `store` when there is one.
     pub(crate) fn new(config: &Config, store: Option<Arc<dyn FailureStore>>) -> Limit {
         Limit {
-            local: FailureLimiter::new(
+            local: Arc::new(FailureLimiter::new(
                 config.max_failures,
                 config.failure_window,
                 config.max_tracked_clients,
-            ),
-            shared: store.map(|store| SharedCounts {
-                store,
-                window: config.failure_window,
-                poll_every: Duration::from_millis(config.credential_recheck_ms),
-                cleanup_every: Duration::from_secs(config.cleanup_interval),
-                poll: Mutex::default(),
-                polling: AtomicBool::new(false),
+            )),
+            shared: store.map(|store| {
+                Arc::new(SharedCounts {
+                    store,
+                    window: config.failure_window,
+                    poll_every: Duration::from_millis(config.credential_recheck_ms),
+                    cleanup_every: Duration::from_secs(config.cleanup_interval),
+                    timeout: Duration::from_secs(config.store_timeout),
+                    poll: Mutex::default(),
+                    polling: AtomicBool::new(false),
+                })
             }),
         }
     }
@@ -364,7 +377,7 @@ impl Limit {
                 Ok(())
             });
         }
-        self.hear_of_locks(shared, now).await?;
+        self.hear_of_locks(shared, now).await;
         if let Err(left) = self.local.check_key(key, now) {
             return Ok(Err(left));
         }
@@ -379,44 +392,76 @@ impl Limit {
         Ok(Ok(()))
     }
 
-    /// A guess of `key` was accepted: its failures are forgotten, in the
-    /// shared store too when this process knew of any.
-    pub(crate) async fn succeed(&self, key: FailureKey) -> Result<(), StoreError> {
-        let known = self.local.succeed_key(key);
+    /// A guess of `key` was accepted at `now`: its failures are forgotten,
+    /// in the shared store too when this process knew of any. No lock is
+    /// lifted (see [`FailureStore::reset`]).
+    pub(crate) async fn succeed(&self, key: FailureKey, now: i64) -> Result<(), StoreError> {
+        let known = self.local.succeed_key(key, now);
         match &self.shared {
-            Some(shared) if known => shared.store.reset(key).await,
+            Some(shared) if known => shared.store.reset(key, self.local.max_failures).await,
             _ => Ok(()),
         }
     }
 
-    /// Polls the shared store for new locks when `poll_every` has passed
-    /// since the last poll (and deletes ended windows when `cleanup_every`
-    /// has); one request at a time.
-    async fn hear_of_locks(&self, shared: &SharedCounts, now: i64) -> Result<(), StoreError> {
-        let due = |at: Option<Instant>, every| at.map_or(true, |at| at.elapsed() >= every);
-        let (since, clean) = {
+    /// Starts a poll of the shared store for new locks when `poll_every`
+    /// has passed since the last one, in a task of its own: no request
+    /// waits for it. One poll at a time.
+    async fn hear_of_locks(&self, shared: &Arc<SharedCounts>, now: i64) {
+        let due = {
             let polled = shared.poll.lock().unwrap_or_else(|e| e.into_inner());
-            if !due(polled.at, shared.poll_every) {
-                return Ok(());
-            }
-            (polled.since, due(polled.cleaned, shared.cleanup_every))
+            polled
+                .at
+                .map_or(true, |at| at.elapsed() >= shared.poll_every)
         };
-        if shared.polling.swap(true, Ordering::Acquire) {
-            return Ok(());
+        if !due || shared.polling.swap(true, Ordering::Acquire) {
+            return;
         }
-        let _guard = PollingGuard(&shared.polling);
-        let locks = shared
+        let (shared, local) = (shared.clone(), self.local.clone());
+        let poll = async move {
+            let _guard = PollingGuard(&shared.polling);
+            let limit = shared.timeout;
+            match rocket::tokio::time::timeout(limit, shared.poll(&local, now)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    rocket::warn!("digest_auth: polling the failure store for locks failed: {e}")
+                }
+                Err(_) => rocket::warn!(
+                    "digest_auth: the failure store did not answer a poll within store_timeout"
+                ),
+            }
+        };
+        match rocket::tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(poll)),
+            // Outside a runtime (a caller driving the verifier by hand): here.
+            Err(_) => poll.await,
+        }
+    }
+}
+
+impl SharedCounts {
+    /// Learns the locks reported since the last poll into `local`, and
+    /// deletes ended windows when `cleanup_every` has passed.
+    async fn poll(&self, local: &FailureLimiter, now: i64) -> Result<(), StoreError> {
+        let (since, clean) = {
+            let mut polled = self.poll.lock().unwrap_or_else(|e| e.into_inner());
+            // A poll that fails is retried a `poll_every` later, not at once.
+            polled.at = Some(Instant::now());
+            let clean = polled
+                .cleaned
+                .map_or(true, |at| at.elapsed() >= self.cleanup_every);
+            (polled.since, clean)
+        };
+        let locks = self
             .store
             .locked_since(since.saturating_sub(POLL_OVERLAP_SECS))
             .await?;
         for (key, seconds_left) in locks.locked {
-            self.local.learn_lock(key, seconds_left, now);
+            local.learn_lock(key, seconds_left, now);
         }
         if clean {
-            shared.store.remove_expired().await?;
+            self.store.remove_expired().await?;
         }
-        let mut polled = shared.poll.lock().unwrap_or_else(|e| e.into_inner());
-        polled.at = Some(Instant::now());
+        let mut polled = self.poll.lock().unwrap_or_else(|e| e.into_inner());
         polled.since = locks.now;
         if clean {
             polled.cleaned = polled.at;

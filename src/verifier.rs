@@ -27,8 +27,8 @@ use subtle::ConstantTimeEq;
 
 use crate::config::Config;
 use crate::ha1_cache::Ha1Cache;
-use crate::limiter::Limit;
 pub use crate::limiter::FailureLimiter;
+use crate::limiter::Limit;
 use crate::protocol::{
     digest, Algorithm, AuthenticationInfo, Authorization, Challenge, HashFunction, HexDigest,
     NonceKey, NonceStatus, ParseError, Qop,
@@ -412,7 +412,8 @@ impl Verifier {
             Claim::Accepted => {}
             Claim::Replayed => return Err(Rejection::Challenge { stale: true }),
         }
-        self.within_store_timeout(self.limit.succeed(pair)).await?;
+        self.within_store_timeout(self.limit.succeed(pair, now))
+            .await?;
 
         let nextnonce = (self.config.nextnonce_within > 0
             && expires_at - now <= self.config.nextnonce_within as i64)

@@ -143,7 +143,14 @@ fn a_lock_reaches_instances_that_saw_no_failure(databases: Value, digest_auth: V
             assert_eq!(right_guess(REAL_USER, to, &username, &token).await, 200);
         }
         let challenge = challenges(ATTACKER, addrs[0]).await.remove(0);
-        let tally = burst(ATTACKER, &addrs[..1], &challenge, &username, MAX_FAILURES + 1).await;
+        let tally = burst(
+            ATTACKER,
+            &addrs[..1],
+            &challenge,
+            &username,
+            MAX_FAILURES + 1,
+        )
+        .await;
         assert_eq!(tally.judged, MAX_FAILURES, "{tally:?}");
         for &to in &addrs[1..] {
             let waited = until_refused(ATTACKER, to, &username, &token).await;

@@ -44,7 +44,10 @@ pub async fn parallel_failures_count_exactly(store: FailureStoreUnderTest) {
         .map(|_| {
             let store = store.clone();
             rocket::tokio::spawn(async move {
-                store.record_failure(key, WINDOW, MAX_FAILURES).await.unwrap()
+                store
+                    .record_failure(key, WINDOW, MAX_FAILURES)
+                    .await
+                    .unwrap()
             })
         })
         .collect();
@@ -67,28 +70,48 @@ pub async fn windows_end(store: FailureStoreUnderTest) {
     assert!(first.locks(1), "{first:?}");
     let deadline = Instant::now() + Duration::from_secs(5);
     while store.failures(key).await.unwrap().failures > 0 {
-        assert!(Instant::now() < deadline, "a 1 s window still open after 5 s");
+        assert!(
+            Instant::now() < deadline,
+            "a 1 s window still open after 5 s"
+        );
         rocket::tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let again = store.record_failure(key, WINDOW, MAX_FAILURES).await.unwrap();
+    let again = store
+        .record_failure(key, WINDOW, MAX_FAILURES)
+        .await
+        .unwrap();
     assert_eq!(again.failures, 1, "a new window: {again:?}");
     store.remove_expired().await.unwrap();
     assert_eq!(store.failures(key).await.unwrap().failures, 1);
 }
 
-/// A reset forgets the pair's failures and its lock.
+/// A reset forgets failures short of a lock, and leaves a lock alone.
 pub async fn reset_forgets(store: FailureStoreUnderTest) {
-    let key = fresh_key("reset");
-    let since = store.locked_since(0).await.unwrap().now;
-    for _ in 0..MAX_FAILURES {
-        store.record_failure(key, WINDOW, MAX_FAILURES).await.unwrap();
+    let (short, locked) = (fresh_key("reset"), fresh_key("reset-locked"));
+    let record = |key| {
+        let store = store.clone();
+        async move {
+            store
+                .record_failure(key, WINDOW, MAX_FAILURES)
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..MAX_FAILURES - 1 {
+        record(short).await;
     }
-    store.reset(key).await.unwrap();
-    assert_eq!(store.failures(key).await.unwrap().failures, 0);
-    let locks = store.locked_since(since).await.unwrap();
-    assert!(!locks.locked.iter().any(|(k, _)| *k == key), "{locks:?}");
-    let count = store.record_failure(key, WINDOW, MAX_FAILURES).await.unwrap();
-    assert_eq!(count.failures, 1);
+    store.reset(short, MAX_FAILURES).await.unwrap();
+    assert_eq!(store.failures(short).await.unwrap().failures, 0);
+    assert_eq!(record(short).await.failures, 1, "counted afresh");
+    for _ in 0..MAX_FAILURES {
+        record(locked).await;
+    }
+    store.reset(locked, MAX_FAILURES).await.unwrap();
+    let count = store.failures(locked).await.unwrap();
+    assert!(
+        count.locks(MAX_FAILURES),
+        "a reset lifted a lock: {count:?}"
+    );
 }
 
 /// A pair is reported locked from its `max_failures`-th failure on, with the
@@ -97,8 +120,14 @@ pub async fn locks_are_reported(store: FailureStoreUnderTest) {
     let (locked, short) = (fresh_key("locked"), fresh_key("short"));
     let since = store.locked_since(0).await.unwrap().now;
     for i in 1..=MAX_FAILURES {
-        store.record_failure(short, WINDOW, MAX_FAILURES + 1).await.unwrap();
-        let count = store.record_failure(locked, WINDOW, MAX_FAILURES).await.unwrap();
+        store
+            .record_failure(short, WINDOW, MAX_FAILURES + 1)
+            .await
+            .unwrap();
+        let count = store
+            .record_failure(locked, WINDOW, MAX_FAILURES)
+            .await
+            .unwrap();
         assert_eq!(count.locks(MAX_FAILURES), i == MAX_FAILURES, "{count:?}");
     }
     let locks = store.locked_since(since).await.unwrap();

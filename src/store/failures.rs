@@ -75,8 +75,10 @@ pub trait FailureStore: Send + Sync + 'static {
     /// The failures of `key` in its current window.
     async fn failures(&self, key: FailureKey) -> Result<FailureCount, StoreError>;
 
-    /// Forgets `key`'s failures (a right guess got through).
-    async fn reset(&self, key: FailureKey) -> Result<(), StoreError>;
+    /// Forgets `key`'s failures (a right guess got through), unless they
+    /// lock it (`max_failures` or more in a window not yet ended): a lock
+    /// set while the right guess was judged stays.
+    async fn reset(&self, key: FailureKey, max_failures: u32) -> Result<(), StoreError>;
 
     /// The pairs that became locked at or after `since` (the store's unix
     /// seconds; an instance passes the `now` of its previous answer) and

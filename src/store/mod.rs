@@ -38,6 +38,8 @@ use crate::protocol::{digest, Algorithm, HashFunction};
 
 mod cache;
 pub mod counts;
+#[cfg(feature = "test-util")]
+pub mod failure_suite;
 pub mod failures;
 mod htdigest;
 mod memory;
@@ -45,8 +47,6 @@ mod memory;
 pub mod redis;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod sql;
-#[cfg(feature = "test-util")]
-pub mod failure_suite;
 #[cfg(feature = "test-util")]
 pub mod suite;
 

@@ -11,7 +11,7 @@
 -- ARGV[2]  the pair (hex)            (record, reset)
 --          since, unix seconds       (locked_since)
 -- ARGV[3]  the window, seconds       (record)
--- ARGV[4]  max_failures              (record)
+-- ARGV[4]  max_failures              (record, reset)
 --
 -- record and failures return {failures, seconds left}; reset {}; and
 -- locked_since {now, pair, seconds left, pair, seconds left, ...}.
@@ -57,6 +57,11 @@ if op == 'failures' then
 end
 
 if op == 'reset' then
+  -- A lock stays: only failures short of it are forgotten.
+  local count = redis.call('HMGET', KEYS[1], 'n', 'e')
+  if tonumber(count[1] or '0') >= tonumber(ARGV[4]) and tonumber(count[2] or '0') > now then
+    return {}
+  end
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[2], ARGV[2])
   redis.call('HDEL', KEYS[3], ARGV[2])

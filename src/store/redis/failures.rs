@@ -92,10 +92,15 @@ impl FailureStore for RedisStore {
         count_of(&answer)
     }
 
-    async fn reset(&self, key: FailureKey) -> Result<(), StoreError> {
-        self.failures_script("reset", &hex::encode(key.as_bytes()), &[])
-            .await
-            .map(drop)
+    async fn reset(&self, key: FailureKey, max_failures: u32) -> Result<(), StoreError> {
+        let max = max_failures.to_string();
+        self.failures_script(
+            "reset",
+            &hex::encode(key.as_bytes()),
+            &[b"", max.as_bytes()],
+        )
+        .await
+        .map(drop)
     }
 
     async fn locked_since(&self, since: i64) -> Result<Locks, StoreError> {

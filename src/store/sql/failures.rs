@@ -105,7 +105,11 @@ impl FailureSql {
                     "SELECT failures, {left} FROM {TABLE} WHERE pair = {param} \
                      AND window_end > {now}"
                 ),
-                reset: format!("DELETE FROM {TABLE} WHERE pair = {param}"),
+                reset: format!(
+                    "DELETE FROM {TABLE} WHERE pair = {param} \
+                     AND (failures < {} OR window_end <= {now})",
+                    if mysql { "?" } else { "CAST($2 AS BIGINT)" }
+                ),
                 // One row always, for the clock; a pair per lock when any.
                 locked_since: format!(
                     "SELECT {now}, f.pair, f.window_end - {now} \
@@ -141,13 +145,18 @@ impl FailureStore for SqlStore {
         let pair: &[u8] = key.as_bytes();
         let (window, max) = (as_i64(window), i64::from(max_failures));
         let row: (i64, i64) = match &sql.read_back {
+            // Every row fetched: SQLite commits a statement with RETURNING
+            // only once it has run to its end, not when its first row is read.
             None => with_pool!(&self.pool, p => {
-                sqlx::query_as(&sql.record)
+                let rows: Vec<(i64, i64)> = sqlx::query_as(&sql.record)
                     .bind(pair)
                     .bind(window)
                     .bind(max)
-                    .fetch_one(p)
-                    .await?
+                    .fetch_all(p)
+                    .await?;
+                rows.into_iter()
+                    .next()
+                    .ok_or_else(|| StoreError::new("a failure upsert returned no row"))?
             }),
             Some(read_back) => with_pool!(&self.pool, p => {
                 let mut tx = p.begin().await?;
@@ -185,10 +194,15 @@ impl FailureStore for SqlStore {
         ))
     }
 
-    async fn reset(&self, key: FailureKey) -> Result<(), StoreError> {
+    async fn reset(&self, key: FailureKey, max_failures: u32) -> Result<(), StoreError> {
         let sql = FailureSql::of(&self.pool);
         with_pool!(&self.pool, p => {
-            sqlx::query(&sql.reset).bind(&key.as_bytes()[..]).execute(p).await.map(drop)?
+            sqlx::query(&sql.reset)
+                .bind(&key.as_bytes()[..])
+                .bind(i64::from(max_failures))
+                .execute(p)
+                .await
+                .map(drop)?
         });
         Ok(())
     }
