@@ -1,4 +1,6 @@
-//! Brute-force limiting per (user, client address), in this process.
+//! Brute-force limiting per (user, client address): in this process
+//! ([`FailureLimiter`]), and for a whole fleet where a store keeps failures
+//! ([`FailureStore`], see [`Limit`]).
 //!
 //! Keyed on both, so that an attacker hammering one user from one address is
 //! stopped while the same user from another address (the real user, or
@@ -10,7 +12,10 @@
 //! A guess is judged and counted in one step under one lock
 //! ([`FailureLimiter::settle`]): however many guesses arrive at once, at most
 //! `max_failures` wrong ones per pair and window are answered as wrong, and
-//! the rest are refused (429) whatever they were.
+//! the rest are refused (429) whatever they were. With a shared store, a
+//! wrong guess this process lets through is answered as wrong only if the
+//! store's atomic count says so too: at most `max_failures` per pair and
+//! window across the fleet.
 //!
 //! Memory is bounded: keys are fixed-size hashes and the table holds at most
 //! `capacity` entries. A lock is never dropped to make room: expired entries
@@ -499,6 +504,22 @@ mod tests {
         l.succeed("alice", A);
         l.fail("alice", A, 0).unwrap();
         assert_eq!(l.check("alice", A, 0), Ok(()));
+    }
+
+    #[test]
+    fn a_learned_lock_holds_and_a_success_does_not_lift_a_lock() {
+        let l = FailureLimiter::new(3, 60, 100);
+        let key = FailureKey::new("alice", A);
+        assert!(!l.knows(key, 100));
+        l.learn_lock(key, 20, 100);
+        assert!(l.knows(key, 100));
+        assert_eq!(l.check("alice", A, 110), Err(10));
+        assert!(!l.succeed_key(key, 110), "a lock in force stays");
+        assert_eq!(l.check_key(key, 110), Err(10));
+        assert_eq!(l.check_key(key, 120), Ok(()), "the store's window ended");
+        l.fail_key(key, 200).unwrap();
+        assert!(l.succeed_key(key, 200), "failures short of a lock go");
+        assert!(!l.knows(key, 200));
     }
 
     #[test]
