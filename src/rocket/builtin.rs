@@ -90,12 +90,13 @@ impl Stores {
         figment: &Figment,
     ) -> Result<(Arc<dyn NonceCountStore>, Arc<dyn FailureStore>), Error> {
         #[cfg(feature = "redis")]
-        {
-            let store = Arc::new(crate::store::RedisStore::from_figment(figment).await?);
-            return Ok((store.clone(), store));
-        }
+        let stores = crate::store::RedisStore::from_figment(figment)
+            .await
+            .map(Arc::new)
+            .map(|store| (store.clone() as Arc<dyn NonceCountStore>, store as _));
         #[cfg(not(feature = "redis"))]
-        return Err(InvalidConfig::new("counts", "\"redis\" needs the `redis` feature").into());
+        let stores = Err(InvalidConfig::new("counts", "\"redis\" needs the `redis` feature").into());
+        stores
     }
 
     fn of<S: CredentialStore + NonceCountStore + TokenAdmin>(store: Arc<S>) -> Stores {

@@ -47,8 +47,11 @@ fn clock(pool: &Pool) -> &'static str {
 impl FailureSql {
     /// The statements of `pool`'s backend: the one place where they differ.
     fn of(pool: &Pool) -> &'static FailureSql {
+        #[cfg(feature = "sqlite")]
         static SQLITE: OnceLock<FailureSql> = OnceLock::new();
+        #[cfg(feature = "postgres")]
         static POSTGRES: OnceLock<FailureSql> = OnceLock::new();
+        #[cfg(feature = "mysql")]
         static MYSQL: OnceLock<FailureSql> = OnceLock::new();
         let (cell, mysql) = match pool {
             #[cfg(feature = "sqlite")]
