@@ -11,18 +11,26 @@ use rocket_digest_auth::store::StoreOptions;
 
 const REALM: &str = "failure store suite";
 
+/// The database store at `url`.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+async fn database(url: &str) -> Option<FailureStoreUnderTest> {
+    let store = rocket_digest_auth::store::SqlStore::connect_url(url, StoreOptions::new(REALM));
+    Some(Arc::new(
+        store
+            .await
+            .unwrap_or_else(|e| panic!("a store at {url}: {e}")),
+    ))
+}
+
 #[cfg(feature = "sqlite")]
 mod sqlite {
     use super::*;
-    use rocket_digest_auth::store::SqlStore;
 
     /// One database file in cargo's temporary directory for the tests'
     /// target: every check uses pairs of its own.
     async fn make() -> Option<FailureStoreUnderTest> {
         let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("failure_store.db");
-        let url = common::sqlite_url(&path);
-        let store = SqlStore::connect_url(&url, StoreOptions::new(REALM)).await;
-        Some(Arc::new(store.expect("a SQLite store")))
+        database(&common::sqlite_url(&path)).await
     }
 
     rocket_digest_auth::failure_store_suite!(make);
@@ -31,12 +39,9 @@ mod sqlite {
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
-    use rocket_digest_auth::store::SqlStore;
 
     async fn make() -> Option<FailureStoreUnderTest> {
-        let url = common::postgres::schema_url("digest_auth_test_failure_store").await?;
-        let store = SqlStore::connect_url(&url, StoreOptions::new(REALM)).await;
-        Some(Arc::new(store.expect("a PostgreSQL store")))
+        database(&common::postgres::schema_url("digest_auth_test_failure_store").await?).await
     }
 
     rocket_digest_auth::failure_store_suite!(make);
@@ -45,12 +50,9 @@ mod postgres {
 #[cfg(feature = "mysql")]
 mod mysql {
     use super::*;
-    use rocket_digest_auth::store::SqlStore;
 
     async fn make() -> Option<FailureStoreUnderTest> {
-        let url = common::mysql::database_url("failure_store").await?;
-        let store = SqlStore::connect_url(&url, StoreOptions::new(REALM)).await;
-        Some(Arc::new(store.expect("a MySQL store")))
+        database(&common::mysql::database_url("failure_store").await?).await
     }
 
     rocket_digest_auth::failure_store_suite!(make);

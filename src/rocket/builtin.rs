@@ -95,7 +95,8 @@ impl Stores {
             .map(Arc::new)
             .map(|store| (store.clone() as Arc<dyn NonceCountStore>, store as _));
         #[cfg(not(feature = "redis"))]
-        let stores = Err(InvalidConfig::new("counts", "\"redis\" needs the `redis` feature").into());
+        let stores =
+            Err(InvalidConfig::new("counts", "\"redis\" needs the `redis` feature").into());
         stores
     }
 

@@ -42,6 +42,15 @@ impl Tally {
             _ => panic!("a wrong guess got {reply:?}"),
         }
     }
+
+    /// Asserts that between 1 and `max_failures` guesses were judged.
+    pub fn assert_judged_at_most(&self, max_failures: usize) {
+        assert!(
+            (1..=max_failures).contains(&self.judged),
+            "{} judged, limit {max_failures}: {self:?}",
+            self.judged
+        );
+    }
 }
 
 /// `count` wrong guesses for `username` sent all at once from `from`, the
