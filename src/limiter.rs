@@ -359,6 +359,11 @@ impl Limit {
         right: bool,
         now: i64,
     ) -> Result<Result<(), u64>, StoreError> {
+        // Every guess may start a poll, so that ended windows are deleted
+        // also while only refused guesses come.
+        if let Some(shared) = &self.shared {
+            self.hear_of_locks(shared, now).await;
+        }
         let local = if right {
             self.local.check_key(key, now)
         } else {
@@ -381,10 +386,6 @@ impl Limit {
             } else {
                 Ok(())
             });
-        }
-        self.hear_of_locks(shared, now).await;
-        if let Err(left) = self.local.check_key(key, now) {
-            return Ok(Err(left));
         }
         // Pairs this process saw fail may have failed elsewhere since.
         if self.local.knows(key, now) {
