@@ -1,4 +1,6 @@
-//! Brute-force limiting per (user, client address), in this process.
+//! Brute-force limiting per (user, client address): in this process
+//! ([`FailureLimiter`]), and for a whole fleet where a store keeps failures
+//! ([`FailureStore`], see [`Limit`]).
 //!
 //! Keyed on both, so that an attacker hammering one user from one address is
 //! stopped while the same user from another address (the real user, or
@@ -10,7 +12,10 @@
 //! A guess is judged and counted in one step under one lock
 //! ([`FailureLimiter::settle`]): however many guesses arrive at once, at most
 //! `max_failures` wrong ones per pair and window are answered as wrong, and
-//! the rest are refused (429) whatever they were.
+//! the rest are refused (429) whatever they were. With a shared store, a
+//! wrong guess this process lets through is answered as wrong only if the
+//! store's atomic count says so too: at most `max_failures` per pair and
+//! window across the fleet.
 //!
 //! Memory is bounded: keys are fixed-size hashes and the table holds at most
 //! `capacity` entries. A lock is never dropped to make room: expired entries
@@ -20,9 +25,14 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::store::{FailureStore, StoreError};
 
 /// The fixed-size key of one (user, client address) pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,6 +51,16 @@ impl FailureKey {
             None => h.update(b"unknown"),
         }
         FailureKey(h.finalize()[..16].try_into().expect("16 bytes"))
+    }
+
+    /// The key's 16 bytes, as shared stores keep it.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// The key whose [`as_bytes`](Self::as_bytes) are `bytes`, if 16 long.
+    pub fn from_bytes(bytes: &[u8]) -> Option<FailureKey> {
+        bytes.try_into().ok().map(FailureKey)
     }
 }
 
@@ -94,15 +114,46 @@ impl FailureLimiter {
 
     /// `Err(seconds)` until the attempt may be made, when locked out.
     pub fn check(&self, username: &str, client: Option<IpAddr>, now: i64) -> Result<(), u64> {
-        let table = self.table();
         // The common case, nobody failing: skip hashing the key.
-        if table.entries.is_empty() {
+        if self.table().entries.is_empty() {
             return Ok(());
         }
-        match table.entries.get(&FailureKey::new(username, client)) {
+        self.check_key(FailureKey::new(username, client), now)
+    }
+
+    /// [`check`](Self::check) by key.
+    pub fn check_key(&self, key: FailureKey, now: i64) -> Result<(), u64> {
+        match self.table().entries.get(&key) {
             Some(e) => self.locked(e, now).map_or(Ok(()), Err),
             None => Ok(()),
         }
+    }
+
+    /// Whether `key` has failures (or a lock) in a window not yet over.
+    pub fn knows(&self, key: FailureKey, now: i64) -> bool {
+        let table = self.table();
+        !table.entries.is_empty() && table.entries.get(&key).is_some_and(|e| now < self.end(e))
+    }
+
+    /// Takes in a lock another instance saw (through a shared store): `key`
+    /// is locked for `seconds_left` from `now`. Kept unless the table has
+    /// no room even after [making room](Self::fail) (the shared store still
+    /// refuses the pair's wrong guesses then).
+    pub fn learn_lock(&self, key: FailureKey, seconds_left: u64, now: i64) {
+        let end = now.saturating_add(i64::try_from(seconds_left).unwrap_or(i64::MAX));
+        let mut table = self.table();
+        if table.entries.len() >= self.capacity
+            && !table.entries.contains_key(&key)
+            && self.make_room(&mut table, now).is_err()
+        {
+            return;
+        }
+        let e = table.entries.entry(key).or_insert(Entry {
+            failures: 0,
+            window_start: now,
+        });
+        e.failures = e.failures.max(self.max_failures);
+        e.window_start = end.saturating_sub(self.window);
     }
 
     /// Decides a judged guess in the same step as the check: `right` says
@@ -127,7 +178,11 @@ impl FailureLimiter {
     /// Records a failed attempt, unless the pair is locked or has no room
     /// (`Err(seconds)`, and nothing is recorded).
     pub fn fail(&self, username: &str, client: Option<IpAddr>, now: i64) -> Result<(), u64> {
-        let key = FailureKey::new(username, client);
+        self.fail_key(FailureKey::new(username, client), now)
+    }
+
+    /// [`fail`](Self::fail) by key.
+    pub fn fail_key(&self, key: FailureKey, now: i64) -> Result<(), u64> {
         let mut table = self.table();
         if table.entries.len() >= self.capacity && !table.entries.contains_key(&key) {
             self.make_room(&mut table, now)?;
@@ -152,9 +207,21 @@ impl FailureLimiter {
 
     /// A success clears the key's failures.
     pub fn succeed(&self, username: &str, client: Option<IpAddr>) {
+        if !self.table().entries.is_empty() {
+            self.table()
+                .entries
+                .remove(&FailureKey::new(username, client));
+        }
+    }
+
+    /// [`succeed`](Self::succeed) by key, at `now`; whether the key had
+    /// failures that are now forgotten. A lock in force stays: one that
+    /// came in while the accepted guess was judged is not lifted by it.
+    pub fn succeed_key(&self, key: FailureKey, now: i64) -> bool {
         let mut table = self.table();
-        if !table.entries.is_empty() {
-            table.entries.remove(&FailureKey::new(username, client));
+        match table.entries.get(&key) {
+            Some(e) if self.locked(e, now).is_none() => table.entries.remove(&key).is_some(),
+            _ => false,
         }
     }
 
@@ -201,6 +268,212 @@ impl FailureLimiter {
     }
 }
 
+/// The failure limit a verifier applies: this process's [`FailureLimiter`]
+/// always, as the floor, and where the store keeps failures for the whole
+/// fleet ([`FailureStore`]), the fleet's count on top.
+///
+/// A wrong guess that this process lets through is recorded in the shared
+/// store, and answered as wrong only when the store says it is within
+/// `max_failures` for its window; otherwise it is refused (429). A right
+/// guess is refused when this process knows the pair is locked; it asks the
+/// store only for pairs it knows to have failures, and hears of the locks
+/// other instances saw by polling the store once per `poll_every`.
+#[derive(Debug)]
+pub(crate) struct Limit {
+    pub(crate) local: Arc<FailureLimiter>,
+    shared: Option<Arc<SharedCounts>>,
+}
+
+struct SharedCounts {
+    store: Arc<dyn FailureStore>,
+    window: u64,
+    poll_every: Duration,
+    cleanup_every: Duration,
+    /// `store_timeout`: a poll that takes longer is given up.
+    timeout: Duration,
+    poll: Mutex<Polled>,
+    /// One request polls at a time; the others go on meanwhile.
+    polling: AtomicBool,
+}
+
+impl std::fmt::Debug for SharedCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedCounts")
+            .field("poll_every", &self.poll_every)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the last poll of the shared store found out.
+#[derive(Debug, Default)]
+struct Polled {
+    at: Option<Instant>,
+    /// The store's clock at the last poll: locks from then on are new.
+    since: i64,
+    cleaned: Option<Instant>,
+}
+
+/// Seconds a poll looks back beyond the previous one: a lock whose statement
+/// read the clock just before that poll but committed after it.
+const POLL_OVERLAP_SECS: i64 = 2;
+
+/// Clears the polling flag however the poll ends (error, cancelled).
+struct PollingGuard<'a>(&'a AtomicBool);
+
+impl Drop for PollingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl Limit {
+    /// The limit of `config`, shared through `store` when there is one.
+    pub(crate) fn new(config: &Config, store: Option<Arc<dyn FailureStore>>) -> Limit {
+        Limit {
+            local: Arc::new(FailureLimiter::new(
+                config.max_failures,
+                config.failure_window,
+                config.max_tracked_clients,
+            )),
+            shared: store.map(|store| {
+                Arc::new(SharedCounts {
+                    store,
+                    window: config.failure_window,
+                    poll_every: Duration::from_millis(config.credential_recheck_ms),
+                    cleanup_every: Duration::from_secs(config.cleanup_interval),
+                    timeout: Duration::from_secs(config.store_timeout),
+                    poll: Mutex::default(),
+                    polling: AtomicBool::new(false),
+                })
+            }),
+        }
+    }
+
+    /// Judges a guess of `key` (`right` or not) at `now` and counts a wrong
+    /// one: `Ok(Err(seconds))` refuses it (429) whatever it was. The local
+    /// limiter decides first, with no await since the check; a store that
+    /// cannot answer is an error (503), never a guess let through.
+    pub(crate) async fn settle(
+        &self,
+        key: FailureKey,
+        right: bool,
+        now: i64,
+    ) -> Result<Result<(), u64>, StoreError> {
+        // Every guess may start a poll, so that ended windows are deleted
+        // also while only refused guesses come.
+        if let Some(shared) = &self.shared {
+            self.hear_of_locks(shared, now).await;
+        }
+        let local = if right {
+            self.local.check_key(key, now)
+        } else {
+            self.local.fail_key(key, now)
+        };
+        let (Ok(()), Some(shared)) = (local, &self.shared) else {
+            return Ok(local);
+        };
+        let max_failures = self.local.max_failures;
+        if !right {
+            let count = shared
+                .store
+                .record_failure(key, shared.window, max_failures)
+                .await?;
+            if count.locks(max_failures) {
+                self.local.learn_lock(key, count.seconds_left, now);
+            }
+            return Ok(if count.failures > u64::from(max_failures) {
+                Err(count.seconds_left.max(1))
+            } else {
+                Ok(())
+            });
+        }
+        // Pairs this process saw fail may have failed elsewhere since.
+        if self.local.knows(key, now) {
+            let count = shared.store.failures(key).await?;
+            if count.locks(max_failures) {
+                self.local.learn_lock(key, count.seconds_left, now);
+                return Ok(Err(count.seconds_left.max(1)));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// A guess of `key` was accepted at `now`: its failures are forgotten,
+    /// in the shared store too when this process knew of any. No lock is
+    /// lifted (see [`FailureStore::reset`]).
+    pub(crate) async fn succeed(&self, key: FailureKey, now: i64) -> Result<(), StoreError> {
+        let known = self.local.succeed_key(key, now);
+        match &self.shared {
+            Some(shared) if known => shared.store.reset(key, self.local.max_failures).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Starts a poll of the shared store for new locks when `poll_every`
+    /// has passed since the last one, in a task of its own: no request
+    /// waits for it. One poll at a time.
+    async fn hear_of_locks(&self, shared: &Arc<SharedCounts>, now: i64) {
+        let due = {
+            let polled = shared.poll.lock().unwrap_or_else(|e| e.into_inner());
+            polled.at.is_none_or(|at| at.elapsed() >= shared.poll_every)
+        };
+        if !due || shared.polling.swap(true, Ordering::Acquire) {
+            return;
+        }
+        let (shared, local) = (shared.clone(), self.local.clone());
+        let poll = async move {
+            let _guard = PollingGuard(&shared.polling);
+            let limit = shared.timeout;
+            match rocket::tokio::time::timeout(limit, shared.poll(&local, now)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    rocket::warn!("digest_auth: polling the failure store for locks failed: {e}")
+                }
+                Err(_) => rocket::warn!(
+                    "digest_auth: the failure store did not answer a poll within store_timeout"
+                ),
+            }
+        };
+        match rocket::tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(poll)),
+            // Outside a runtime (a caller driving the verifier by hand): here.
+            Err(_) => poll.await,
+        }
+    }
+}
+
+impl SharedCounts {
+    /// Learns the locks reported since the last poll into `local`, and
+    /// deletes ended windows when `cleanup_every` has passed.
+    async fn poll(&self, local: &FailureLimiter, now: i64) -> Result<(), StoreError> {
+        let (since, clean) = {
+            let mut polled = self.poll.lock().unwrap_or_else(|e| e.into_inner());
+            // A poll that fails is retried a `poll_every` later, not at once.
+            polled.at = Some(Instant::now());
+            let clean = polled
+                .cleaned
+                .is_none_or(|at| at.elapsed() >= self.cleanup_every);
+            (polled.since, clean)
+        };
+        let locks = self
+            .store
+            .locked_since(since.saturating_sub(POLL_OVERLAP_SECS))
+            .await?;
+        for (key, seconds_left) in locks.locked {
+            local.learn_lock(key, seconds_left, now);
+        }
+        if clean {
+            self.store.remove_expired().await?;
+        }
+        let mut polled = self.poll.lock().unwrap_or_else(|e| e.into_inner());
+        polled.since = locks.now;
+        if clean {
+            polled.cleaned = polled.at;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +503,22 @@ mod tests {
         l.succeed("alice", A);
         l.fail("alice", A, 0).unwrap();
         assert_eq!(l.check("alice", A, 0), Ok(()));
+    }
+
+    #[test]
+    fn a_learned_lock_holds_and_a_success_does_not_lift_a_lock() {
+        let l = FailureLimiter::new(3, 60, 100);
+        let key = FailureKey::new("alice", A);
+        assert!(!l.knows(key, 100));
+        l.learn_lock(key, 20, 100);
+        assert!(l.knows(key, 100));
+        assert_eq!(l.check("alice", A, 110), Err(10));
+        assert!(!l.succeed_key(key, 110), "a lock in force stays");
+        assert_eq!(l.check_key(key, 110), Err(10));
+        assert_eq!(l.check_key(key, 120), Ok(()), "the store's window ended");
+        l.fail_key(key, 200).unwrap();
+        assert!(l.succeed_key(key, 200), "failures short of a lock go");
+        assert!(!l.knows(key, 200));
     }
 
     #[test]

@@ -29,11 +29,15 @@ use subtle::ConstantTimeEq;
 use crate::config::Config;
 use crate::ha1_cache::Ha1Cache;
 pub use crate::limiter::FailureLimiter;
+use crate::limiter::Limit;
 use crate::protocol::{
     digest, Algorithm, AuthenticationInfo, Authorization, Challenge, HashFunction, HexDigest,
     NonceKey, NonceStatus, ParseError, Qop,
 };
-use crate::store::{Claim, ClaimRequest, Credential, CredentialStore, NonceCountStore, StoreError};
+use crate::store::{
+    Claim, ClaimRequest, Credential, CredentialStore, FailureKey, FailureStore, NonceCountStore,
+    StoreError,
+};
 
 /// What the verifier needs to know of a request.
 #[derive(Debug, Clone, Copy)]
@@ -172,7 +176,7 @@ pub struct Verifier {
     domain: Option<String>,
     credentials: Arc<dyn CredentialStore>,
     counts: Arc<dyn NonceCountStore>,
-    limiter: FailureLimiter,
+    limit: Limit,
     ha1s: Ha1Cache,
     /// HA1 of no user, per hash function (see [`dummy_slot`]).
     dummy_ha1: [HexDigest; 3],
@@ -233,11 +237,7 @@ impl Verifier {
         };
         let epoch = counts.bound_to_process().then(rand::random::<[u8; 4]>);
         let key = NonceKey::new(&secret, &config.realm, epoch);
-        let limiter = FailureLimiter::new(
-            config.max_failures,
-            config.failure_window,
-            config.max_tracked_clients,
-        );
+        let limit = Limit::new(&config, None);
         let dummy_ha1 =
             HashFunction::ALL.map(|h| digest::ha1_digest(h, "", &config.realm, DUMMY_SECRET));
         Verifier {
@@ -248,9 +248,19 @@ impl Verifier {
             key,
             credentials,
             counts,
-            limiter,
+            limit,
             config,
         }
+    }
+
+    /// Shares the failure limit through `store` (the built-in database or
+    /// Redis store): one limit per (user, client address) for every
+    /// instance using it, instead of one per process. See
+    /// [`FailureStore`] for the bound.
+    #[must_use]
+    pub fn with_failure_store(mut self, store: Arc<dyn FailureStore>) -> Verifier {
+        self.limit = Limit::new(&self.config, Some(store));
+        self
     }
 
     /// The configuration in force.
@@ -340,7 +350,7 @@ impl Verifier {
         // A plain name is the key itself: a locked pair is refused before the
         // lookup. A userhash is keyed on the user it resolves to, below.
         if !auth.userhash {
-            if let Err(retry_after) = self.limiter.check(&auth.username, req.client, now) {
+            if let Err(retry_after) = self.limit.local.check(&auth.username, req.client, now) {
                 return Err(Rejection::TooManyAttempts { retry_after });
             }
         }
@@ -376,8 +386,13 @@ impl Verifier {
         let user = found.as_ref().map_or(&*auth.username, |c| &c.username);
         let right = known && matches;
         // Judged and counted in one step, with no await since the check: at
-        // most `max_failures` wrong guesses per pair and window are answered.
-        if let Err(retry_after) = self.limiter.settle(user, req.client, right, now) {
+        // most `max_failures` wrong guesses per pair and window are answered,
+        // by this process and, with a failure store, by the whole fleet.
+        let pair = FailureKey::new(user, req.client);
+        if let Err(retry_after) = self
+            .within_store_timeout(self.limit.settle(pair, right, now))
+            .await?
+        {
             return Err(Rejection::TooManyAttempts { retry_after });
         }
         let credential = match found {
@@ -408,7 +423,8 @@ impl Verifier {
             Claim::Accepted => {}
             Claim::Replayed => return Err(Rejection::Challenge { stale: true }),
         }
-        self.limiter.succeed(&credential.username, req.client);
+        self.within_store_timeout(self.limit.succeed(pair, now))
+            .await?;
 
         let nextnonce = (self.config.nextnonce_within() > 0
             && expires_at - now <= self.config.nextnonce_within() as i64)

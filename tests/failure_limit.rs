@@ -1,7 +1,6 @@
 //! The failure limit under attack, over real TCP: a parallel burst of wrong
 //! guesses, aliases of one user, a flood of junk usernames against a locked
-//! pair, and (with `postgres`) a burst spread over three instances sharing
-//! one database.
+//! pair (bursts spread over several instances: `shared_limit.rs`).
 //!
 //! Every test counts what an attacker counts: how many guesses were judged
 //! (a 401 says "wrong"), against how many were refused unjudged (429).
@@ -11,7 +10,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use common::http::{self, Request, Response};
+use common::guesses::{burst, challenges, get, Tally};
 use common::server::Running;
 use rocket::figment::Figment;
 use rocket::routes;
@@ -28,7 +27,7 @@ const REAL_USER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
 /// A server on a real port, its database (if a SQLite file) removed on drop.
 struct Server {
     running: Running,
-    _dir: Option<tempfile::TempDir>,
+    dir: Option<tempfile::TempDir>,
 }
 
 /// Where the store lives.
@@ -68,71 +67,13 @@ impl Server {
             .mount("/", routes![common::me]);
         Server {
             running: Running::start(rocket).expect("the server starts"),
-            _dir: dir,
+            dir,
         }
     }
 
     fn addr(&self) -> SocketAddr {
         self.running.addr()
     }
-}
-
-/// `GET /me` from `from` to `to`.
-async fn get(from: IpAddr, to: SocketAddr, authorization: Option<&str>) -> Response {
-    let request = Request::get("/me").authorization(authorization).end();
-    http::send_from(from, to, &request, Duration::from_secs(60))
-        .await
-        .expect("an HTTP exchange within 60 s")
-}
-
-/// The challenges an anonymous request gets (SHA-256, then MD5).
-async fn challenges(from: IpAddr, to: SocketAddr) -> Vec<ClientChallenge> {
-    let reply = get(from, to, None).await;
-    assert_eq!(reply.status, 401, "{reply:?}");
-    reply.headers.challenges()
-}
-
-/// How a burst of guesses was answered.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Tally {
-    /// 401: judged, and wrong.
-    judged: usize,
-    /// 429: refused before judging.
-    refused: usize,
-}
-
-impl Tally {
-    fn add(&mut self, reply: &Response) {
-        match reply.status {
-            401 => self.judged += 1,
-            429 => self.refused += 1,
-            _ => panic!("a wrong guess got {reply:?}"),
-        }
-    }
-}
-
-/// `count` wrong guesses for `username` sent all at once from `from`, the
-/// i-th to `targets[i % targets.len()]`, each on a connection of its own.
-async fn burst(
-    from: IpAddr,
-    targets: &[SocketAddr],
-    challenge: &ClientChallenge,
-    username: &str,
-    count: usize,
-) -> Tally {
-    let mut client = DigestClient::new(username, "a wrong guess", challenge.clone());
-    let tasks: Vec<_> = (0..count)
-        .map(|i| {
-            let header = client.authorization("GET", "/me");
-            let to = targets[i % targets.len()];
-            rocket::tokio::spawn(async move { get(from, to, Some(&header)).await })
-        })
-        .collect();
-    let mut tally = Tally::default();
-    for task in tasks {
-        tally.add(&task.await.expect("a request task"));
-    }
-    tally
 }
 
 /// 200 wrong guesses at once against `backend`: at most `max_failures`
@@ -150,12 +91,7 @@ fn parallel_burst_is_judged_at_most_max_failures_times(backend: Backend, setting
         let challenge = challenges(ATTACKER, server.addr()).await.remove(0);
         let tally = burst(ATTACKER, &[server.addr()], &challenge, &username, 200).await;
         println!("200 wrong guesses at once: {tally:?}");
-        assert!(
-            tally.judged <= MAX_FAILURES,
-            "{} of 200 judged, limit {MAX_FAILURES}",
-            tally.judged
-        );
-        assert!(tally.judged >= 1, "{tally:?}");
+        tally.assert_judged_at_most(MAX_FAILURES);
         let right = DigestClient::new(&username, &token, challenge).authorization("GET", "/me");
         let reply = get(ATTACKER, server.addr(), Some(&right)).await;
         assert_eq!(
@@ -323,4 +259,34 @@ async fn a_table_full_of_locks_refuses_new_failures_and_lets_right_tokens_in() {
     .authorization("GET", "/me");
     let reply = get(REAL_USER, server.addr(), Some(&right)).await;
     assert_eq!(reply.status, 200, "{reply:?}");
+}
+
+/// A failure store that cannot record a wrong guess fails it closed: 503,
+/// never a 401 that was not counted.
+#[cfg(feature = "sqlite")]
+#[rocket::async_test]
+async fn a_wrong_guess_the_store_cannot_count_is_refused_with_503() {
+    use sqlx::Connection;
+
+    let server = Server::start(&Backend::Sqlite, json!({ "max_failures": 3 }));
+    server.running.issue("alice").await;
+    let challenge = challenges(ATTACKER, server.addr()).await.remove(0);
+    let file = server.dir.as_ref().unwrap().path().join("auth.db");
+    let mut admin = sqlx::SqliteConnection::connect(&common::sqlite_url(&file))
+        .await
+        .unwrap();
+    sqlx::query("DROP TABLE digest_auth_failures")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let mut client = DigestClient::new("alice", "a wrong guess", challenge);
+    for _ in 0..3 {
+        let header = client.authorization("GET", "/me");
+        let reply = get(ATTACKER, server.addr(), Some(&header)).await;
+        assert_eq!(reply.status, 503, "{reply:?}");
+    }
+    // This process counted them all the same: its own limit still holds.
+    let header = client.authorization("GET", "/me");
+    let reply = get(ATTACKER, server.addr(), Some(&header)).await;
+    assert_eq!(reply.status, 429, "{reply:?}");
 }

@@ -1,7 +1,8 @@
 //! Which stores serve the fairing: the app's own where it passed them, an
 //! Apache `htdigest` file where `htdigest_file` names one, and otherwise the
 //! built-in store `store` chooses (the database, with its credential cache,
-//! or this process's memory).
+//! or this process's memory). The failure limit is shared through Redis
+//! where it keeps the counts, else through the built-in database.
 //!
 //! ```no_run
 //! use rocket_digest_auth::{store::MemoryStore, store::StoreOptions, DigestAuth};
@@ -21,7 +22,8 @@ use rocket::{futures::future::BoxFuture, Build, Rocket};
 use crate::config::{Config, CountsKind, InvalidConfig, StoreKind, TokenStorage};
 use crate::rocket::tokens::Tokens;
 use crate::store::{
-    CredentialStore, HtdigestFile, MemoryStore, NonceCountStore, StoreOptions, TokenAdmin,
+    CredentialStore, FailureStore, HtdigestFile, MemoryStore, NonceCountStore, StoreOptions,
+    TokenAdmin,
 };
 use crate::Error;
 
@@ -29,6 +31,8 @@ use crate::Error;
 pub(crate) struct Stores {
     pub(crate) credentials: Arc<dyn CredentialStore>,
     pub(crate) counts: Arc<dyn NonceCountStore>,
+    /// Where the fleet's failure counts live; `None`: in each process.
+    pub(crate) failures: Option<Arc<dyn FailureStore>>,
     /// Managed only when the built-in store is the credential source.
     pub(crate) tokens: Option<Tokens>,
     /// The database store in use, if any.
@@ -120,15 +124,19 @@ impl Stores {
             }
             (None, None) => None,
         };
-        let counts = match counts {
-            Some(custom) => Some(custom),
-            None if config.counts == CountsKind::Redis => Some(Stores::redis(figment).await?),
-            None => None,
+        let (counts, redis_failures) = match counts {
+            Some(custom) => (Some(custom), None),
+            None if config.counts == CountsKind::Redis => {
+                let (counts, failures) = Stores::redis(figment).await?;
+                (Some(counts), Some(failures))
+            }
+            None => (None, None),
         };
         if let (Some(credentials), Some(counts)) = (&credentials, &counts) {
             return Ok(Stores {
                 credentials: credentials.clone(),
                 counts: counts.clone(),
+                failures: redis_failures,
                 tokens: None,
                 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
                 database: None,
@@ -141,6 +149,7 @@ impl Stores {
             tokens: builtin.tokens.filter(|_| credentials.is_none()),
             credentials: credentials.unwrap_or(builtin.credentials),
             counts: counts.unwrap_or(builtin.counts),
+            failures: redis_failures.or(builtin.failures),
             #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
             database: builtin.database,
             #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
@@ -148,21 +157,27 @@ impl Stores {
         })
     }
 
-    /// The Redis count store of `[databases.digest_auth_counts]`.
+    /// The Redis store of `[databases.digest_auth_counts]`, for counts and failures.
     #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
-    async fn redis(figment: &Figment) -> Result<Arc<dyn NonceCountStore>, Error> {
+    async fn redis(
+        figment: &Figment,
+    ) -> Result<(Arc<dyn NonceCountStore>, Arc<dyn FailureStore>), Error> {
         #[cfg(feature = "redis")]
-        return Ok(Arc::new(
-            crate::store::RedisStore::from_figment(figment).await?,
-        ));
+        let stores = crate::store::RedisStore::from_figment(figment)
+            .await
+            .map(Arc::new)
+            .map(|store| (store.clone() as Arc<dyn NonceCountStore>, store as _));
         #[cfg(not(feature = "redis"))]
-        return Err(InvalidConfig::new("counts", "\"redis\" needs the `redis` feature").into());
+        let stores =
+            Err(InvalidConfig::new("counts", "\"redis\" needs the `redis` feature").into());
+        stores
     }
 
     fn of<S: CredentialStore + NonceCountStore + TokenAdmin>(store: Arc<S>) -> Stores {
         Stores {
             credentials: store.clone(),
             counts: store.clone(),
+            failures: None,
             tokens: Some(Tokens::new(store)),
             #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
             database: None,
@@ -217,6 +232,7 @@ impl Stores {
                     return Ok(Stores {
                         database: Some(store.clone()),
                         owns_database,
+                        failures: Some(store.clone()),
                         ..Stores::of(store)
                     });
                 }
@@ -230,6 +246,7 @@ impl Stores {
                 Ok(Stores {
                     credentials: cached.clone(),
                     counts: store.clone(),
+                    failures: Some(store.clone()),
                     tokens: Some(Tokens::new(cached)),
                     database: Some(store),
                     owns_database,

@@ -195,8 +195,11 @@ impl DigestAuth {
         )
         .await?;
         config.validate_for(&*stores.credentials)?;
-        let verifier =
+        let mut verifier =
             Verifier::from_valid(config, stores.credentials.clone(), stores.counts.clone());
+        if let Some(failures) = &stores.failures {
+            verifier = verifier.with_failure_store(failures.clone());
+        }
         Ok((verifier, stores))
     }
 }

@@ -38,6 +38,9 @@ use crate::protocol::{digest, Algorithm, HashFunction};
 
 mod cache;
 pub mod counts;
+#[cfg(feature = "test-util")]
+pub mod failure_suite;
+pub mod failures;
 mod htdigest;
 mod memory;
 #[cfg(feature = "redis")]
@@ -51,6 +54,7 @@ pub mod suite;
 pub use self::redis::{RedisOptions, RedisStore};
 pub use cache::{CachedCredentials, DEFAULT_MAX_CACHED_CREDENTIALS};
 pub use counts::ClaimRequest;
+pub use failures::{FailureCount, FailureKey, FailureStore, Locks};
 pub use htdigest::HtdigestFile;
 pub use memory::MemoryStore;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]

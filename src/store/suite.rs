@@ -33,16 +33,21 @@ where
     T: FnOnce(StoreUnderTest) -> TF,
     TF: Future<Output = ()>,
 {
-    let runtime = rocket::tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    runtime.block_on(async move {
+    run_on_runtime(async move {
         if let Some(store) = make().await {
             check(store).await;
         }
     });
+}
+
+/// Runs `check` on a multi-threaded runtime of 4 workers.
+pub fn run_on_runtime(check: impl Future<Output = ()>) {
+    rocket::tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(check);
 }
 
 fn fresh_nonce(tag: &str) -> String {

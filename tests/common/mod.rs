@@ -11,6 +11,7 @@
 //! - [`instances`]: Rocket instances sharing one database, as behind a
 //!   load balancer;
 //! - [`proxy`]: a TCP link to a database that a test can cut or stall;
+//! - [`guesses`]: requests from chosen addresses, bursts of wrong guesses;
 //! - [`headers`]: response headers and the challenges in them;
 //! - [`postgres`], [`pg_cluster`]: the test database, a private cluster;
 //! - [`mysql`], [`mariadb_server`]: the MySQL/MariaDB test server's
@@ -29,6 +30,7 @@ pub mod clients;
 pub mod example;
 #[cfg(target_os = "linux")]
 pub mod fake_clock;
+pub mod guesses;
 pub mod headers;
 pub mod http;
 pub mod instances;

@@ -34,6 +34,7 @@ use super::counts::max_entries_per_nonce;
 use super::{Claim, ClaimRequest, NonceCountStore, StoreError};
 use crate::protocol::{NonceKey, MAX_CLOCK_SKEW_SECS};
 
+mod failures;
 pub mod generation;
 
 use generation::Generation;
@@ -119,6 +120,7 @@ pub struct RedisStore {
     counts_prefix: String,
     claim_sha: String,
     generation: Generation,
+    failure_keys: failures::FailureKeys,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -173,6 +175,7 @@ impl RedisStore {
             counts_prefix: format!("{tag}:n:"),
             claim_sha: redis::Script::new(CLAIM).get_hash().to_owned(),
             generation: Generation::default(),
+            failure_keys: failures::FailureKeys::new(&tag),
         };
         store.learn_generation().await?;
         Ok(store)
@@ -217,29 +220,26 @@ impl RedisStore {
         self.generation.learn(&current)
     }
 
-    /// `EVALSHA` of the claim script, its text only when the server lacks it
-    /// (a restarted or new server, another cluster node).
-    async fn eval_claim<T: FromRedisValue>(
+    /// `EVALSHA` of `script` (whose SHA1 is `sha`), its text only when the
+    /// server lacks it (a restarted or new server, another cluster node).
+    async fn eval<T: FromRedisValue>(
         &self,
-        keys: [&str; 2],
+        (script, sha): (&str, &str),
+        keys: &[&str],
         args: &[&[u8]],
     ) -> Result<T, StoreError> {
         let call = |command: &str, script: &str| {
             let mut cmd = redis::cmd(command);
-            cmd.arg(script).arg(keys.len()).arg(&keys[..]);
+            cmd.arg(script).arg(keys.len()).arg(keys);
             for arg in args {
                 cmd.arg(*arg);
             }
             cmd
         };
-        match self
-            .connection
-            .query(&call("EVALSHA", &self.claim_sha))
-            .await
-        {
+        match self.connection.query(&call("EVALSHA", sha)).await {
             Err(e) if e.kind() == redis::ErrorKind::NoScriptError => self
                 .connection
-                .query(&call("EVAL", CLAIM))
+                .query(&call("EVAL", script))
                 .await
                 .map_err(StoreError::new),
             other => other.map_err(StoreError::new),
@@ -303,8 +303,13 @@ impl NonceCountStore for RedisStore {
             expires_at.as_bytes(),
             margin.as_bytes(),
         ];
-        let (code, current): (i64, String) =
-            self.eval_claim([&self.generation_key, &key], &args).await?;
+        let (code, current): (i64, String) = self
+            .eval(
+                (CLAIM, &self.claim_sha),
+                &[&self.generation_key, &key],
+                &args,
+            )
+            .await?;
         self.generation.learn(&current)?;
         match code {
             1 => Ok(Claim::Accepted),

@@ -7,7 +7,7 @@
 //! `RETURNING`. Where the spelling differs, each statement has a variant per
 //! [`Dialect`], chosen in one place per module (`TokenSql::of`,
 //! `CountSql::of`). `tokens.rs` holds the credential queries, `counts.rs`
-//! every nonce-count statement.
+//! every nonce-count statement, `failures.rs` the shared failure counts.
 
 #[cfg(any(feature = "sqlite", feature = "mysql"))]
 use std::time::Duration;
@@ -18,6 +18,7 @@ use super::StoreError;
 use super::StoreOptions;
 
 mod counts;
+mod failures;
 mod tokens;
 
 pub use counts::{DEFAULT_MYSQL_NC_LEASE, DEFAULT_SQLITE_NC_LEASE};

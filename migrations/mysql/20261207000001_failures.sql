@@ -1,0 +1,13 @@
+-- Failed guesses per (user, client address) pair, shared by every instance
+-- using this database: `pair` is the 16-byte FailureKey, `window_end` when
+-- the pair's current window ends (unix seconds, the database's clock),
+-- `locked_at` when its count reached max_failures in that window, so that
+-- instances can poll for new locks. Rows go once their windows end.
+CREATE TABLE IF NOT EXISTS digest_auth_failures (
+    pair BINARY(16) NOT NULL PRIMARY KEY,
+    failures BIGINT NOT NULL,
+    window_end BIGINT NOT NULL,
+    locked_at BIGINT,
+    KEY digest_auth_failures_window_end (window_end),
+    KEY digest_auth_failures_locked_at (locked_at)
+) ENGINE = InnoDB;
