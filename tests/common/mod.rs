@@ -93,3 +93,13 @@ pub fn block_on_multi_thread<F: Future>(workers: usize, future: F) -> F::Output 
         .expect("a tokio runtime")
         .block_on(future)
 }
+
+/// The test databases and schemas this test process has already dropped and
+/// recreated: each is emptied once per run, by its first user.
+#[allow(dead_code)]
+pub fn fresh_this_run() -> &'static rocket::tokio::sync::Mutex<std::collections::HashSet<String>> {
+    static FRESH: std::sync::OnceLock<
+        rocket::tokio::sync::Mutex<std::collections::HashSet<String>>,
+    > = std::sync::OnceLock::new();
+    FRESH.get_or_init(Default::default)
+}

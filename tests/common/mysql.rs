@@ -5,10 +5,10 @@
 //! reached, a test fails if `DIGEST_AUTH_REQUIRE_ALL` is set and is skipped
 //! otherwise ([`super::require::MYSQL`]).
 //!
-//! Each test file works in a database of its own on that server (created if
-//! missing, `digest_auth_test_<name>`), as the PostgreSQL tests do in
-//! schemas: the store keeps userhash values for one realm and `nc_lease` per
-//! database.
+//! Each test file works in a database of its own on that server
+//! (`digest_auth_test_<name>`, dropped and recreated by the first use in a
+//! test process), as the PostgreSQL tests do in schemas: the store keeps
+//! userhash values for one realm and `nc_lease` per database.
 
 /// The server CI provides.
 pub const DEFAULT_URL: &str = "mysql://root@127.0.0.1:3306/test";
@@ -66,9 +66,21 @@ mod connect {
             Err(_) => return unusable("no answer within 10 s".into()),
         };
         let database = format!("digest_auth_test_{name}");
-        let created = sqlx::query(&format!("CREATE DATABASE IF NOT EXISTS `{database}`"))
-            .execute(&mut conn)
-            .await;
+        // A run starts from what this checkout's migrations make, never from
+        // tables another version left behind.
+        let mut fresh = super::super::fresh_this_run().lock().await;
+        let created = async {
+            if fresh.insert(format!("mysql {database}")) {
+                sqlx::query(&format!("DROP DATABASE IF EXISTS `{database}`"))
+                    .execute(&mut conn)
+                    .await?;
+            }
+            sqlx::query(&format!("CREATE DATABASE IF NOT EXISTS `{database}`"))
+                .execute(&mut conn)
+                .await
+        }
+        .await;
+        drop(fresh);
         let _ = conn.close().await;
         if let Err(e) = created {
             return unusable(format!("cannot create database {database}: {e}"));

@@ -109,13 +109,14 @@ mod connect {
 
     use sqlx::{Connection, PgConnection};
 
-    /// Connect-or-skip: the URL of schema `schema` in the test database
-    /// (created if missing), or `None` after printing why PostgreSQL is not
-    /// usable here. Panics instead when PostgreSQL is required.
+    /// Connect-or-skip: the URL of schema `schema` in the test database,
+    /// or `None` after printing why PostgreSQL is not usable here. Panics
+    /// instead when PostgreSQL is required.
     ///
-    /// The schema is kept between runs (the store's tables in it are what
-    /// the migrations make), so tests should use usernames and nonces of
-    /// their own, not count rows globally.
+    /// The first call of a test process drops and recreates the schema, so
+    /// a run starts from what this checkout's migrations make, never from
+    /// tables another version left behind. Tests of one process share it:
+    /// they use usernames and nonces of their own, not row counts.
     pub async fn schema_url(schema: &str) -> Option<String> {
         assert!(
             !schema.is_empty()
@@ -134,6 +135,8 @@ mod connect {
             Ok(Err(e)) => return super::unavailable(&url, e),
             Err(_) => return super::unavailable(&url, "no answer within 10 s"),
         };
+        let mut fresh = super::super::fresh_this_run().lock().await;
+        let first_use = fresh.insert(format!("postgres {schema}"));
         // Concurrent `CREATE SCHEMA IF NOT EXISTS` can still collide on the
         // catalog's unique index: serialize it across test processes.
         let created: Result<(), sqlx::Error> = async {
@@ -143,12 +146,18 @@ mod connect {
             )
             .execute(&mut *tx)
             .await?;
+            if first_use {
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await
         }
         .await;
+        drop(fresh);
         if let Err(e) = created {
             return super::unavailable(&url, format!("cannot create schema {schema}: {e}"));
         }
