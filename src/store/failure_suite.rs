@@ -2,7 +2,7 @@
 //! an app can run it on its own store with
 //! [`failure_store_suite!`](crate::failure_store_suite) (feature
 //! `test-util`). Each check takes a fresh pair of its own, so one store can
-//! serve all of them at once. Stores are run with [`run`](super::suite::run)'s
+//! serve all of them at once. Stores are run with [`run`]'s
 //! runtime.
 
 use std::sync::Arc;
