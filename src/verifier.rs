@@ -35,8 +35,7 @@ use crate::protocol::{
     NonceKey, NonceStatus, ParseError, Qop,
 };
 use crate::store::{
-    Claim, ClaimRequest, Credential, CredentialStore, FailureStore, NonceCountStore,
-    StoreError,
+    Claim, ClaimRequest, Credential, CredentialStore, FailureStore, NonceCountStore, StoreError,
 };
 
 /// What the verifier needs to know of a request.
