@@ -117,7 +117,8 @@ pub struct Config {
     pub store_timeout: u64,
     /// `cleanup_interval`: seconds between removals of expired nonce counts. Default 60.
     pub cleanup_interval: u64,
-    /// `catcher`: register the 401 catcher. Default true.
+    /// `catcher`: register the 401 catcher (challenges) and the 429 catcher
+    /// (`Retry-After`). Default true.
     pub catcher: bool,
 }
 

@@ -20,7 +20,7 @@
 //! # Configuration
 //!
 //! Every key of `[default.digest_auth]` is a field of [`Config`](crate::Config),
-//! documented there, and listed with its default in the README's
+//! documented there, and listed with its default and range in the README's
 //! "Configuration" table below. A value that cannot work stops ignite with a
 //! message naming the full key:
 //!

@@ -57,7 +57,9 @@
 //!
 //! - [`protocol`]: parsing, hashing, nonces and challenges, with no Rocket in it.
 //! - [`verifier`]: the whole check of one request over the store traits
-//!   ([`Verifier`](verifier::Verifier)), and the brute-force limit.
+//!   ([`Verifier`](verifier::Verifier)), and the brute-force limit per
+//!   (user, client address), shared by a fleet through a
+//!   [`FailureStore`](store::FailureStore) (the database or Redis).
 //! - [`store`]: [`CredentialStore`](store::CredentialStore) and
 //!   [`NonceCountStore`](store::NonceCountStore), the built-in memory, SQL and htdigest
 //!   stores (the SQL store leases blocks of nonce counts, `nc_lease`), the
@@ -69,9 +71,9 @@
 //!   stores, cleanup, `Authentication-Info`, closing the store),
 //!   [`DigestAuthenticated`] (request guard), [`DigestAuthenticatedData`]
 //!   (data guard for `qop=auth-int` over request bodies), [`DigestUser`] and
-//!   [`User`], [`Tokens`], [`catcher`] (401 and 429), and the
-//!   [`Rejection`] responder; the request's parts and its verdict are read
-//!   and cached in one place each.
+//!   [`User`], [`Tokens`] and the token command line [`cli`], [`catcher`]
+//!   (401 and 429), and the [`Rejection`] responder; the request's parts and
+//!   its verdict are read and cached in one place each.
 //!
 //! The [`guide`] has the rest: features, every configuration key, the
 //! app's own database, custom users and stores, several instances, testing

@@ -112,10 +112,15 @@ impl FailureLimiter {
         (e.failures >= self.max_failures && now < end).then(|| (end - now) as u64)
     }
 
+    /// Whether no pair has failures: then no key need be hashed.
+    fn is_empty(&self) -> bool {
+        self.table().entries.is_empty()
+    }
+
     /// `Err(seconds)` until the attempt may be made, when locked out.
     pub fn check(&self, username: &str, client: Option<IpAddr>, now: i64) -> Result<(), u64> {
         // The common case, nobody failing: skip hashing the key.
-        if self.table().entries.is_empty() {
+        if self.is_empty() {
             return Ok(());
         }
         self.check_key(FailureKey::new(username, client), now)
@@ -207,7 +212,7 @@ impl FailureLimiter {
 
     /// A success clears the key's failures.
     pub fn succeed(&self, username: &str, client: Option<IpAddr>) {
-        if !self.table().entries.is_empty() {
+        if !self.is_empty() {
             self.table()
                 .entries
                 .remove(&FailureKey::new(username, client));
@@ -349,13 +354,15 @@ impl Limit {
         }
     }
 
-    /// Judges a guess of `key` (`right` or not) at `now` and counts a wrong
-    /// one: `Ok(Err(seconds))` refuses it (429) whatever it was. The local
+    /// Judges a guess of `username` (as the credential store resolved it)
+    /// from `client` (`right` or not) at `now` and counts a wrong one:
+    /// `Ok(Err(seconds))` refuses it (429) whatever it was. The local
     /// limiter decides first, with no await since the check; a store that
     /// cannot answer is an error (503), never a guess let through.
     pub(crate) async fn settle(
         &self,
-        key: FailureKey,
+        username: &str,
+        client: Option<IpAddr>,
         right: bool,
         now: i64,
     ) -> Result<Result<(), u64>, StoreError> {
@@ -364,6 +371,12 @@ impl Limit {
         if let Some(shared) = &self.shared {
             self.hear_of_locks(shared, now).await;
         }
+        // The common case, nobody failing here: a right guess is neither
+        // locked nor known to have failed, and its key is not hashed.
+        if right && self.local.is_empty() {
+            return Ok(Ok(()));
+        }
+        let key = FailureKey::new(username, client);
         let local = if right {
             self.local.check_key(key, now)
         } else {
@@ -398,10 +411,19 @@ impl Limit {
         Ok(Ok(()))
     }
 
-    /// A guess of `key` was accepted at `now`: its failures are forgotten,
-    /// in the shared store too when this process knew of any. No lock is
-    /// lifted (see [`FailureStore::reset`]).
-    pub(crate) async fn succeed(&self, key: FailureKey, now: i64) -> Result<(), StoreError> {
+    /// A guess of `username` from `client` was accepted at `now`: its
+    /// failures are forgotten, in the shared store too when this process
+    /// knew of any. No lock is lifted (see [`FailureStore::reset`]).
+    pub(crate) async fn succeed(
+        &self,
+        username: &str,
+        client: Option<IpAddr>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        if self.local.is_empty() {
+            return Ok(());
+        }
+        let key = FailureKey::new(username, client);
         let known = self.local.succeed_key(key, now);
         match &self.shared {
             Some(shared) if known => shared.store.reset(key, self.local.max_failures).await,

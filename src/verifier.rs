@@ -35,8 +35,7 @@ use crate::protocol::{
     NonceKey, NonceStatus, ParseError, Qop,
 };
 use crate::store::{
-    Claim, ClaimRequest, Credential, CredentialStore, FailureKey, FailureStore, NonceCountStore,
-    StoreError,
+    Claim, ClaimRequest, Credential, CredentialStore, FailureStore, NonceCountStore, StoreError,
 };
 
 /// What the verifier needs to know of a request.
@@ -388,9 +387,8 @@ impl Verifier {
         // Judged and counted in one step, with no await since the check: at
         // most `max_failures` wrong guesses per pair and window are answered,
         // by this process and, with a failure store, by the whole fleet.
-        let pair = FailureKey::new(user, req.client);
         if let Err(retry_after) = self
-            .within_store_timeout(self.limit.settle(pair, right, now))
+            .within_store_timeout(self.limit.settle(user, req.client, right, now))
             .await?
         {
             return Err(Rejection::TooManyAttempts { retry_after });
@@ -423,7 +421,7 @@ impl Verifier {
             Claim::Accepted => {}
             Claim::Replayed => return Err(Rejection::Challenge { stale: true }),
         }
-        self.within_store_timeout(self.limit.succeed(pair, now))
+        self.within_store_timeout(self.limit.succeed(&credential.username, req.client, now))
             .await?;
 
         let nextnonce = (self.config.nextnonce_within() > 0

@@ -35,6 +35,7 @@ enum Backend {
     Memory,
     Sqlite,
     /// A PostgreSQL URL.
+    #[cfg(feature = "postgres")]
     Postgres(String),
 }
 
@@ -58,6 +59,7 @@ impl Server {
                 dir = Some(d);
                 figment.merge(("databases.digest_auth.url", url))
             }
+            #[cfg(feature = "postgres")]
             Backend::Postgres(url) => figment
                 .merge(("databases.digest_auth.url", url))
                 .merge(("databases.digest_auth.max_connections", 8)),

@@ -159,12 +159,11 @@ impl DigestAuth {
         #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
         if let Some(app) = &self.database {
             let Some(open) = (app.fetch)(rocket) else {
+                let type_name = app.type_name.rsplit("::").next().unwrap_or(app.type_name);
                 return Err(Error::Attach(format!(
-                    "the database `{}` given to `with_database::<{}>()` is not attached: attach \
-                     `{}::init()` before `DigestAuth::fairing()`",
+                    "the database `{}` given to `with_database::<{type_name}>()` is not \
+                     attached: attach `{type_name}::init()` before `DigestAuth::fairing()`",
                     app.name,
-                    app.type_name.rsplit("::").next().unwrap_or(app.type_name),
-                    app.type_name.rsplit("::").next().unwrap_or(app.type_name),
                 )));
             };
             return Ok(DatabaseSource::App {

@@ -73,13 +73,18 @@ impl std::fmt::Debug for Tokens {
 
 /// Refuses a username no store could keep or a client could send.
 fn check_username(username: &str) -> Result<(), TokenError> {
-    if username.is_empty()
-        || username.len() > MAX_USERNAME_BYTES
-        || username.chars().any(char::is_control)
-    {
-        return Err(TokenError::InvalidInput(
-            "a username must be 1 to 256 bytes without control characters",
-        ));
+    check_field(
+        username,
+        MAX_USERNAME_BYTES,
+        "a username must be 1 to 256 bytes without control characters",
+    )
+}
+
+/// `Err(refusal)` unless `value` is 1 to `max_bytes` bytes without control
+/// characters.
+fn check_field(value: &str, max_bytes: usize, refusal: &'static str) -> Result<(), TokenError> {
+    if value.is_empty() || value.len() > max_bytes || value.chars().any(char::is_control) {
+        return Err(TokenError::InvalidInput(refusal));
     }
     Ok(())
 }
@@ -103,12 +108,11 @@ impl Tokens {
     /// without control characters.
     pub async fn set(&self, username: &str, token: &str) -> Result<(), TokenError> {
         check_username(username)?;
-        if token.is_empty() || token.len() > MAX_TOKEN_BYTES || token.chars().any(char::is_control)
-        {
-            return Err(TokenError::InvalidInput(
-                "a token must be 1 to 256 bytes without control characters",
-            ));
-        }
+        check_field(
+            token,
+            MAX_TOKEN_BYTES,
+            "a token must be 1 to 256 bytes without control characters",
+        )?;
         Ok(self.0.set_token(username, token).await?)
     }
 

@@ -2,7 +2,7 @@
 //! an app can run it on its own store with
 //! [`failure_store_suite!`](crate::failure_store_suite) (feature
 //! `test-util`). Each check takes a fresh pair of its own, so one store can
-//! serve all of them at once. Stores are run with [`run`](super::suite::run)'s
+//! serve all of them at once. Stores are run with [`run`]'s
 //! runtime.
 
 use std::sync::Arc;
@@ -20,21 +20,9 @@ fn fresh_key(tag: &str) -> FailureKey {
     FailureKey::new(&format!("suite-{tag}-{}", super::generate_token()), None)
 }
 
-/// Runs one check on a multi-threaded runtime; `make` returns `None` when
+/// Runs one check as the nonce-count suite does; `make` returns `None` when
 /// the backend is not available here (the check is skipped).
-pub fn run<M, MF, T, TF>(make: M, check: T)
-where
-    M: FnOnce() -> MF,
-    MF: std::future::Future<Output = Option<FailureStoreUnderTest>>,
-    T: FnOnce(FailureStoreUnderTest) -> TF,
-    TF: std::future::Future<Output = ()>,
-{
-    super::suite::run_on_runtime(async move {
-        if let Some(store) = make().await {
-            check(store).await;
-        }
-    });
-}
+pub use super::suite::run;
 
 /// 50 failures recorded at once are told 1, 2, ..., 50, each number once,
 /// and the count is then 50.

@@ -38,6 +38,21 @@ pub struct FailureCount {
 }
 
 impl FailureCount {
+    /// No failures in a window.
+    pub const NONE: FailureCount = FailureCount {
+        failures: 0,
+        seconds_left: 0,
+    };
+
+    /// The count a store answered as signed integers (SQL and Lua have no
+    /// unsigned ones); a negative value is none.
+    pub(crate) fn from_signed(failures: i64, seconds_left: i64) -> FailureCount {
+        FailureCount {
+            failures: u64::try_from(failures).unwrap_or(0),
+            seconds_left: u64::try_from(seconds_left).unwrap_or(0),
+        }
+    }
+
     /// Whether this count locks the pair under `max_failures`.
     pub fn locks(&self, max_failures: u32) -> bool {
         self.failures >= u64::from(max_failures) && self.seconds_left > 0

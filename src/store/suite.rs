@@ -26,11 +26,11 @@ const WINDOW: u32 = DEFAULT_NC_WINDOW;
 /// Runs one check on a multi-threaded runtime. `make` returns `None` when
 /// the store's backend is not available here and the check is skipped
 /// (it should print why).
-pub fn run<M, MF, T, TF>(make: M, check: T)
+pub fn run<S, M, MF, T, TF>(make: M, check: T)
 where
     M: FnOnce() -> MF,
-    MF: Future<Output = Option<StoreUnderTest>>,
-    T: FnOnce(StoreUnderTest) -> TF,
+    MF: Future<Output = Option<S>>,
+    T: FnOnce(S) -> TF,
     TF: Future<Output = ()>,
 {
     run_on_runtime(async move {
@@ -41,7 +41,7 @@ where
 }
 
 /// Runs `check` on a multi-threaded runtime of 4 workers.
-pub fn run_on_runtime(check: impl Future<Output = ()>) {
+fn run_on_runtime(check: impl Future<Output = ()>) {
     rocket::tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()

@@ -40,10 +40,7 @@ fn int(value: &Value) -> Result<i64, StoreError> {
 
 fn count_of(answer: &[Value]) -> Result<FailureCount, StoreError> {
     match answer {
-        [failures, left] => Ok(FailureCount {
-            failures: u64::try_from(int(failures)?).unwrap_or(0),
-            seconds_left: u64::try_from(int(left)?).unwrap_or(0),
-        }),
+        [failures, left] => Ok(FailureCount::from_signed(int(failures)?, int(left)?)),
         _ => Err(StoreError::new("failures.lua answered no count")),
     }
 }

@@ -126,10 +126,7 @@ impl FailureSql {
 }
 
 fn count_of((failures, left): (i64, i64)) -> FailureCount {
-    FailureCount {
-        failures: u64::try_from(failures).unwrap_or(0),
-        seconds_left: u64::try_from(left).unwrap_or(0),
-    }
+    FailureCount::from_signed(failures, left)
 }
 
 fn as_i64(n: impl TryInto<i64>) -> i64 {
@@ -188,13 +185,7 @@ impl FailureStore for SqlStore {
                 .fetch_optional(p)
                 .await?
         });
-        Ok(row.map_or(
-            FailureCount {
-                failures: 0,
-                seconds_left: 0,
-            },
-            count_of,
-        ))
+        Ok(row.map_or(FailureCount::NONE, count_of))
     }
 
     async fn reset(&self, key: FailureKey, max_failures: u32) -> Result<(), StoreError> {
