@@ -23,14 +23,13 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use subtle::ConstantTimeEq;
-
 use crate::config::Config;
 use crate::ha1_cache::Ha1Cache;
 pub use crate::limiter::FailureLimiter;
+use crate::protocol::digest::HashedHa1;
 use crate::protocol::{
-    digest, Algorithm, AuthenticationInfo, Authorization, Challenge, HashFunction, HexDigest,
-    NonceKey, NonceStatus, ParseError, Qop,
+    digest, Algorithm, AuthenticationInfo, Authorization, Challenge, HashFunction, NonceKey,
+    NonceStatus, ParseError, Qop,
 };
 use crate::store::{Claim, ClaimRequest, Credential, CredentialStore, NonceCountStore, StoreError};
 
@@ -164,7 +163,7 @@ pub struct Verifier {
     limiter: FailureLimiter,
     ha1s: Ha1Cache,
     /// HA1 of no user, per hash function (see [`dummy_slot`]).
-    dummy_ha1: [HexDigest; 3],
+    dummy_ha1: [HashedHa1; 3],
 }
 
 fn dummy_slot(alg: Algorithm) -> usize {
@@ -227,8 +226,8 @@ impl Verifier {
             config.failure_window,
             config.max_tracked_clients,
         );
-        let dummy_ha1 =
-            HashFunction::ALL.map(|h| digest::ha1_digest(h, "", &config.realm, DUMMY_SECRET));
+        let dummy_ha1 = HashFunction::ALL
+            .map(|h| HashedHa1::new(h, digest::ha1_digest(h, "", &config.realm, DUMMY_SECRET)));
         Verifier {
             ha1s: Ha1Cache::new(&config.realm),
             dummy_ha1,
@@ -348,18 +347,23 @@ impl Verifier {
         let known = known_ha1.is_some();
         // An unknown user is checked against a fixed HA1: as cheap as a
         // known user's cached one, so timing does not tell them apart.
-        let ha1 = known_ha1.unwrap_or(self.dummy_ha1[dummy_slot(auth.algorithm)]);
+        let ha1 = known_ha1.unwrap_or_else(|| self.dummy_ha1[dummy_slot(auth.algorithm)].clone());
 
         let qop = auth.qop.as_ref();
-        let cnonce = qop.map(|q| &*q.cnonce);
-        let effective_ha1 = digest::session_ha1(auth.algorithm, &ha1, &auth.nonce, cnonce);
         let body_hash = match qop.map(|q| q.kind) {
             Some(Qop::AuthInt) => Some(auth.algorithm.hash_digest(body)),
             _ => None,
         };
-        let kd = digest::KeyedDigest::new(auth.algorithm, &effective_ha1, &auth.nonce, qop);
+        let kd = match qop {
+            Some(q) if auth.algorithm.is_session() => {
+                let effective_ha1 =
+                    digest::session_ha1(auth.algorithm, ha1.hex(), &auth.nonce, Some(&q.cnonce));
+                digest::KeyedDigest::new(auth.algorithm, &effective_ha1, &auth.nonce, qop)
+            }
+            _ => digest::KeyedDigest::after_ha1(&ha1, &auth.nonce, qop),
+        };
         let expected = kd.response(req.method, &auth.uri, body_hash.as_deref().unwrap_or(""));
-        let matches: bool = expected.as_bytes().ct_eq(auth.response.as_bytes()).into();
+        let matches = expected.ct_matches(&auth.response);
         // The user the store resolved (a userhash, `username*` and the plain
         // name are one user); a name nobody has keys on itself as sent.
         let user = found.as_ref().map_or(&*auth.username, |c| &c.username);

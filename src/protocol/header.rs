@@ -212,10 +212,15 @@ impl<'a> Authorization<'a> {
         let nonce = nonce.ok_or(ParseError::Missing("nonce"))?;
         let uri = uri.ok_or(ParseError::Missing("uri"))?;
         let mut response = response.ok_or(ParseError::Missing("response"))?;
-        if response.is_empty() || !response.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let (mut hex, mut upper) = (!response.is_empty(), false);
+        for b in response.bytes() {
+            hex &= b.is_ascii_hexdigit();
+            upper |= b.is_ascii_uppercase();
+        }
+        if !hex {
             return Err(ParseError::Invalid("response"));
         }
-        if response.bytes().any(|b| b.is_ascii_uppercase()) {
+        if upper {
             response.to_mut().make_ascii_lowercase();
         }
         let algorithm = match algorithm {

@@ -19,7 +19,8 @@ use super::{
 #[derive(Debug)]
 pub struct MemoryStore {
     options: StoreOptions,
-    users: RwLock<HashMap<String, Credential>>,
+    /// Keyed with a random seed: clients choose the usernames looked up.
+    users: RwLock<HashMap<String, Credential, ahash::RandomState>>,
     nonces: Mutex<NonceMap<NonceCounts>>,
 }
 
