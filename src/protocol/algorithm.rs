@@ -109,11 +109,20 @@ pub struct HexDigest {
 
 impl HexDigest {
     fn of(bytes: &[u8]) -> HexDigest {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        // Both digits of a byte from one table load.
+        const PAIRS: [[u8; 2]; 256] = {
+            const DIGITS: &[u8; 16] = b"0123456789abcdef";
+            let mut pairs = [[0u8; 2]; 256];
+            let mut b = 0;
+            while b < 256 {
+                pairs[b] = [DIGITS[b >> 4], DIGITS[b & 0x0f]];
+                b += 1;
+            }
+            pairs
+        };
         let mut digits = [0u8; 64];
-        for (pair, b) in digits.chunks_exact_mut(2).zip(bytes) {
-            pair[0] = DIGITS[usize::from(b >> 4)];
-            pair[1] = DIGITS[usize::from(b & 0x0f)];
+        for (pair, &b) in digits.chunks_exact_mut(2).zip(bytes) {
+            pair.copy_from_slice(&PAIRS[usize::from(b)]);
         }
         HexDigest {
             len: (bytes.len().min(32) * 2) as u8,
@@ -138,7 +147,7 @@ impl HexDigest {
     /// Whether `hex` is these digits, in a time that does not depend on
     /// where they differ (only on the length, which the algorithm fixes).
     pub(crate) fn ct_matches(&self, hex: &str) -> bool {
-        let (ours, theirs) = (self.as_str().as_bytes(), hex.as_bytes());
+        let (ours, theirs) = (self.as_bytes(), hex.as_bytes());
         if ours.len() != theirs.len() {
             return false;
         }
@@ -150,6 +159,11 @@ impl HexDigest {
             equal &= word(a).ct_eq(&word(b));
         }
         equal.into()
+    }
+
+    /// The hex digits as bytes (no UTF-8 check, unlike [`as_str`](Self::as_str)).
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.digits[..usize::from(self.len)]
     }
 
     /// The hex digits.

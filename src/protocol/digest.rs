@@ -170,9 +170,9 @@ impl KeyedDigest {
     /// The prefix after HA1: `":" nonce ":"` and the qop's part.
     fn continued(mut prefix: Hasher, nonce: &str, qop: Option<&QopParams<'_>>) -> KeyedDigest {
         let hash = prefix.function();
-        for part in [b":", nonce.as_bytes(), b":"] {
-            prefix.update(part);
-        }
+        prefix.update(b":");
+        prefix.update(nonce.as_bytes());
+        prefix.update(b":");
         if let Some(q) = qop {
             for part in [q.nc_raw.as_bytes(), b":", q.cnonce.as_bytes(), b":"] {
                 prefix.update(part);
@@ -208,7 +208,7 @@ impl KeyedDigest {
         self.finish(self.kind.map(|_| Qop::Auth), &ha2)
     }
 
-    fn finish(&self, kind: Option<Qop>, ha2: &str) -> HexDigest {
+    fn finish(&self, kind: Option<Qop>, ha2: &HexDigest) -> HexDigest {
         let mut h = self.prefix.clone();
         if let Some(kind) = kind {
             h.update(kind.as_str().as_bytes());

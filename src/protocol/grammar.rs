@@ -146,29 +146,28 @@ fn quoted_string(s: &str, open: usize) -> Result<(Cow<'_, str>, usize), ParseErr
     let mut owned: Option<String> = None;
     let mut run = i;
     loop {
-        match bytes.get(i) {
-            None => return Err(ParseError::Syntax(i)),
-            Some(b'"') => {
-                let value = match owned {
-                    None => Cow::Borrowed(&s[start..i]),
-                    Some(mut v) => {
-                        v.push_str(&s[run..i]);
-                        Cow::Owned(v)
-                    }
-                };
-                return Ok((value, i + 1));
-            }
-            Some(b'\\') => {
-                let v = owned.get_or_insert_with(String::new);
-                v.push_str(&s[run..i]);
-                // The escaped character may be multi-byte UTF-8: copy it whole.
-                let next = s[i + 1..].chars().next().ok_or(ParseError::Syntax(i))?;
-                v.push(next);
-                i += 1 + next.len_utf8();
-                run = i;
-            }
-            Some(_) => i += 1,
+        // Straight to the next quote or backslash: nothing else ends a run.
+        let Some(at) = memchr::memchr2(b'"', b'\\', &bytes[i..]) else {
+            return Err(ParseError::Syntax(bytes.len()));
+        };
+        i += at;
+        if bytes[i] == b'"' {
+            let value = match owned {
+                None => Cow::Borrowed(&s[start..i]),
+                Some(mut v) => {
+                    v.push_str(&s[run..i]);
+                    Cow::Owned(v)
+                }
+            };
+            return Ok((value, i + 1));
         }
+        let v = owned.get_or_insert_with(String::new);
+        v.push_str(&s[run..i]);
+        // The escaped character may be multi-byte UTF-8: copy it whole.
+        let next = s[i + 1..].chars().next().ok_or(ParseError::Syntax(i))?;
+        v.push(next);
+        i += 1 + next.len_utf8();
+        run = i;
     }
 }
 
@@ -200,7 +199,7 @@ const TCHAR: [bool; 256] = {
 pub(crate) fn push_quoted(out: &mut String, s: &str) {
     out.push('"');
     let mut rest = s;
-    while let Some(i) = rest.bytes().position(|b| b == b'"' || b == b'\\') {
+    while let Some(i) = memchr::memchr2(b'"', b'\\', rest.as_bytes()) {
         out.push_str(&rest[..i]);
         out.push('\\');
         out.push_str(&rest[i..=i]);
