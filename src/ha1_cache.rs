@@ -1,11 +1,13 @@
-//! HA1 values of token credentials, kept per user so that a request does not
-//! hash `username:realm:token` again. An entry is used only while the store
+//! HA1 values of token credentials, kept per user with the hash state after
+//! them, so that a request hashes neither `username:realm:token` nor HA1
+//! again. An entry is used only while the store
 //! still returns the same token for the user: a rotated token misses and is
 //! hashed anew, a revoked user is never looked up.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::protocol::digest::HashedHa1;
 use crate::protocol::{digest, Algorithm, HashFunction, HexDigest};
 use crate::store::{Credential, Secret};
 
@@ -15,7 +17,7 @@ const CAPACITY: usize = 10_000;
 struct Entry {
     token: String,
     /// Per hash function, in the order of [`HashFunction::ALL`].
-    ha1: [Option<HexDigest>; 3],
+    ha1: [Option<HashedHa1>; 3],
 }
 
 /// The cache; keyed with a random seed, since clients choose the usernames.
@@ -42,28 +44,29 @@ impl Ha1Cache {
 
     /// HA1 of `credential` for `alg` (before any `-sess` step), or `None`
     /// when the credential cannot serve that algorithm.
-    pub(crate) fn ha1(&self, credential: &Credential, alg: Algorithm) -> Option<HexDigest> {
+    pub(crate) fn ha1(&self, credential: &Credential, alg: Algorithm) -> Option<HashedHa1> {
+        let h = alg.hash_function();
         let token = match &credential.secret {
             Secret::Token(token) => token,
             Secret::Ha1 { .. } => {
                 return credential
                     .ha1(alg, &self.realm)
-                    .and_then(|h| HexDigest::from_hex(&h))
+                    .and_then(|hex| HexDigest::from_hex(&hex))
+                    .map(|hex| HashedHa1::new(h, hex))
             }
         };
-        let h = alg.hash_function();
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = users.get_mut(credential.username.as_str()) {
             if entry.token == *token {
-                if let Some(ha1) = entry.ha1[slot(h)] {
-                    return Some(ha1);
+                if let Some(ha1) = &entry.ha1[slot(h)] {
+                    return Some(ha1.clone());
                 }
             } else {
                 entry.token.clone_from(token);
-                entry.ha1 = [None; 3];
+                entry.ha1 = Default::default();
             }
             let ha1 = self.compute(credential, h, token);
-            entry.ha1[slot(h)] = Some(ha1);
+            entry.ha1[slot(h)] = Some(ha1.clone());
             return Some(ha1);
         }
         if users.len() >= CAPACITY {
@@ -72,15 +75,16 @@ impl Ha1Cache {
         let ha1 = self.compute(credential, h, token);
         let mut entry = Entry {
             token: token.clone(),
-            ha1: [None; 3],
+            ha1: Default::default(),
         };
-        entry.ha1[slot(h)] = Some(ha1);
+        entry.ha1[slot(h)] = Some(ha1.clone());
         users.insert(credential.username.clone(), entry);
         Some(ha1)
     }
 
-    fn compute(&self, credential: &Credential, h: HashFunction, token: &str) -> HexDigest {
-        digest::ha1_digest(h, &credential.username, &self.realm, token)
+    fn compute(&self, credential: &Credential, h: HashFunction, token: &str) -> HashedHa1 {
+        let hex = digest::ha1_digest(h, &credential.username, &self.realm, token);
+        HashedHa1::new(h, hex)
     }
 }
 
@@ -103,7 +107,7 @@ mod tests {
             let c = token_credential(token);
             for alg in [Algorithm::Md5, Algorithm::Sha256, Algorithm::Sha256] {
                 assert_eq!(
-                    cache.ha1(&c, alg).unwrap(),
+                    *cache.ha1(&c, alg).unwrap().hex(),
                     digest::ha1(alg, "alice", "r", token),
                     "{token} {alg}"
                 );
@@ -124,7 +128,7 @@ mod tests {
             created_at: None,
         };
         assert_eq!(
-            cache.ha1(&c, Algorithm::Md5).unwrap(),
+            *cache.ha1(&c, Algorithm::Md5).unwrap().hex(),
             digest::ha1(Algorithm::Md5, "bob", "r", "t")
         );
         assert!(cache.ha1(&c, Algorithm::Sha256).is_none());

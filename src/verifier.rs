@@ -24,15 +24,15 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use rocket::http::uri::{Authority, Host};
-use subtle::ConstantTimeEq;
 
 use crate::config::Config;
 use crate::ha1_cache::Ha1Cache;
 pub use crate::limiter::FailureLimiter;
 use crate::limiter::Limit;
+use crate::protocol::digest::HashedHa1;
 use crate::protocol::{
-    digest, Algorithm, AuthenticationInfo, Authorization, Challenge, HashFunction, HexDigest,
-    NonceKey, NonceStatus, ParseError, Qop,
+    digest, Algorithm, AuthenticationInfo, Authorization, Challenge, HashFunction, NonceKey,
+    NonceStatus, ParseError, Qop,
 };
 use crate::store::{
     Claim, ClaimRequest, Credential, CredentialStore, FailureStore, NonceCountStore, StoreError,
@@ -178,7 +178,7 @@ pub struct Verifier {
     limit: Limit,
     ha1s: Ha1Cache,
     /// HA1 of no user, per hash function (see [`dummy_slot`]).
-    dummy_ha1: [HexDigest; 3],
+    dummy_ha1: [HashedHa1; 3],
 }
 
 fn dummy_slot(alg: Algorithm) -> usize {
@@ -237,8 +237,8 @@ impl Verifier {
         let epoch = counts.bound_to_process().then(rand::random::<[u8; 4]>);
         let key = NonceKey::new(&secret, &config.realm, epoch);
         let limit = Limit::new(&config, None);
-        let dummy_ha1 =
-            HashFunction::ALL.map(|h| digest::ha1_digest(h, "", &config.realm, DUMMY_SECRET));
+        let dummy_ha1 = HashFunction::ALL
+            .map(|h| HashedHa1::new(h, digest::ha1_digest(h, "", &config.realm, DUMMY_SECRET)));
         Verifier {
             ha1s: Ha1Cache::new(&config.realm),
             dummy_ha1,
@@ -368,18 +368,23 @@ impl Verifier {
         let known = known_ha1.is_some();
         // An unknown user is checked against a fixed HA1: as cheap as a
         // known user's cached one, so timing does not tell them apart.
-        let ha1 = known_ha1.unwrap_or(self.dummy_ha1[dummy_slot(auth.algorithm)]);
+        let ha1 = known_ha1.unwrap_or_else(|| self.dummy_ha1[dummy_slot(auth.algorithm)].clone());
 
         let qop = auth.qop.as_ref();
-        let cnonce = qop.map(|q| &*q.cnonce);
-        let effective_ha1 = digest::session_ha1(auth.algorithm, &ha1, &auth.nonce, cnonce);
         let body_hash = match qop.map(|q| q.kind) {
             Some(Qop::AuthInt) => Some(auth.algorithm.hash_digest(body)),
             _ => None,
         };
-        let kd = digest::KeyedDigest::new(auth.algorithm, &effective_ha1, &auth.nonce, qop);
+        let kd = match qop {
+            Some(q) if auth.algorithm.is_session() => {
+                let effective_ha1 =
+                    digest::session_ha1(auth.algorithm, ha1.hex(), &auth.nonce, Some(&q.cnonce));
+                digest::KeyedDigest::new(auth.algorithm, &effective_ha1, &auth.nonce, qop)
+            }
+            _ => digest::KeyedDigest::after_ha1(&ha1, &auth.nonce, qop),
+        };
         let expected = kd.response(req.method, &auth.uri, body_hash.as_deref().unwrap_or(""));
-        let matches: bool = expected.as_bytes().ct_eq(auth.response.as_bytes()).into();
+        let matches = expected.ct_matches(&auth.response);
         // The user the store resolved (a userhash, `username*` and the plain
         // name are one user); a name nobody has keys on itself as sent.
         let user = found.as_ref().map_or(&*auth.username, |c| &c.username);

@@ -14,6 +14,7 @@ use std::str::FromStr;
 use md5::Md5;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256, Sha512_256};
+use subtle::ConstantTimeEq;
 
 /// The hash function under an [`Algorithm`]; `-sess` variants share it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,6 +72,15 @@ impl Hasher {
         }
     }
 
+    /// The function this hashes with.
+    pub(crate) fn function(&self) -> HashFunction {
+        match self {
+            Hasher::Md5(_) => HashFunction::Md5,
+            Hasher::Sha256(_) => HashFunction::Sha256,
+            Hasher::Sha512_256(_) => HashFunction::Sha512_256,
+        }
+    }
+
     pub(crate) fn update(&mut self, bytes: &[u8]) {
         match self {
             Hasher::Md5(d) => d.update(bytes),
@@ -99,11 +109,20 @@ pub struct HexDigest {
 
 impl HexDigest {
     fn of(bytes: &[u8]) -> HexDigest {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        // Both digits of a byte from one table load.
+        const PAIRS: [[u8; 2]; 256] = {
+            const DIGITS: &[u8; 16] = b"0123456789abcdef";
+            let mut pairs = [[0u8; 2]; 256];
+            let mut b = 0;
+            while b < 256 {
+                pairs[b] = [DIGITS[b >> 4], DIGITS[b & 0x0f]];
+                b += 1;
+            }
+            pairs
+        };
         let mut digits = [0u8; 64];
-        for (pair, b) in digits.chunks_exact_mut(2).zip(bytes) {
-            pair[0] = DIGITS[usize::from(b >> 4)];
-            pair[1] = DIGITS[usize::from(b & 0x0f)];
+        for (pair, &b) in digits.chunks_exact_mut(2).zip(bytes) {
+            pair.copy_from_slice(&PAIRS[usize::from(b)]);
         }
         HexDigest {
             len: (bytes.len().min(32) * 2) as u8,
@@ -123,6 +142,28 @@ impl HexDigest {
             len: hex.len() as u8,
             digits,
         })
+    }
+
+    /// Whether `hex` is these digits, in a time that does not depend on
+    /// where they differ (only on the length, which the algorithm fixes).
+    pub(crate) fn ct_matches(&self, hex: &str) -> bool {
+        let (ours, theirs) = (self.as_bytes(), hex.as_bytes());
+        if ours.len() != theirs.len() {
+            return false;
+        }
+        // Eight digits at a time: a constant-time compare per word, not per byte.
+        let (ours_words, theirs_words) = (ours.chunks_exact(8), theirs.chunks_exact(8));
+        let mut equal = ours_words.remainder().ct_eq(theirs_words.remainder());
+        for (a, b) in ours_words.zip(theirs_words) {
+            let word = |w: &[u8]| u64::from_ne_bytes(w.try_into().unwrap_or_default());
+            equal &= word(a).ct_eq(&word(b));
+        }
+        equal.into()
+    }
+
+    /// The hex digits as bytes (no UTF-8 check, unlike [`as_str`](Self::as_str)).
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.digits[..usize::from(self.len)]
     }
 
     /// The hex digits.
@@ -297,6 +338,26 @@ impl From<Algorithm> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_digest_matches_its_own_digits_only() {
+        let digest = HashFunction::Sha256.hex_digest(&[b"abc"]);
+        let digits = digest.as_str().to_owned();
+        assert!(digest.ct_matches(&digits));
+        for i in 0..digits.len() {
+            let mut other = digits.clone().into_bytes();
+            other[i] = if other[i] == b'0' { b'1' } else { b'0' };
+            assert!(
+                !digest.ct_matches(std::str::from_utf8(&other).unwrap()),
+                "digit {i}"
+            );
+        }
+        assert!(!digest.ct_matches(&digits[..63]));
+        assert!(!digest.ct_matches(""));
+        let md5 = HashFunction::Md5.hex_digest(&[b"abc"]);
+        assert!(md5.ct_matches(md5.as_str()));
+        assert!(!md5.ct_matches(&digits[..32]));
+    }
 
     #[test]
     fn names_round_trip_case_insensitively() {

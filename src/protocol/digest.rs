@@ -93,6 +93,27 @@ pub fn rspauth(
     KeyedDigest::new(alg, effective_ha1, nonce, qop).rspauth(uri)
 }
 
+/// An HA1 and the hash state after hashing it, kept together: every
+/// response under this HA1 starts from the state.
+#[derive(Clone)]
+pub(crate) struct HashedHa1 {
+    hex: HexDigest,
+    absorbed: Hasher,
+}
+
+impl HashedHa1 {
+    pub(crate) fn new(hash: HashFunction, hex: HexDigest) -> HashedHa1 {
+        let mut absorbed = Hasher::new(hash);
+        absorbed.update(hex.as_bytes());
+        HashedHa1 { hex, absorbed }
+    }
+
+    /// The HA1 in hex.
+    pub(crate) fn hex(&self) -> &HexDigest {
+        &self.hex
+    }
+}
+
 /// `KD(HA1, nonce ":" nc ":" cnonce ":" qop ":" HA2)`, or RFC 2069's
 /// `KD(HA1, nonce ":" HA2)` without a qop, with everything before the qop
 /// hashed once: the request's `response` and the `rspauth` share it.
@@ -131,11 +152,27 @@ impl KeyedDigest {
         nonce: &str,
         qop: Option<&QopParams<'_>>,
     ) -> KeyedDigest {
-        let hash = alg.hash_function();
-        let mut prefix = Hasher::new(hash);
-        for part in [effective_ha1.as_bytes(), b":", nonce.as_bytes(), b":"] {
-            prefix.update(part);
-        }
+        let mut prefix = Hasher::new(alg.hash_function());
+        prefix.update(effective_ha1.as_bytes());
+        KeyedDigest::continued(prefix, nonce, qop)
+    }
+
+    /// As [`new`](Self::new) for a non-`-sess` algorithm, from the state
+    /// after HA1 (for SHA-256 HA1 is one whole block, not hashed again).
+    pub(crate) fn after_ha1(
+        ha1: &HashedHa1,
+        nonce: &str,
+        qop: Option<&QopParams<'_>>,
+    ) -> KeyedDigest {
+        KeyedDigest::continued(ha1.absorbed.clone(), nonce, qop)
+    }
+
+    /// The prefix after HA1: `":" nonce ":"` and the qop's part.
+    fn continued(mut prefix: Hasher, nonce: &str, qop: Option<&QopParams<'_>>) -> KeyedDigest {
+        let hash = prefix.function();
+        prefix.update(b":");
+        prefix.update(nonce.as_bytes());
+        prefix.update(b":");
         if let Some(q) = qop {
             for part in [q.nc_raw.as_bytes(), b":", q.cnonce.as_bytes(), b":"] {
                 prefix.update(part);
@@ -171,7 +208,7 @@ impl KeyedDigest {
         self.finish(self.kind.map(|_| Qop::Auth), &ha2)
     }
 
-    fn finish(&self, kind: Option<Qop>, ha2: &str) -> HexDigest {
+    fn finish(&self, kind: Option<Qop>, ha2: &HexDigest) -> HexDigest {
         let mut h = self.prefix.clone();
         if let Some(kind) = kind {
             h.update(kind.as_str().as_bytes());
@@ -299,6 +336,27 @@ mod tests {
             ),
             "3798d4131c277846293534c3edc11bd8a5e4cdcbff78b05db9d95eeb1cec68a5"
         );
+    }
+
+    #[test]
+    fn the_state_after_ha1_keys_the_same_digests() {
+        let nonce = "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v";
+        let q = auth("00000001", "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ");
+        for alg in [Algorithm::Md5, Algorithm::Sha256, Algorithm::Sha512_256] {
+            let hex = ha1_digest(alg, "Mufasa", "http-auth@example.org", "Circle of Life");
+            let hashed = HashedHa1::new(alg.hash_function(), hex);
+            assert_eq!(*hashed.hex(), hex);
+            for qop in [Some(&q), None] {
+                let fresh = KeyedDigest::new(alg, &hex, nonce, qop);
+                let kept = KeyedDigest::after_ha1(&hashed, nonce, qop);
+                let (method, uri) = ("GET", "/dir/index.html");
+                assert_eq!(
+                    kept.response(method, uri, ""),
+                    fresh.response(method, uri, "")
+                );
+                assert_eq!(kept.rspauth(uri), fresh.rspauth(uri));
+            }
+        }
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub fn params(s: &str) -> Params<'_> {
         i: 0,
         seen: [""; MAX_PARAMS],
         count: 0,
+        seen_marks: 0,
         failed: false,
     }
 }
@@ -52,6 +53,9 @@ pub struct Params<'a> {
     i: usize,
     seen: [&'a str; MAX_PARAMS],
     count: usize,
+    /// One bit per (length, first letter in any case) of the names seen:
+    /// only a name whose bit is set is compared with the names seen.
+    seen_marks: u64,
     failed: bool,
 }
 
@@ -123,10 +127,15 @@ impl<'a> Params<'a> {
         if i < bytes.len() && bytes[i] != b',' {
             return Err(ParseError::Syntax(i));
         }
-        let seen = &self.seen[..self.count];
-        if seen.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+        let mark = 1u64 << ((name.len() * 7 + usize::from(bytes[start] | 0x20)) % 64);
+        if self.seen_marks & mark != 0
+            && self.seen[..self.count]
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name))
+        {
             return Err(ParseError::Duplicate(name.to_ascii_lowercase()));
         }
+        self.seen_marks |= mark;
         if self.count == MAX_PARAMS {
             return Err(ParseError::TooManyParams);
         }
@@ -146,29 +155,28 @@ fn quoted_string(s: &str, open: usize) -> Result<(Cow<'_, str>, usize), ParseErr
     let mut owned: Option<String> = None;
     let mut run = i;
     loop {
-        match bytes.get(i) {
-            None => return Err(ParseError::Syntax(i)),
-            Some(b'"') => {
-                let value = match owned {
-                    None => Cow::Borrowed(&s[start..i]),
-                    Some(mut v) => {
-                        v.push_str(&s[run..i]);
-                        Cow::Owned(v)
-                    }
-                };
-                return Ok((value, i + 1));
-            }
-            Some(b'\\') => {
-                let v = owned.get_or_insert_with(String::new);
-                v.push_str(&s[run..i]);
-                // The escaped character may be multi-byte UTF-8: copy it whole.
-                let next = s[i + 1..].chars().next().ok_or(ParseError::Syntax(i))?;
-                v.push(next);
-                i += 1 + next.len_utf8();
-                run = i;
-            }
-            Some(_) => i += 1,
+        // Straight to the next quote or backslash: nothing else ends a run.
+        let Some(at) = memchr::memchr2(b'"', b'\\', &bytes[i..]) else {
+            return Err(ParseError::Syntax(bytes.len()));
+        };
+        i += at;
+        if bytes[i] == b'"' {
+            let value = match owned {
+                None => Cow::Borrowed(&s[start..i]),
+                Some(mut v) => {
+                    v.push_str(&s[run..i]);
+                    Cow::Owned(v)
+                }
+            };
+            return Ok((value, i + 1));
         }
+        let v = owned.get_or_insert_with(String::new);
+        v.push_str(&s[run..i]);
+        // The escaped character may be multi-byte UTF-8: copy it whole.
+        let next = s[i + 1..].chars().next().ok_or(ParseError::Syntax(i))?;
+        v.push(next);
+        i += 1 + next.len_utf8();
+        run = i;
     }
 }
 
@@ -200,7 +208,7 @@ const TCHAR: [bool; 256] = {
 pub(crate) fn push_quoted(out: &mut String, s: &str) {
     out.push('"');
     let mut rest = s;
-    while let Some(i) = rest.bytes().position(|b| b == b'"' || b == b'\\') {
+    while let Some(i) = memchr::memchr2(b'"', b'\\', rest.as_bytes()) {
         out.push_str(&rest[..i]);
         out.push('\\');
         out.push_str(&rest[i..=i]);
@@ -263,6 +271,14 @@ mod tests {
         assert_eq!(p.next(), Some(Err(ParseError::Duplicate("a".into()))));
         assert_eq!(p.next(), None);
         assert_eq!(all("a=\"x"), Err(ParseError::Syntax(4)));
+    }
+
+    #[test]
+    fn names_sharing_a_length_and_first_letter_are_not_duplicates() {
+        let names = all("username=a, userhash=b, USERNAMe=c");
+        assert_eq!(names, Err(ParseError::Duplicate("username".into())));
+        let p: Vec<_> = params("username=a, userhash=b, usermask=c").collect();
+        assert!(p.iter().all(Result::is_ok), "{p:?}");
     }
 
     #[test]

@@ -174,6 +174,24 @@ const FIELDS: [&str; 12] = [
     "cnonce",
 ];
 
+/// The index in `FIELDS` of a parameter name in any case: its length picks
+/// the one or two candidates compared.
+fn field_index(name: &str) -> Option<usize> {
+    let candidates: &[usize] = match name.len() {
+        2 => &[10],
+        3 => &[5, 9],
+        5 => &[3, 4],
+        6 => &[11, 8],
+        8 => &[0, 6, 2],
+        9 => &[1, 7],
+        _ => &[],
+    };
+    candidates
+        .iter()
+        .copied()
+        .find(|&i| FIELDS[i].eq_ignore_ascii_case(name))
+}
+
 impl<'a> Authorization<'a> {
     /// Parses a full header value. `Ok(None)` means another scheme (or none):
     /// the caller answers with a challenge, not a 400.
@@ -189,7 +207,7 @@ impl<'a> Authorization<'a> {
         let mut fields: [Option<Cow<'a, str>>; FIELDS.len()] = Default::default();
         for param in grammar::params(rest) {
             let (name, value) = param?;
-            if let Some(i) = FIELDS.iter().position(|f| f.eq_ignore_ascii_case(name)) {
+            if let Some(i) = field_index(name) {
                 fields[i] = Some(value);
             }
         }
@@ -212,10 +230,15 @@ impl<'a> Authorization<'a> {
         let nonce = nonce.ok_or(ParseError::Missing("nonce"))?;
         let uri = uri.ok_or(ParseError::Missing("uri"))?;
         let mut response = response.ok_or(ParseError::Missing("response"))?;
-        if response.is_empty() || !response.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let (mut hex, mut upper) = (!response.is_empty(), false);
+        for b in response.bytes() {
+            hex &= b.is_ascii_hexdigit();
+            upper |= b.is_ascii_uppercase();
+        }
+        if !hex {
             return Err(ParseError::Invalid("response"));
         }
-        if response.bytes().any(|b| b.is_ascii_uppercase()) {
+        if upper {
             response.to_mut().make_ascii_lowercase();
         }
         let algorithm = match algorithm {
@@ -305,6 +328,26 @@ mod tests {
     }
 
     const BASE: &str = r#"username="Mufasa", realm="r", nonce="n", uri="/a", response="ABCDEF01""#;
+
+    #[test]
+    fn every_field_name_is_found_in_any_case_and_no_other() {
+        for (i, field) in FIELDS.iter().enumerate() {
+            assert_eq!(field_index(field), Some(i), "{field}");
+            assert_eq!(field_index(&field.to_ascii_uppercase()), Some(i), "{field}");
+        }
+        for other in [
+            "",
+            "x",
+            "ncc",
+            "usernam",
+            "nonce*",
+            "stale",
+            "domain",
+            "userhashes",
+        ] {
+            assert_eq!(field_index(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn other_schemes_are_not_digest() {

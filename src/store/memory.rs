@@ -38,7 +38,8 @@ impl User {
 #[derive(Debug)]
 pub struct MemoryStore {
     options: StoreOptions,
-    users: RwLock<HashMap<String, User>>,
+    /// Keyed with a random seed: clients choose the usernames looked up.
+    users: RwLock<HashMap<String, User, ahash::RandomState>>,
     nonces: Mutex<NonceMap<NonceCounts>>,
 }
 

@@ -33,6 +33,7 @@
 //! claim statements, and judges expiry by the database's clock there too.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 use super::Claim;
 
@@ -82,6 +83,16 @@ impl<'a> ClaimRequest<'a> {
     }
 }
 
+/// The 64-bit hash, keyed with this process's random seed, that stands for
+/// a client-sent string (a nonce, a cnonce) in the maps kept in memory: a
+/// fixed-size key allocates nothing, and without the seed nobody can pick
+/// two strings that share one. Two strings that do share one are taken for
+/// the same, which can only refuse a claim, never accept a repeat.
+fn keyed_hash(s: &str) -> u64 {
+    static SEED: OnceLock<ahash::RandomState> = OnceLock::new();
+    SEED.get_or_init(ahash::RandomState::new).hash_one(s)
+}
+
 /// Something a [`NonceMap`] keeps per nonce, with the nonce's expiry.
 pub(crate) trait Expiring {
     /// Unix time after which the nonce is no longer accepted.
@@ -99,8 +110,9 @@ impl Expiring for NonceCounts {
 /// watermark check and the claim are one atomic step.
 #[derive(Debug)]
 pub(crate) struct NonceMap<V> {
-    /// Keyed with a random seed: clients choose what they send as nonce.
-    nonces: HashMap<String, V, ahash::RandomState>,
+    /// Keyed by [`keyed_hash`] of the nonce, hashed again with a random
+    /// seed: clients choose what they send as nonce.
+    nonces: HashMap<u64, V, ahash::RandomState>,
     /// The highest expiry of a nonce forgotten so far.
     deleted_through: i64,
 }
@@ -127,16 +139,12 @@ impl<V: Expiring> NonceMap<V> {
         if expires_at <= self.deleted_through {
             return None;
         }
-        // Look up before allocating the key: most claims are on a known nonce.
-        if !self.nonces.contains_key(nonce) {
-            self.nonces.insert(nonce.to_owned(), new());
-        }
-        self.nonces.get_mut(nonce)
+        Some(self.nonces.entry(keyed_hash(nonce)).or_insert_with(new))
     }
 
     /// The record of `nonce`, if it is kept.
     pub(crate) fn get_mut(&mut self, nonce: &str) -> Option<&mut V> {
-        self.nonces.get_mut(nonce)
+        self.nonces.get_mut(&keyed_hash(nonce))
     }
 
     /// Forgets the nonces that expired at or before `now` and raises the
@@ -174,9 +182,10 @@ pub(crate) struct NonceCounts {
     highest: u32,
     /// `highest` when `seen` was last trimmed: trim again only once it moved.
     trimmed_at: u32,
-    /// Accepted entries; those below the window may linger until a trim.
-    /// Keyed with a random seed: clients choose the cnonces.
-    seen: HashSet<(String, u32), ahash::RandomState>,
+    /// Accepted entries, the cnonce as its [`keyed_hash`]; those below the
+    /// window may linger until a trim. Hashed again with a random seed:
+    /// clients choose the cnonces.
+    seen: HashSet<(u64, u32), ahash::RandomState>,
     pub(crate) expires_at: i64,
 }
 
@@ -219,7 +228,7 @@ impl NonceCounts {
                 return Claim::Replayed;
             }
         }
-        if !self.seen.insert((cnonce.to_owned(), nc)) {
+        if !self.seen.insert((keyed_hash(cnonce), nc)) {
             return Claim::Replayed;
         }
         self.highest = self.highest.max(nc);
