@@ -210,6 +210,7 @@ impl NonceCounts {
     }
 
     /// How many (cnonce, nc) entries are kept.
+    #[cfg(any(test, feature = "test-util"))]
     pub(crate) fn entries(&self) -> usize {
         self.seen.len()
     }
