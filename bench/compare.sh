@@ -189,6 +189,26 @@ summary() { # label -> "rps p99 errors"
     awk -v l="$1" -v d="$DURATION" '$1 == l { ok += $5; n++; err += $6; if ($4 > p99) p99 = $4 }
         END { if (n) printf "%.1f %.3f %d\n", ok / (n * d), p99, err; else print "- - -" }' "$WORK/runs"
 }
+# sampled_run NAME SAMPLER URLS: MILLION_REQUESTS authenticated requests of
+# $USERNAME with $TOKEN, round-robin over URLS, running SAMPLER every 10 s
+# into $WORK/NAME.samples; the load generator's report in $WORK/NAME.txt.
+# Sets TOOK (seconds).
+sampled_run() {
+    local name=$1 sampler=$2 urls=$3 url_args=() url pid started
+    for url in $urls; do url_args+=(--url "$url"); done
+    started=$(date +%s)
+    "$LOADGEN" "${url_args[@]}" --user "$USERNAME" --token "$TOKEN" \
+        --connections "$CONNECTIONS" --requests "$MILLION_REQUESTS" >"$WORK/$name.txt" &
+    pid=$!
+    : >"$WORK/$name.samples"
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 10
+        "$sampler" >>"$WORK/$name.samples" || true
+    done
+    wait "$pid" || true
+    TOOK=$(($(date +%s) - started))
+    sed 's/^/   /' "$WORK/$name.txt" >&2
+}
 stale_of() { # label -> the stale=true 401s re-answered, summed over its rounds
     awk -v l="$1" '$1 == l { s += $8 } END { print s + 0 }' "$WORK/runs"
 }
@@ -455,20 +475,7 @@ if [ -n "$HAVE_FLEET" ] && [ "$MILLION_REQUESTS" -gt 0 ]; then
     fleet_start fleet-memory "{secret=\"$SECRET\",counts=\"redis\",nonce_lifetime=$LIFETIME,nextnonce_within=5$EXTRA}" \
         "{digest_auth={url=\"$SCHEMA_URL\"},digest_auth_counts={url=\"$REDIS_URL\"}}"
     read -r m_before k_before <<<"$(redis_sample)"
-    started=$(date +%s)
-    url_args=()
-    for url in $FLEET_ME; do url_args+=(--url "$url"); done
-    "$LOADGEN" "${url_args[@]}" --user "$USERNAME" --token "$TOKEN" \
-        --connections "$CONNECTIONS" --requests "$MILLION_REQUESTS" >"$WORK/redis-million.txt" &
-    LG_PID=$!
-    : >"$WORK/redis-million.samples"
-    while kill -0 "$LG_PID" 2>/dev/null; do
-        sleep 10
-        redis_sample >>"$WORK/redis-million.samples" || true
-    done
-    wait "$LG_PID" || true
-    took=$(($(date +%s) - started))
-    sed 's/^/   /' "$WORK/redis-million.txt" >&2
+    sampled_run redis-million redis_sample "$FLEET_ME"
     read -r m_end k_end <<<"$(redis_sample)"
     sleep $((LIFETIME + SKEW + 2))
     read -r m_after k_after <<<"$(redis_sample)"
@@ -484,7 +491,7 @@ if [ -n "$HAVE_FLEET" ] && [ "$MILLION_REQUESTS" -gt 0 ]; then
     {
         echo
         echo "- Redis memory over $ok authenticated 2xx requests on the Redis fleet (asked: $MILLION_REQUESTS; errors: ${errors:-?}),"
-        echo "  each with a fresh cnonce, in ${took} s with nonce_lifetime $LIFETIME s (nextnonce within 5 s): used_memory"
+        echo "  each with a fresh cnonce, in ${TOOK} s with nonce_lifetime $LIFETIME s (nextnonce within 5 s): used_memory"
         echo "  before $(kib "$m_before") ($k_before keys); during, over $samples samples every 10 s, at most $(kib "$m_peak")"
         echo "  (at most $k_peak keys); right after $(kib "$m_end") ($k_end keys); once every nonce had been expired for"
         echo "  ${SKEW} s (the clock-skew margin) $(kib "$m_after") ($k_after keys: the generation alone). Keys go with their nonces: $verdict"
@@ -523,18 +530,8 @@ if [ "$MILLION_REQUESTS" -gt 0 ] && [ -z "${NO_SQLITE_MILLION:-}" ]; then
                     SELECT nonce, expires_at FROM digest_auth_nonce_counts
                     UNION ALL SELECT nonce, expires_at FROM digest_auth_nonce_leases)" | tr '|' ' '
         }
-        started=$(date +%s)
-        "$LOADGEN" --url "http://127.0.0.1:$PORT/me" --user "$USERNAME" --token "$TOKEN" \
-            --connections "$CONNECTIONS" --requests "$MILLION_REQUESTS" >"$WORK/million.txt" &
-        LG_PID=$!
-        : >"$WORK/million.samples"
-        while kill -0 "$LG_PID" 2>/dev/null; do
-            sleep 10
-            count_rows >>"$WORK/million.samples" || true
-        done
-        wait "$LG_PID" || true
-        took=$(($(date +%s) - started))
-        sed 's/^/   /' "$WORK/million.txt" >&2
+        sampled_run million count_rows "http://127.0.0.1:$PORT/me"
+        took=$TOOK
         read -r t0 l0 e0 o0 n0 <<<"$(count_rows)"
         sleep $((CLEANUP + 2))
         read -r t1 l1 e1 o1 n1 <<<"$(count_rows)"
