@@ -108,7 +108,9 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let url = args.first().expect("usage: redis-connections URL [CLIENTS] [SECONDS] [ROUNDS]");
+    let url = args
+        .first()
+        .expect("usage: redis-connections URL [CLIENTS] [SECONDS] [ROUNDS]");
     let clients: usize = args.get(1).map_or(16, |a| a.parse().expect("CLIENTS"));
     let seconds: u64 = args.get(2).map_or(5, |a| a.parse().expect("SECONDS"));
     let rounds: usize = args.get(3).map_or(3, |a| a.parse().expect("ROUNDS"));
@@ -140,7 +142,11 @@ async fn main() {
         let order: [usize; 2] = if r % 2 == 1 { [0, 1] } else { [1, 0] };
         for i in order {
             let l = round(&vias[i], &sha, clients, seconds, r).await;
-            eprintln!("round {r} {}: {:.0} claims/s", vias[i].kind(), l.len() as f64 / seconds as f64);
+            eprintln!(
+                "round {r} {}: {:.0} claims/s",
+                vias[i].kind(),
+                l.len() as f64 / seconds as f64
+            );
             latencies[i].extend(l);
         }
     }
