@@ -99,3 +99,20 @@ EOF
     APACHE_PID=$!
     wait_http "http://127.0.0.1:$port/index.txt"
 }
+
+# start_private_redis DIR: a redis-server of this script on a free port,
+# keeping nothing on disk (never the shared one: benchmarks may flush it).
+# Sets REDIS_PORT and REDIS_PID.
+start_private_redis() {
+    local dir=$1
+    REDIS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+        --dir "$dir" --maxmemory-policy noeviction >"$dir/redis.log" 2>&1 &
+    REDIS_PID=$!
+    for _ in $(seq 1 100); do
+        [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
+        sleep 0.1
+    done
+    echo "the private redis-server did not answer (log: $dir/redis.log)" >&2
+    return 1
+}

@@ -5,10 +5,15 @@
 //! cargo run --release --example loadgen -- --url http://127.0.0.1:8000/me \
 //!     --user alice --token <token> --connections 8 --duration 10
 //! cargo run --release --example loadgen -- --url http://127.0.0.1:8000/ --connections 8
+//! cargo run --release --example loadgen -- --url http://127.0.0.1:8001/me \
+//!     --url http://127.0.0.1:8002/me --user alice --token <token>
 //! ```
 //!
 //! Each connection is one keep-alive HTTP/1.1 connection over a plain
-//! `TcpStream`. With `--user`/`--token` a connection first sends the request
+//! `TcpStream`; with `--url` given several times (the instances of a
+//! fleet), one to each URL, its requests going round-robin over them, all
+//! on one nonce, as a balancer spreading one client's requests sends them.
+//! With `--user`/`--token` a connection first sends the request
 //! without credentials, answers the first Digest challenge it can parse
 //! (SHA-256 before MD5 on this crate's server, MD5 on Apache), then keeps
 //! its nonce: nc counts up per request, each request has a fresh cnonce. A
@@ -27,7 +32,7 @@
 //! `RESULT rps=.. p50_ms=.. p99_ms=.. ok=.. errors=.. challenges=.. stale=.. nextnonce=..`.
 //!
 //! Options:
-//! - `--url URL` (required): `http://host[:port]/path[?query]`
+//! - `--url URL` (required): `http://host[:port]/path[?query]`; repeatable
 //! - `--user U --token T`: Digest credentials (both or neither)
 //! - `--connections N` (default 8)
 //! - `--duration S` seconds of measurement (default 10), or `--requests N`:
@@ -49,11 +54,19 @@ use rocket::tokio::io::{AsyncReadExt, AsyncWriteExt};
 use rocket::tokio::net::TcpStream;
 use rocket_digest_auth::protocol::{AuthenticationInfo, ClientChallenge, DigestClient};
 
+/// One `--url`.
 #[derive(Debug, Clone)]
-struct Options {
+struct Target {
     host: String,
     port: u16,
-    target: String,
+    /// The request target: path and query.
+    path: String,
+}
+
+#[derive(Debug, Clone)]
+struct Options {
+    /// Every `--url`, in the order given.
+    targets: Vec<Target>,
     user: Option<String>,
     token: Option<String>,
     connections: usize,
@@ -65,17 +78,15 @@ struct Options {
     headers: Vec<String>,
 }
 
-const USAGE: &str = "usage: loadgen --url http://host:port/path [--user U --token T] \
+const USAGE: &str = "usage: loadgen --url http://host:port/path [--url ...] [--user U --token T] \
 [--connections N] [--duration S | --requests N] [--warmup S] [--threads N] [--method M] \
 [--header 'Name: value']...";
 
 fn parse_args() -> Result<Options, String> {
     let mut args = std::env::args().skip(1);
-    let mut url = None;
+    let mut urls = Vec::new();
     let mut o = Options {
-        host: String::new(),
-        port: 80,
-        target: String::new(),
+        targets: Vec::new(),
         user: None,
         token: None,
         connections: 8,
@@ -107,7 +118,7 @@ fn parse_args() -> Result<Options, String> {
             .next()
             .ok_or_else(|| format!("{arg} needs a value\n{USAGE}"))?;
         match arg.as_str() {
-            "--url" => url = Some(value),
+            "--url" => urls.push(value),
             "--user" => o.user = Some(value),
             "--token" => o.token = Some(value),
             "--connections" => o.connections = count(value)? as usize,
@@ -126,27 +137,46 @@ fn parse_args() -> Result<Options, String> {
     if o.user.is_some() != o.token.is_some() {
         return Err("--user and --token go together".into());
     }
-    let url = url.ok_or_else(|| format!("--url is required\n{USAGE}"))?;
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or("only http:// URLs are supported")?;
-    let (authority, target) = match rest.find(['/', '?']) {
-        Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
-        Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
-        None => (rest, "/".to_string()),
-    };
-    match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
-            o.host = h.trim_matches(['[', ']']).to_string();
-            o.port = p.parse().map_err(|_| format!("bad port in {url}"))?;
-        }
-        _ => o.host = authority.to_string(),
+    if urls.is_empty() {
+        return Err(format!("--url is required\n{USAGE}"));
     }
-    o.target = target;
+    o.targets = urls
+        .iter()
+        .map(|u| parse_url(u))
+        .collect::<Result<_, _>>()?;
     if o.requests.is_some() {
         o.warmup = Duration::ZERO;
     }
     Ok(o)
+}
+
+fn parse_url(url: &str) -> Result<Target, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("only http:// URLs are supported")?;
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
+        Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+        None => (rest, "/".to_string()),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
+            h.trim_matches(['[', ']']).to_string(),
+            p.parse().map_err(|_| format!("bad port in {url}"))?,
+        ),
+        _ => (authority.to_string(), 80),
+    };
+    Ok(Target { host, port, path })
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "http://[{}]:{}{}", self.host, self.port, self.path)
+        } else {
+            write!(f, "http://{}:{}{}", self.host, self.port, self.path)
+        }
+    }
 }
 
 /// One parsed HTTP/1.1 response (only what the generator needs).
@@ -169,8 +199,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 impl Conn {
-    async fn open(o: &Options) -> std::io::Result<Conn> {
-        let stream = TcpStream::connect((o.host.as_str(), o.port)).await?;
+    async fn open(t: &Target) -> std::io::Result<Conn> {
+        let stream = TcpStream::connect((t.host.as_str(), t.port)).await?;
         stream.set_nodelay(true)?;
         Ok(Conn {
             stream,
@@ -314,15 +344,15 @@ struct Shared {
     remaining: AtomicU64,
 }
 
-fn request_bytes(o: &Options, authorization: Option<&str>) -> Vec<u8> {
-    let host = if o.host.contains(':') {
-        format!("[{}]:{}", o.host, o.port)
+fn request_bytes(o: &Options, t: &Target, authorization: Option<&str>) -> Vec<u8> {
+    let host = if t.host.contains(':') {
+        format!("[{}]:{}", t.host, t.port)
     } else {
-        format!("{}:{}", o.host, o.port)
+        format!("{}:{}", t.host, t.port)
     };
     let mut r = format!(
         "{} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: rocket_digest_auth-loadgen\r\n",
-        o.method, o.target
+        o.method, t.path
     );
     for h in &o.headers {
         r.push_str(h);
@@ -348,7 +378,9 @@ async fn connection(shared: Arc<Shared>) -> Tally {
     let o = &shared.options;
     let head_only = o.method.eq_ignore_ascii_case("HEAD");
     let mut tally = Tally::default();
-    let mut conn: Option<Conn> = None;
+    // One keep-alive connection per target; requests go round-robin.
+    let mut conns: Vec<Option<Conn>> = o.targets.iter().map(|_| None).collect();
+    let mut next = 0usize;
     let mut client: Option<DigestClient> = None;
     let credentials = o.user.as_deref().zip(o.token.as_deref());
     let fail = |tally: &mut Tally, measuring: bool, what: String| {
@@ -362,9 +394,12 @@ async fn connection(shared: Arc<Shared>) -> Tally {
             break;
         }
         let measuring = shared.measuring.load(Ordering::Relaxed);
-        let c = match &mut conn {
+        let target = &o.targets[next % o.targets.len()];
+        let conn = &mut conns[next % o.targets.len()];
+        next = next.wrapping_add(1);
+        let c = match conn {
             Some(c) => c,
-            None => match Conn::open(o).await {
+            None => match Conn::open(target).await {
                 Ok(c) => conn.insert(c),
                 Err(e) => {
                     fail(&mut tally, measuring, format!("connect: {e}"));
@@ -374,10 +409,10 @@ async fn connection(shared: Arc<Shared>) -> Tally {
             },
         };
         let authorization = match (&mut client, credentials) {
-            (Some(client), Some(_)) => Some(client.authorization(&o.method, &o.target)),
+            (Some(client), Some(_)) => Some(client.authorization(&o.method, &target.path)),
             _ => None,
         };
-        let request = request_bytes(o, authorization.as_deref());
+        let request = request_bytes(o, target, authorization.as_deref());
         let started = Instant::now();
         let response = match c.exchange(&request, head_only).await {
             Ok(r) => r,
@@ -388,13 +423,13 @@ async fn connection(shared: Arc<Shared>) -> Tally {
                 if !idle_close {
                     fail(&mut tally, measuring, format!("exchange: {e}"));
                 }
-                conn = None;
+                *conn = None;
                 continue;
             }
         };
         let elapsed = started.elapsed();
         if response.close {
-            conn = None;
+            *conn = None;
         }
         if (200..300).contains(&response.status) {
             if let (Some(info), Some(client)) = (&response.authentication_info, &mut client) {
@@ -478,12 +513,11 @@ fn main() -> ExitCode {
 }
 
 async fn run(o: Options) -> ExitCode {
+    let urls: Vec<String> = o.targets.iter().map(Target::to_string).collect();
     println!(
-        "loadgen: {} http://{}:{}{} ({}), {} connections, {}",
+        "loadgen: {} {} ({}), {} connections, {}",
         o.method,
-        o.host,
-        o.port,
-        o.target,
+        urls.join(" + "),
         if o.user.is_some() {
             "Digest"
         } else {

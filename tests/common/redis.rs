@@ -10,6 +10,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rocket_digest_auth::protocol::DigestClient;
 use rocket_digest_auth::store::{generate_token, RedisOptions, RedisStore};
 
 /// The server CI provides.
@@ -210,5 +211,102 @@ impl PrivateCluster {
     /// The URL of its first node.
     pub fn url(&self) -> String {
         self.nodes[0].url()
+    }
+}
+
+/// `redis-server` arguments that keep every write across a kill: an
+/// append-only file synced on each write, in the server's own directory.
+pub const DURABLE: &[&str] = &["--appendonly", "yes", "--appendfsync", "always"];
+
+/// The realm of every [`Fleet`].
+pub const FLEET_REALM: &str = "redis fleet test";
+
+/// Instances of one app, each a Rocket on a real TCP port, configured as a
+/// fleet is: one `secret`, credentials in one SQLite file on disk, nonce
+/// counts in one Redis (`counts = "redis"`, `[databases.digest_auth_counts]`).
+/// `GET /me` answers the username.
+pub struct Fleet {
+    /// The instances, stopped on drop.
+    pub instances: Vec<super::server::Running>,
+    /// Holds the credentials' database.
+    _dir: tempfile::TempDir,
+}
+
+impl Fleet {
+    /// `n` instances whose `[databases.digest_auth_counts]` is `counts` (a
+    /// table: `url`, `key_prefix`, `cluster`, ...) and whose
+    /// `[digest_auth]` adds `settings` (an object) to the fleet's own.
+    pub fn start(n: usize, counts: serde_json::Value, settings: serde_json::Value) -> Fleet {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut digest_auth = serde_json::json!({
+            "realm": FLEET_REALM,
+            "secret": format!("fleet secret {}", generate_token()),
+            "counts": "redis",
+        });
+        for (key, value) in settings.as_object().expect("settings is an object") {
+            digest_auth[key] = value.clone();
+        }
+        let db = super::sqlite_url(&dir.path().join("credentials.sqlite"));
+        // One after the other: the first creates the tables.
+        let instances = (0..n)
+            .map(|i| {
+                let figment = super::server::figment()
+                    .merge(("workers", 2))
+                    .merge(("digest_auth", &digest_auth))
+                    .merge(("databases.digest_auth.url", &db))
+                    .merge(("databases.digest_auth_counts", &counts));
+                let rocket = rocket::custom(figment)
+                    .attach(rocket_digest_auth::DigestAuth::fairing())
+                    .mount("/", rocket::routes![super::me]);
+                super::server::Running::start(rocket)
+                    .unwrap_or_else(|e| panic!("instance {i} did not start: {e}"))
+            })
+            .collect();
+        Fleet {
+            instances,
+            _dir: dir,
+        }
+    }
+
+    /// `counts` for a Redis at `url` under a key prefix of this test's own.
+    pub fn counts_at(url: &str, tag: &str) -> serde_json::Value {
+        serde_json::json!({ "url": url, "key_prefix": unique_prefix(tag) })
+    }
+
+    /// A user with a fresh token, issued through the first instance.
+    pub fn user(&self, name: &str) -> (String, String) {
+        let user = format!("{name}-{}", &generate_token()[..8]);
+        let token = super::block_on(self.instances[0].issue(&user));
+        (user, token)
+    }
+
+    /// `GET /me` on instance `i` over a fresh connection.
+    pub fn get(&self, i: usize, authorization: Option<&str>) -> super::http::Response {
+        let request = super::http::Request::get("/me")
+            .authorization(authorization)
+            .end();
+        let port = self.instances[i % self.instances.len()].port;
+        super::http::send(port, &request, Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("GET /me on instance {i}: {e}"))
+    }
+
+    /// A session of `user` on a challenge from instance `i`.
+    pub fn client(&self, i: usize, user: &str, token: &str) -> DigestClient {
+        let reply = self.get(i, None);
+        assert_eq!(reply.status, 401, "instance {i}: {reply:?}");
+        DigestClient::new(user, token, reply.headers.challenge())
+    }
+
+    /// Asserts `reply` from instance `i` let `user` in.
+    pub fn assert_ok(reply: &super::http::Response, i: usize, user: &str) {
+        assert_eq!(reply.status, 200, "instance {i}: {reply:?}");
+        assert_eq!(reply.text(), user, "instance {i}");
+    }
+
+    /// Asserts `reply` from instance `i` refused a used count: 401 with
+    /// `stale=true` (the digest was right).
+    pub fn assert_replay_refused(reply: &super::http::Response, i: usize) {
+        assert_eq!(reply.status, 401, "instance {i}: {reply:?}");
+        assert!(reply.headers.is_stale(), "instance {i}: {reply:?}");
     }
 }
