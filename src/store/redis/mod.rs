@@ -17,6 +17,12 @@
 //! server) must not reopen a replay: see [`generation`] for how every nonce
 //! carries the generation of the data that judges it.
 //!
+//! Replication is asynchronous: a replica promoted before it received a
+//! count would accept that count again. With [`RedisOptions::replicas`] set,
+//! the claim goes with `WAIT replicas replica_timeout` in one pipeline on one
+//! connection (`WAIT` cannot run in a script), and an accepted claim fewer
+//! replicas acknowledged is an error (503), not [`Claim::Accepted`].
+//!
 //! Every key of one store shares the hash tag `{key_prefix}`, so a cluster
 //! keeps them in one slot: the claim script touches the generation and a
 //! nonce's counts together, and the two must live and die together on one
