@@ -13,7 +13,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::redis::{cli, Fleet, PrivateRedis};
+use common::redis::{cli, Fleet, PrivateCluster, PrivateRedis};
 use rocket_digest_auth::protocol::NonceKey;
 use rocket_digest_auth::store::{
     Claim, ClaimRequest, NonceCountStore, RedisOptions, RedisStore, StoreError, DEFAULT_NC_WINDOW,
@@ -196,4 +196,26 @@ fn with_replicas_1_and_the_replica_stopped_a_right_answer_gets_503() {
     // replay; the client's next count goes through once a replica is back.
     Fleet::assert_replay_refused(&fleet.get(0, Some(&during)), 0);
     Fleet::assert_replay_refused(&fleet.get(0, Some(&first)), 0);
+}
+
+#[rocket::async_test]
+async fn with_replicas_1_a_cluster_master_without_replicas_fails_the_claim() {
+    let Some(cluster) = PrivateCluster::start() else {
+        return;
+    };
+    let options = RedisOptions::default()
+        .with_cluster(true)
+        .with_replicas(1, 200);
+    let store = RedisStore::connect(&cluster.url(), options)
+        .await
+        .expect("a store on the cluster");
+    let key = NonceKey::new(SECRET, "replica", None);
+    let generation = store.nonce_generation().expect("a generation");
+    let nonce = key.mint_in(chrono::Utc::now().timestamp(), generation);
+    // `WAIT` went to the master owning the slot, which has no replica.
+    let message = try_claim(&store, &nonce, 1)
+        .await
+        .map_err(|e| e.to_string())
+        .expect_err("no replica acknowledged it");
+    assert!(message.contains("reached 0 of the 1 replicas"), "{message}");
 }

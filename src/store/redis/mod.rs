@@ -28,6 +28,7 @@
 //! nonce's counts together, and the two must live and die together on one
 //! node. A cluster brings failover, not sharding, to the counts.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -47,6 +48,9 @@ use generation::Generation;
 
 /// The claim script (see the module docs).
 const CLAIM: &str = include_str!("claim.lua");
+
+/// How many connections carry the claims followed by `WAIT`.
+const WAITING_CONNECTIONS: usize = 8;
 
 /// The Redis database of `[databases.digest_auth_counts]`.
 pub const DATABASE_NAME: &str = "digest_auth_counts";
@@ -129,6 +133,36 @@ enum Connection {
 }
 
 impl Connection {
+    /// A connection to `url` as `options` say.
+    async fn open(url: &str, options: &RedisOptions) -> Result<Connection, StoreError> {
+        let timeout = Duration::from_secs(options.connect_timeout.max(1));
+        Ok(if options.cluster {
+            let client = redis::cluster::ClusterClientBuilder::new(vec![url])
+                .connection_timeout(timeout)
+                .build()
+                .map_err(|e| url_error(&e))?;
+            Connection::Cluster(
+                client
+                    .get_async_connection()
+                    .await
+                    .map_err(StoreError::new)?,
+            )
+        } else {
+            let client = redis::Client::open(url).map_err(|e| url_error(&e))?;
+            let manager = ConnectionManager::new_with_backoff_and_timeouts(
+                client,
+                2,
+                100,
+                6,
+                Duration::MAX,
+                timeout,
+            )
+            .await
+            .map_err(StoreError::new)?;
+            Connection::Single(manager)
+        })
+    }
+
     /// Sends `cmd`, once more on a new connection when the one it went on
     /// turned out dead (the server restarted, a failover): the first request
     /// after an outage need not fail. Sending a claim twice is safe: if the
@@ -171,6 +205,10 @@ pub struct RedisStore {
     failure_keys: failures::FailureKeys,
     /// `WAIT replicas replica_timeout` after each claim; `None` for 0 replicas.
     wait: Option<(u32, u64)>,
+    /// The connections of claims followed by `WAIT` (none for 0 replicas).
+    waiting: Vec<Connection>,
+    /// Which of `waiting` the next such claim goes on.
+    next_waiting: AtomicUsize,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -194,32 +232,15 @@ impl RedisStore {
         if let Some(mistake) = options.invalid(&format!("databases.{DATABASE_NAME}")) {
             return Err(StoreError::new(mistake));
         }
-        let timeout = Duration::from_secs(options.connect_timeout.max(1));
-        let connection = if options.cluster {
-            let client = redis::cluster::ClusterClientBuilder::new(vec![url])
-                .connection_timeout(timeout)
-                .build()
-                .map_err(|e| url_error(&e))?;
-            Connection::Cluster(
-                client
-                    .get_async_connection()
-                    .await
-                    .map_err(StoreError::new)?,
-            )
-        } else {
-            let client = redis::Client::open(url).map_err(|e| url_error(&e))?;
-            let manager = ConnectionManager::new_with_backoff_and_timeouts(
-                client,
-                2,
-                100,
-                6,
-                Duration::MAX,
-                timeout,
-            )
-            .await
-            .map_err(StoreError::new)?;
-            Connection::Single(manager)
-        };
+        let connection = Connection::open(url, &options).await?;
+        // `WAIT` holds its connection until the replicas answer: claims that
+        // wait take turns over several connections, so their waits overlap.
+        let mut waiting = Vec::new();
+        if options.replicas > 0 {
+            for _ in 0..WAITING_CONNECTIONS {
+                waiting.push(Connection::open(url, &options).await?);
+            }
+        }
         check_eviction_policy(&connection).await?;
         let tag = format!("{{{}}}", options.key_prefix);
         let store = RedisStore {
@@ -230,6 +251,8 @@ impl RedisStore {
             generation: Generation::default(),
             failure_keys: failures::FailureKeys::new(&tag),
             wait: (options.replicas > 0).then_some((options.replicas, options.replica_timeout)),
+            waiting,
+            next_waiting: AtomicUsize::new(0),
         };
         store.learn_generation().await?;
         Ok(store)
@@ -311,10 +334,17 @@ impl RedisStore {
             }
             pipeline
         };
+        let connection = match wait {
+            Some(_) if !self.waiting.is_empty() => {
+                let next = self.next_waiting.fetch_add(1, Ordering::Relaxed);
+                &self.waiting[next % self.waiting.len()]
+            }
+            _ => &self.connection,
+        };
         let answer: RedisResult<Vec<redis::Value>> =
-            match self.connection.query_pipeline(&call("EVALSHA", sha)).await {
+            match connection.query_pipeline(&call("EVALSHA", sha)).await {
                 Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
-                    self.connection.query_pipeline(&call("EVAL", script)).await
+                    connection.query_pipeline(&call("EVAL", script)).await
                 }
                 other => other,
             };
