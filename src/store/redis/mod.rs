@@ -17,11 +17,18 @@
 //! server) must not reopen a replay: see [`generation`] for how every nonce
 //! carries the generation of the data that judges it.
 //!
+//! Replication is asynchronous: a replica promoted before it received a
+//! count would accept that count again. With [`RedisOptions::replicas`] set,
+//! the claim goes with `WAIT replicas replica_timeout` in one pipeline on one
+//! connection (`WAIT` cannot run in a script), and an accepted claim fewer
+//! replicas acknowledged is an error (503), not [`Claim::Accepted`].
+//!
 //! Every key of one store shares the hash tag `{key_prefix}`, so a cluster
 //! keeps them in one slot: the claim script touches the generation and a
 //! nonce's counts together, and the two must live and die together on one
 //! node. A cluster brings failover, not sharding, to the counts.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -42,6 +49,9 @@ use generation::Generation;
 /// The claim script (see the module docs).
 const CLAIM: &str = include_str!("claim.lua");
 
+/// How many connections carry the claims followed by `WAIT`.
+const WAITING_CONNECTIONS: usize = 8;
+
 /// The Redis database of `[databases.digest_auth_counts]`.
 pub const DATABASE_NAME: &str = "digest_auth_counts";
 
@@ -57,6 +67,15 @@ pub struct RedisOptions {
     pub cluster: bool,
     /// `connect_timeout`: seconds to wait for a connection. Default 5.
     pub connect_timeout: u64,
+    /// `replicas`: a claim is answered Accepted only once this many replicas
+    /// have it (`WAIT`, pipelined with the claim), so a failover to one of
+    /// them cannot accept it again; fewer within `replica_timeout` fails the
+    /// claim (503). Default 0: no `WAIT`.
+    pub replicas: u32,
+    /// `replica_timeout`: milliseconds `WAIT` waits for the replicas, at
+    /// least 1 (`WAIT` with 0 waits forever). Default 1000; the request's
+    /// `store_timeout` bounds it too.
+    pub replica_timeout: u64,
 }
 
 impl Default for RedisOptions {
@@ -65,6 +84,8 @@ impl Default for RedisOptions {
             key_prefix: "digest_auth".into(),
             cluster: false,
             connect_timeout: 5,
+            replicas: 0,
+            replica_timeout: 1000,
         }
     }
 }
@@ -83,6 +104,24 @@ impl RedisOptions {
         self.cluster = cluster;
         self
     }
+
+    /// Sets `replicas` and `replica_timeout` (milliseconds).
+    #[must_use]
+    pub fn with_replicas(mut self, replicas: u32, timeout_ms: u64) -> RedisOptions {
+        self.replicas = replicas;
+        self.replica_timeout = timeout_ms;
+        self
+    }
+
+    /// The mistake in these options, naming the key under `table`.
+    fn invalid(&self, table: &str) -> Option<String> {
+        (self.replicas > 0 && self.replica_timeout == 0).then(|| {
+            format!(
+                "`{table}.replica_timeout` must be at least 1 (milliseconds) when \
+                 `{table}.replicas` is set: `WAIT` with 0 waits forever"
+            )
+        })
+    }
 }
 
 /// One multiplexed connection (requests of every task share it, pipelined),
@@ -94,55 +133,10 @@ enum Connection {
 }
 
 impl Connection {
-    /// Sends `cmd`, once more on a new connection when the one it went on
-    /// turned out dead (the server restarted, a failover): the first request
-    /// after an outage need not fail. Sending a claim twice is safe: if the
-    /// first one ran, the second is refused, never the other way round.
-    async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> RedisResult<T> {
-        match self.query_once(cmd).await {
-            Err(e) if e.is_unrecoverable_error() => self.query_once(cmd).await,
-            other => other,
-        }
-    }
-
-    async fn query_once<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> RedisResult<T> {
-        match self {
-            Connection::Single(c) => cmd.query_async(&mut c.clone()).await,
-            Connection::Cluster(c) => cmd.query_async(&mut c.clone()).await,
-        }
-    }
-}
-
-/// Nonce counts in Redis. See the [module docs](self).
-pub struct RedisStore {
-    connection: Connection,
-    generation_key: String,
-    counts_prefix: String,
-    claim_sha: String,
-    generation: Generation,
-    failure_keys: failures::FailureKeys,
-}
-
-impl std::fmt::Debug for RedisStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore")
-            .field("generation_key", &self.generation_key)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Why a `maxmemory-policy` is refused: it may evict the counts.
-fn evicting(policy: &str) -> bool {
-    policy != "noeviction"
-}
-
-impl RedisStore {
-    /// Connects to `url` (`redis://host:port/db`, `rediss://` for TLS),
-    /// refuses a server whose `maxmemory-policy` may evict keys, and learns
-    /// the current generation.
-    pub async fn connect(url: &str, options: RedisOptions) -> Result<RedisStore, StoreError> {
+    /// A connection to `url` as `options` say.
+    async fn open(url: &str, options: &RedisOptions) -> Result<Connection, StoreError> {
         let timeout = Duration::from_secs(options.connect_timeout.max(1));
-        let connection = if options.cluster {
+        Ok(if options.cluster {
             let client = redis::cluster::ClusterClientBuilder::new(vec![url])
                 .connection_timeout(timeout)
                 .build()
@@ -166,7 +160,87 @@ impl RedisStore {
             .await
             .map_err(StoreError::new)?;
             Connection::Single(manager)
-        };
+        })
+    }
+
+    /// Sends `cmd`, once more on a new connection when the one it went on
+    /// turned out dead (the server restarted, a failover): the first request
+    /// after an outage need not fail. Sending a claim twice is safe: if the
+    /// first one ran, the second is refused, never the other way round.
+    async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> RedisResult<T> {
+        let mut pipeline = redis::pipe();
+        let (answer,): (T,) = self
+            .query_pipeline(pipeline.add_command(cmd.clone()))
+            .await?;
+        Ok(answer)
+    }
+
+    /// Sends `pipeline`'s commands together on one connection, retried as
+    /// [`query`](Self::query) is.
+    async fn query_pipeline<T: FromRedisValue>(
+        &self,
+        pipeline: &redis::Pipeline,
+    ) -> RedisResult<T> {
+        match self.query_once(pipeline).await {
+            Err(e) if e.is_unrecoverable_error() => self.query_once(pipeline).await,
+            other => other,
+        }
+    }
+
+    async fn query_once<T: FromRedisValue>(&self, pipeline: &redis::Pipeline) -> RedisResult<T> {
+        match self {
+            Connection::Single(c) => pipeline.query_async(&mut c.clone()).await,
+            Connection::Cluster(c) => pipeline.query_async(&mut c.clone()).await,
+        }
+    }
+}
+
+/// Nonce counts in Redis. See the [module docs](self).
+pub struct RedisStore {
+    connection: Connection,
+    generation_key: String,
+    counts_prefix: String,
+    claim_sha: String,
+    generation: Generation,
+    failure_keys: failures::FailureKeys,
+    /// `WAIT replicas replica_timeout` after each claim; `None` for 0 replicas.
+    wait: Option<(u32, u64)>,
+    /// The connections of claims followed by `WAIT` (none for 0 replicas).
+    waiting: Vec<Connection>,
+    /// Which of `waiting` the next such claim goes on.
+    next_waiting: AtomicUsize,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("generation_key", &self.generation_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a `maxmemory-policy` is refused: it may evict the counts.
+fn evicting(policy: &str) -> bool {
+    policy != "noeviction"
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://host:port/db`, `rediss://` for TLS),
+    /// refuses a server whose `maxmemory-policy` may evict keys, and learns
+    /// the current generation.
+    pub async fn connect(url: &str, options: RedisOptions) -> Result<RedisStore, StoreError> {
+        if let Some(mistake) = options.invalid(&format!("databases.{DATABASE_NAME}")) {
+            return Err(StoreError::new(mistake));
+        }
+        let connection = Connection::open(url, &options).await?;
+        // `WAIT` holds its connection until the replicas answer: claims that
+        // wait take turns over several connections, so their waits overlap.
+        let mut waiting = Vec::new();
+        if options.replicas > 0 {
+            for _ in 0..WAITING_CONNECTIONS {
+                waiting.push(Connection::open(url, &options).await?);
+            }
+        }
         check_eviction_policy(&connection).await?;
         let tag = format!("{{{}}}", options.key_prefix);
         let store = RedisStore {
@@ -176,6 +250,9 @@ impl RedisStore {
             claim_sha: redis::Script::new(CLAIM).get_hash().to_owned(),
             generation: Generation::default(),
             failure_keys: failures::FailureKeys::new(&tag),
+            wait: (options.replicas > 0).then_some((options.replicas, options.replica_timeout)),
+            waiting,
+            next_waiting: AtomicUsize::new(0),
         };
         store.learn_generation().await?;
         Ok(store)
@@ -183,25 +260,28 @@ impl RedisStore {
 
     /// The store `[databases.digest_auth_counts]` configures (the fairing's).
     pub(crate) async fn from_figment(figment: &Figment) -> Result<RedisStore, crate::Error> {
-        #[derive(Deserialize)]
-        struct Database {
-            url: Option<String>,
-            #[serde(flatten)]
-            options: RedisOptions,
-        }
         let key = format!("databases.{DATABASE_NAME}");
-        let db: Database = figment
-            .focus(&key)
-            .extract()
-            .map_err(|e| StoreError::new(format!("`{key}`: {e}")))?;
-        let Some(url) = db.url else {
+        let table = figment.focus(&key);
+        // Extracted without `serde(flatten)`, which would lose the path of
+        // the key in error.
+        let naming_the_key = |e: rocket::figment::Error| {
+            let path: String = e.path.iter().map(|p| format!(".{p}")).collect();
+            StoreError::new(format!("`{key}{path}`: {}", e.kind))
+        };
+        let url = match table.extract_inner::<String>("url") {
+            Ok(url) => Some(url),
+            Err(e) if matches!(e.kind, rocket::figment::error::Kind::MissingField(_)) => None,
+            Err(e) => return Err(naming_the_key(e).into()),
+        };
+        let options: RedisOptions = table.extract().map_err(naming_the_key)?;
+        let Some(url) = url else {
             return Err(StoreError::new(format!(
                 "`{key}.url` is missing: `digest_auth.counts = \"redis\"` needs the Redis URL, \
                  e.g. redis://127.0.0.1:6379/0"
             ))
             .into());
         };
-        Ok(RedisStore::connect(&url, db.options).await?)
+        Ok(RedisStore::connect(&url, options).await?)
     }
 
     /// The generation now: read, or created when missing.
@@ -224,26 +304,62 @@ impl RedisStore {
     /// server lacks it (a restarted or new server, another cluster node).
     async fn eval<T: FromRedisValue>(
         &self,
-        (script, sha): (&str, &str),
+        script: (&str, &str),
         keys: &[&str],
         args: &[&[u8]],
     ) -> Result<T, StoreError> {
+        let (answer, _) = self.eval_and_wait(script, keys, args, None).await?;
+        Ok(answer)
+    }
+
+    /// [`eval`](Self::eval), followed on the same connection, in the same
+    /// round trip, by `WAIT replicas timeout_ms` when `wait` is given (`WAIT`
+    /// cannot run inside a script): the answer, and how many replicas
+    /// acknowledged every write this connection made up to the script's.
+    async fn eval_and_wait<T: FromRedisValue>(
+        &self,
+        (script, sha): (&str, &str),
+        keys: &[&str],
+        args: &[&[u8]],
+        wait: Option<(u32, u64)>,
+    ) -> Result<(T, Option<u32>), StoreError> {
         let call = |command: &str, script: &str| {
-            let mut cmd = redis::cmd(command);
-            cmd.arg(script).arg(keys.len()).arg(keys);
+            let mut pipeline = redis::pipe();
+            let cmd = pipeline.cmd(command).arg(script).arg(keys.len()).arg(keys);
             for arg in args {
                 cmd.arg(*arg);
             }
-            cmd
+            if let Some((replicas, timeout_ms)) = wait {
+                pipeline.cmd("WAIT").arg(replicas).arg(timeout_ms);
+            }
+            pipeline
         };
-        match self.connection.query(&call("EVALSHA", sha)).await {
-            Err(e) if e.kind() == redis::ErrorKind::NoScriptError => self
-                .connection
-                .query(&call("EVAL", script))
-                .await
-                .map_err(StoreError::new),
-            other => other.map_err(StoreError::new),
-        }
+        let connection = match wait {
+            Some(_) if !self.waiting.is_empty() => {
+                let next = self.next_waiting.fetch_add(1, Ordering::Relaxed);
+                &self.waiting[next % self.waiting.len()]
+            }
+            _ => &self.connection,
+        };
+        let answer: RedisResult<Vec<redis::Value>> =
+            match connection.query_pipeline(&call("EVALSHA", sha)).await {
+                Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
+                    connection.query_pipeline(&call("EVAL", script)).await
+                }
+                other => other,
+            };
+        let answer = answer.map_err(StoreError::new)?;
+        let value = |i: usize| -> Result<&redis::Value, StoreError> {
+            answer
+                .get(i)
+                .ok_or_else(|| StoreError::new("Redis answered fewer replies than commands"))
+        };
+        let result = T::from_redis_value(value(0)?).map_err(StoreError::new)?;
+        let acknowledged = match wait {
+            Some(_) => Some(u32::from_redis_value(value(1)?).map_err(StoreError::new)?),
+            None => None,
+        };
+        Ok((result, acknowledged))
     }
 }
 
@@ -303,16 +419,30 @@ impl NonceCountStore for RedisStore {
             expires_at.as_bytes(),
             margin.as_bytes(),
         ];
-        let (code, current): (i64, String) = self
-            .eval(
+        let ((code, current), acknowledged): ((i64, String), _) = self
+            .eval_and_wait(
                 (CLAIM, &self.claim_sha),
                 &[&self.generation_key, &key],
                 &args,
+                self.wait,
             )
             .await?;
         self.generation.learn(&current)?;
         match code {
-            1 => Ok(Claim::Accepted),
+            1 => {
+                // A count only the master holds would be accepted again by
+                // a replica promoted in its place: not Accepted until the
+                // replicas have it. It stays spent on the master.
+                if let (Some((wanted, timeout_ms)), Some(got)) = (self.wait, acknowledged) {
+                    if got < wanted {
+                        return Err(StoreError::new(format!(
+                            "the claim reached {got} of the {wanted} replicas asked \
+                             (`databases.{DATABASE_NAME}.replicas`) within {timeout_ms} ms"
+                        )));
+                    }
+                }
+                Ok(Claim::Accepted)
+            }
             0 | 2 => Ok(Claim::Replayed),
             other => Err(StoreError::new(format!("claim script answered {other}"))),
         }
@@ -365,5 +495,28 @@ mod tests {
             message.contains("`databases.digest_auth_counts.url`"),
             "{message}"
         );
+    }
+
+    #[rocket::async_test]
+    async fn a_bad_replicas_setting_names_the_full_key() {
+        let table = |key: &str, value: i64| {
+            Figment::new()
+                .merge(("databases.digest_auth_counts.url", "redis://127.0.0.1:1/0"))
+                .merge(("databases.digest_auth_counts.replicas", 1))
+                .merge((format!("databases.digest_auth_counts.{key}"), value))
+        };
+        for (figment, named) in [
+            (table("replica_timeout", 0), "replica_timeout"),
+            (table("replicas", -1), "replicas"),
+        ] {
+            let message = RedisStore::from_figment(&figment)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(
+                message.contains(&format!("databases.digest_auth_counts.{named}")),
+                "{message}"
+            );
+        }
     }
 }
