@@ -210,13 +210,11 @@ impl FailureLimiter {
         Ok(())
     }
 
-    /// A success clears the key's failures.
-    pub fn succeed(&self, username: &str, client: Option<IpAddr>) {
-        if !self.is_empty() {
-            self.table()
-                .entries
-                .remove(&FailureKey::new(username, client));
-        }
+    /// A success at `now` clears the pair's failures, but not a lock in
+    /// force (see [`succeed_key`](Self::succeed_key)); whether failures
+    /// were forgotten.
+    pub fn succeed(&self, username: &str, client: Option<IpAddr>, now: i64) -> bool {
+        !self.is_empty() && self.succeed_key(FailureKey::new(username, client), now)
     }
 
     /// [`succeed`](Self::succeed) by key, at `now`; whether the key had
@@ -522,9 +520,12 @@ mod tests {
     fn success_resets() {
         let l = FailureLimiter::new(2, 60, 100);
         l.fail("alice", A, 0).unwrap();
-        l.succeed("alice", A);
+        assert!(l.succeed("alice", A, 0));
         l.fail("alice", A, 0).unwrap();
         assert_eq!(l.check("alice", A, 0), Ok(()));
+        l.fail("alice", A, 0).unwrap();
+        assert!(!l.succeed("alice", A, 0), "a lock in force stays");
+        assert_eq!(l.check("alice", A, 0), Err(60));
     }
 
     #[test]
