@@ -39,13 +39,13 @@ fn me(user: DigestAuthenticated<User>) -> Json<Value> {
 
 /// A user allowed into `/admin`: the username `admin` only.
 struct Admin {
-    username: String,
+    username: std::sync::Arc<str>,
 }
 
 #[rocket::async_trait]
 impl DigestUser for Admin {
     async fn from_credential(credential: Credential, _: &Request<'_>) -> Result<Self, Refusal> {
-        match credential.username.as_str() {
+        match &*credential.username {
             "admin" => Ok(Admin {
                 username: credential.username,
             }),

@@ -77,7 +77,7 @@
 //!
 //! ```no_run
 //! use rocket_db_pools::{sqlx, Database};
-//! use rocket_digest_auth::store::{Credential, CredentialStore, Secret, StoreError};
+//! use rocket_digest_auth::store::{Credential, CredentialStore, StoreError};
 //! use rocket_digest_auth::DigestAuth;
 //!
 //! #[derive(Database)]
@@ -95,11 +95,7 @@
 //!             .fetch_optional(&self.0)
 //!             .await
 //!             .map_err(StoreError::new)?; // an error answers 503, never lets through
-//!         Ok(token.map(|token| Credential {
-//!             username: username.to_owned(),
-//!             secret: Secret::Token(token),
-//!             created_at: None,
-//!         }))
+//!         Ok(token.map(|token| Credential::token(username, &token)))
 //!     }
 //! }
 //!
@@ -138,7 +134,7 @@
 //!
 //! #[get("/me")]
 //! fn me(user: DigestAuthenticated<User>) -> String {
-//!     user.username.clone()
+//!     user.username.to_string()
 //! }
 //!
 //! let figment = rocket::figment::Figment::from(rocket::Config::debug_default())

@@ -5,7 +5,7 @@
 //! hashed anew, a revoked user is never looked up.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::protocol::digest::HashedHa1;
 use crate::protocol::{digest, Algorithm, HashFunction, HexDigest};
@@ -15,7 +15,7 @@ use crate::store::{Credential, Secret};
 const CAPACITY: usize = 10_000;
 
 struct Entry {
-    token: String,
+    token: Arc<str>,
     /// Per hash function, in the order of [`HashFunction::ALL`].
     ha1: [Option<HashedHa1>; 3],
 }
@@ -23,7 +23,7 @@ struct Entry {
 /// The cache; keyed with a random seed, since clients choose the usernames.
 pub(crate) struct Ha1Cache {
     realm: String,
-    users: Mutex<HashMap<String, Entry, ahash::RandomState>>,
+    users: Mutex<HashMap<Arc<str>, Entry, ahash::RandomState>>,
 }
 
 fn slot(h: HashFunction) -> usize {
@@ -48,15 +48,15 @@ impl Ha1Cache {
         let h = alg.hash_function();
         let token = match &credential.secret {
             Secret::Token(token) => token,
-            Secret::Ha1 { .. } => {
-                return credential
-                    .ha1(alg, &self.realm)
-                    .and_then(|hex| HexDigest::from_hex(&hex))
+            ha1s @ Secret::Ha1 { .. } => {
+                return ha1s
+                    .stored_ha1(h)
+                    .and_then(HexDigest::from_hex)
                     .map(|hex| HashedHa1::new(h, hex))
             }
         };
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = users.get_mut(credential.username.as_str()) {
+        if let Some(entry) = users.get_mut(&*credential.username) {
             if entry.token == *token {
                 if let Some(ha1) = &entry.ha1[slot(h)] {
                     return Some(ha1.clone());
@@ -121,7 +121,7 @@ mod tests {
         let c = Credential {
             username: "bob".into(),
             secret: Secret::Ha1 {
-                md5: Some(digest::ha1(Algorithm::Md5, "bob", "r", "t")),
+                md5: Some(digest::ha1(Algorithm::Md5, "bob", "r", "t").into()),
                 sha256: None,
                 sha512_256: None,
             },

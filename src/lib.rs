@@ -12,7 +12,7 @@
 //!
 //! #[get("/me")]
 //! fn me(user: DigestAuthenticated<User>) -> String {
-//!     user.username.clone()
+//!     user.username.to_string()
 //! }
 //!
 //! #[rocket::launch]

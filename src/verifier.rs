@@ -163,8 +163,9 @@ impl Rejection {
 pub struct Verified {
     /// The user's credential (real username, also after a userhash).
     pub credential: Credential,
-    /// The `Authentication-Info` header value to send with the response.
-    pub authentication_info: AuthenticationInfo,
+    /// The `Authentication-Info` header value to send with the response
+    /// ([`AuthenticationInfo::parse`] reads it back).
+    pub authentication_info: String,
 }
 
 /// Verifies requests against the configuration and the stores.
@@ -434,11 +435,11 @@ impl Verifier {
             .then(|| self.mint(now));
         let rspauth = kd.rspauth(&auth.uri);
         Ok(Verified {
-            authentication_info: AuthenticationInfo {
-                rspauth: rspauth.into(),
-                qop: qop.map(|q| (q.kind, q.nc_raw.to_string(), q.cnonce.to_string())),
-                nextnonce,
-            },
+            authentication_info: AuthenticationInfo::value_of(
+                rspauth.as_str(),
+                qop.map(|q| (q.kind, &*q.nc_raw, &*q.cnonce)),
+                nextnonce.as_deref(),
+            ),
             credential,
         })
     }

@@ -26,7 +26,7 @@ fn json_echo(body: DigestAuthenticatedData<User, Json<Value>>) -> Json<Value> {
 
 #[post("/guard-only")]
 fn guard_only(user: DigestAuthenticated<User>) -> String {
-    user.username.clone()
+    user.username.to_string()
 }
 
 const LIMIT: usize = 64;

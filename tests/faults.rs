@@ -38,7 +38,7 @@ use rocket::http::Status;
 use rocket::local::asynchronous::Client;
 use rocket::routes;
 use rocket::tokio::time::sleep;
-use rocket_digest_auth::store::{Credential, CredentialStore, Secret, StoreError};
+use rocket_digest_auth::store::{Credential, CredentialStore, StoreError};
 use rocket_digest_auth::DigestAuth;
 use serde_json::json;
 
@@ -339,11 +339,7 @@ struct OneUser {
 #[rocket::async_trait]
 impl CredentialStore for OneUser {
     async fn credential(&self, username: &str) -> Result<Option<Credential>, StoreError> {
-        Ok((username == "alice").then(|| Credential {
-            username: username.into(),
-            secret: Secret::Token(self.token.clone()),
-            created_at: None,
-        }))
+        Ok((username == "alice").then(|| Credential::token(username, &self.token)))
     }
 }
 

@@ -24,7 +24,7 @@ struct Staff;
 #[rocket::async_trait]
 impl DigestUser for Staff {
     async fn from_credential(credential: Credential, _: &Request<'_>) -> Result<Self, Refusal> {
-        match credential.username.as_str() {
+        match &*credential.username {
             "bob" => Err(Refusal::Forbidden),
             "carol" => Err(StoreError::new("the staff directory is down").into()),
             _ => Ok(Staff),

@@ -35,7 +35,7 @@ const USER: &str = "alice";
 /// be checked here.
 #[post("/submit")]
 fn submit(user: DigestAuthenticated<User>) -> String {
-    user.username.clone()
+    user.username.to_string()
 }
 
 fn digest_config() -> Value {

@@ -355,7 +355,7 @@ proptest! {
         let result = verify(&verifier, &parts);
         check_verdict(&account(&username, &challenge), &parts, &result, true);
         let verified = result.expect("a correct answer authenticates");
-        prop_assert_eq!(&verified.credential.username, &username);
+        prop_assert_eq!(&*verified.credential.username, username.as_str());
 
         let wrong = answer("not the token");
         let mut parts = RequestParts::new("POST", &uri, Some(&wrong));

@@ -43,7 +43,7 @@ fn curl_digest_sha256_with_the_shipped_config() {
     let token = server.create_token("alice");
     let sent = curl_digest(&server.url("/me"), "alice", &token).assert_alice();
     assert_eq!(sent.algorithm, Algorithm::Sha256, "curl answers the first");
-    assert_eq!(sent.username, "alice");
+    assert_eq!(&*sent.username, "alice");
 
     let wrong = curl_digest(&server.url("/me"), "alice", &"0".repeat(40));
     assert_eq!(wrong.status, 401, "{wrong:?}");

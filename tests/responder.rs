@@ -20,7 +20,7 @@ const SECRET: &str = "a responder test secret, at least 32 bytes";
 /// A route that answers the rejection itself.
 #[get("/why")]
 fn why(user: Result<DigestAuthenticated, Rejection>) -> Result<String, Rejection> {
-    Ok(user?.username.clone())
+    Ok(user?.username.to_string())
 }
 
 fn figment(settings: Value) -> Figment {

@@ -34,11 +34,10 @@ struct FixedTokens(BTreeMap<&'static str, &'static str>);
 #[rocket::async_trait]
 impl CredentialStore for FixedTokens {
     async fn credential(&self, username: &str) -> Result<Option<Credential>, StoreError> {
-        Ok(self.0.get(username).map(|token| Credential {
-            username: username.to_owned(),
-            secret: Secret::Token((*token).to_owned()),
-            created_at: None,
-        }))
+        Ok(self
+            .0
+            .get(username)
+            .map(|token| Credential::token(username, token)))
     }
 }
 
@@ -52,9 +51,9 @@ struct Md5Ha1Only {
 impl CredentialStore for Md5Ha1Only {
     async fn credential(&self, username: &str) -> Result<Option<Credential>, StoreError> {
         Ok((username == self.username).then(|| Credential {
-            username: username.to_owned(),
+            username: username.into(),
             secret: Secret::Ha1 {
-                md5: Some(self.ha1.clone()),
+                md5: Some(self.ha1.as_str().into()),
                 sha256: None,
                 sha512_256: None,
             },

@@ -234,7 +234,7 @@ mod sqlite {
             let found = secret(cached.credential("u").await.unwrap());
             assert_eq!(
                 found,
-                Some(Secret::Token(first)),
+                Some(Secret::Token(first.into())),
                 "a new user, within the recheck"
             );
             assert_eq!(cached.cached(), 1);
@@ -244,7 +244,7 @@ mod sqlite {
             let found = secret(cached.credential("u").await.unwrap());
             assert_eq!(
                 found,
-                Some(Secret::Token(second)),
+                Some(Secret::Token(second.into())),
                 "a rotation, within the recheck"
             );
 

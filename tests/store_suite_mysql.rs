@@ -229,12 +229,12 @@ mod mysql {
             let first = theirs.issue_token(&user).await.unwrap();
             rocket::tokio::time::sleep(recheck * 2).await;
             let found = secret(cached.credential(&user).await.unwrap());
-            assert_eq!(found, Some(Secret::Token(first)), "a new user");
+            assert_eq!(found, Some(Secret::Token(first.into())), "a new user");
 
             let second = theirs.issue_token(&user).await.unwrap();
             rocket::tokio::time::sleep(recheck * 2).await;
             let found = secret(cached.credential(&user).await.unwrap());
-            assert_eq!(found, Some(Secret::Token(second)), "a rotation");
+            assert_eq!(found, Some(Secret::Token(second.into())), "a rotation");
 
             assert!(theirs.revoke_token(&user).await.unwrap());
             rocket::tokio::time::sleep(recheck * 2).await;
@@ -258,9 +258,9 @@ mod mysql {
             assert_eq!(store.credential(&upper).await.unwrap(), None);
             let other = store.issue_token(&upper).await.unwrap();
             let found = store.credential(&user).await.unwrap().expect("still there");
-            assert_eq!(found.secret, Secret::Token(token));
+            assert_eq!(found.secret, Secret::Token(token.into()));
             let found = store.credential(&upper).await.unwrap().expect("issued");
-            assert_eq!(found.secret, Secret::Token(other));
+            assert_eq!(found.secret, Secret::Token(other.into()));
             for u in [&user, &upper] {
                 assert!(store.revoke_token(u).await.unwrap());
             }

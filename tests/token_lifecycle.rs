@@ -44,7 +44,7 @@ async fn lifecycle(tokens: &Tokens, lookup: &dyn CredentialStore) {
     assert_eq!(token.len(), 40, "{token}");
     assert!(tokens.exists(&alice).await.unwrap());
     let first = tokens.info(&alice).await.unwrap();
-    assert_eq!(first.username, alice);
+    assert_eq!(&*first.username, alice);
     assert_eq!(first.created_at, first.updated_at);
     let created = first.created_at.timestamp();
     assert!(

@@ -105,10 +105,33 @@ impl fmt::Display for AuthenticationInfo {
 impl AuthenticationInfo {
     /// The header value, written into one buffer (what `Display` writes).
     pub fn header_value(&self) -> String {
-        let mut out = String::with_capacity(256);
+        let qop = self
+            .qop
+            .as_ref()
+            .map(|(kind, nc, cnonce)| (*kind, nc.as_str(), cnonce.as_str()));
+        AuthenticationInfo::value_of(&self.rspauth, qop, self.nextnonce.as_deref())
+    }
+
+    /// The header value of these parts, written into one buffer of the
+    /// right size: what the server sends, without building the struct.
+    pub fn value_of(
+        rspauth: &str,
+        qop: Option<(Qop, &str, &str)>,
+        nextnonce: Option<&str>,
+    ) -> String {
+        // Quoted-strings may double in length with escapes (cnonce only, in practice).
+        let quoted =
+            |s: &str| s.len() + 2 + memchr::memchr2_iter(b'"', b'\\', s.as_bytes()).count();
+        let len = "rspauth=".len()
+            + quoted(rspauth)
+            + qop.map_or(0, |(kind, nc, cnonce)| {
+                ", qop=, nc=, cnonce=".len() + kind.as_str().len() + nc.len() + quoted(cnonce)
+            })
+            + nextnonce.map_or(0, |next| ", nextnonce=".len() + quoted(next));
+        let mut out = String::with_capacity(len);
         out.push_str("rspauth=");
-        grammar::push_quoted(&mut out, &self.rspauth);
-        if let Some((kind, nc, cnonce)) = &self.qop {
+        grammar::push_quoted(&mut out, rspauth);
+        if let Some((kind, nc, cnonce)) = qop {
             out.push_str(", qop=");
             out.push_str(kind.as_str());
             out.push_str(", nc=");
@@ -116,10 +139,11 @@ impl AuthenticationInfo {
             out.push_str(", cnonce=");
             grammar::push_quoted(&mut out, cnonce);
         }
-        if let Some(next) = &self.nextnonce {
+        if let Some(next) = nextnonce {
             out.push_str(", nextnonce=");
             grammar::push_quoted(&mut out, next);
         }
+        debug_assert_eq!(out.len(), len);
         out
     }
 }

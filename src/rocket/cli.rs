@@ -7,7 +7,7 @@
 //!
 //! #[get("/me")]
 //! fn me(user: DigestAuthenticated) -> String {
-//!     user.username.clone()
+//!     user.username.to_string()
 //! }
 //!
 //! fn rocket() -> Rocket<Build> {

@@ -9,7 +9,7 @@ use rocket::{Ignite, Request, Rocket, Sentinel};
 use crate::rocket::guard::authenticate;
 use crate::rocket::state::fairing_missing;
 use crate::rocket::user::{DigestUser, User};
-use crate::verifier::{Body, Rejection};
+use crate::verifier::Rejection;
 
 /// A body type the data guard can hand over once it has checked the digest.
 #[diagnostic::on_unimplemented(
@@ -110,7 +110,7 @@ impl<'r, U: DigestUser, T: FromAuthenticatedBody> FromData<'r> for DigestAuthent
                 return Err(Rejection::PayloadTooLarge);
             }
             let bytes = capped.into_inner();
-            let user = authenticate::<U>(request, Body::Bytes(&bytes)).await?;
+            let user = authenticate::<U>(request, Some(&bytes)).await?;
             let data = T::from_body(bytes).map_err(Rejection::InvalidBody)?;
             Ok(DigestAuthenticatedData { user, data })
         }

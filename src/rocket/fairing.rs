@@ -26,7 +26,7 @@ use crate::config::{Config, Qop};
 use crate::protocol::MAX_CLOCK_SKEW_SECS;
 use crate::rocket::builtin::{Closer, DatabaseSource, Stores};
 use crate::rocket::catcher;
-use crate::rocket::request::record_method;
+use crate::rocket::request::method_as_sent;
 use crate::rocket::state::DigestAuthState;
 use crate::rocket::verdict;
 use crate::store::{CredentialStore, NonceCountStore};
@@ -278,7 +278,9 @@ impl Fairing for DigestAuth {
     }
 
     async fn on_request(&self, request: &mut Request<'_>, data: &mut Data<'_>) {
-        record_method(request, data).await;
+        if let Some(method) = method_as_sent(request, data).await {
+            verdict::record_method_as_sent(request, method);
+        }
     }
 
     async fn on_response<'r>(&self, request: &'r Request<'_>, response: &mut Response<'r>) {
@@ -288,7 +290,7 @@ impl Fairing for DigestAuth {
             if response.status() != Status::Unauthorized {
                 response.set_header(Header::new(
                     "Authentication-Info",
-                    verified.authentication_info.header_value(),
+                    verified.authentication_info.as_str(),
                 ));
             }
         }

@@ -6,11 +6,10 @@ use std::ops::Deref;
 use rocket::request::{FromRequest, Outcome};
 use rocket::{Ignite, Request, Rocket, Sentinel};
 
-use crate::rocket::request::body_of;
 use crate::rocket::state::{fairing_missing, DigestAuthState};
 use crate::rocket::user::{DigestUser, Refusal, User};
 use crate::rocket::verdict;
-use crate::verifier::{Body, Rejection};
+use crate::verifier::Rejection;
 
 /// A request that passed Digest authentication, holding the user `U`
 /// (by default [`User`]; any [`DigestUser`]). Dereferences to `U`.
@@ -93,7 +92,7 @@ impl<U> Deref for DigestAuthenticated<U> {
 /// and loads the user.
 pub(crate) async fn authenticate<U: DigestUser>(
     request: &Request<'_>,
-    body: Body<'_>,
+    body: Option<&[u8]>,
 ) -> Result<U, Rejection> {
     let Some(state) = DigestAuthState::of(request) else {
         // The Sentinel stops launch before this; fail closed regardless.
@@ -115,7 +114,7 @@ impl<'r, U: DigestUser> FromRequest<'r> for DigestAuthenticated<U> {
     type Error = Rejection;
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Rejection> {
-        match authenticate::<U>(request, body_of(request)).await {
+        match authenticate::<U>(request, None).await {
             Ok(user) => Outcome::Success(DigestAuthenticated { user }),
             Err(rejection) => Outcome::Error((rejection.status(), rejection)),
         }

@@ -15,7 +15,7 @@
 //! // Two Authorization headers are answered 400 before any digest is checked.
 //! #[rocket::get("/me")]
 //! fn me(user: rocket_digest_auth::DigestAuthenticated) -> String {
-//!     user.username.clone()
+//!     user.username.to_string()
 //! }
 //! let figment = rocket::Config::figment().merge(("digest_auth.store", "memory"));
 //! let rocket = rocket::custom(figment)
@@ -41,27 +41,54 @@ use rocket::Request;
 
 use crate::verifier::{Body, Rejection, RequestParts};
 
-/// The parts of a request the verifier reads, except the body.
+/// The parts of a request the verifier reads.
 pub(crate) struct Received<'r> {
     method: &'r str,
     target: Cow<'r, str>,
     host: Option<&'r Host<'r>>,
     authorization: Option<&'r str>,
     client: Option<IpAddr>,
+    /// What the headers say of a body a request guard cannot read.
+    body: Body<'static>,
 }
 
 impl<'r> Received<'r> {
-    /// Reads `request`; the client address is Rocket's `ip_header` value when
-    /// `trust_ip_header`, otherwise the connection's peer.
+    /// Reads `request`, as sent with `method`; the client address is
+    /// Rocket's `ip_header` value when `trust_ip_header`, otherwise the
+    /// connection's peer.
     pub(crate) fn read(
         request: &'r Request<'_>,
+        method: Method,
         trust_ip_header: bool,
     ) -> Result<Received<'r>, Rejection> {
-        let mut headers = request.headers().get("Authorization");
-        let authorization = headers.next();
-        if headers.next().is_some() {
-            return Err(Rejection::DuplicateAuthorizationHeader);
+        // A request has few headers: one pass over them costs less than the
+        // hashed lookups of three names.
+        let (mut authorization, mut zero_length, mut transfer_encoding) = (None, None, false);
+        for header in request.headers().iter() {
+            let name = header.name().as_str();
+            if name.eq_ignore_ascii_case("Authorization") {
+                if authorization.is_some() {
+                    return Err(Rejection::DuplicateAuthorizationHeader);
+                }
+                authorization = Some(header.value);
+            } else if zero_length.is_none() && name.eq_ignore_ascii_case("Content-Length") {
+                zero_length = Some(header.value().trim() == "0");
+            } else if name.eq_ignore_ascii_case("Transfer-Encoding") {
+                transfer_encoding = true;
+            }
         }
+        let bodiless = match zero_length {
+            Some(zero) => zero,
+            // Without a length, only methods that carry no body are known to be
+            // bodiless (an HTTP/2 request may stream a body with neither header).
+            None => {
+                !transfer_encoding
+                    && matches!(
+                        method,
+                        Method::Get | Method::Head | Method::Options | Method::Delete | Method::Trace
+                    )
+            }
+        };
         // The request-target as received (what `Origin`'s Display writes),
         // copied only when it has a query.
         let uri = request.uri();
@@ -70,78 +97,51 @@ impl<'r> Received<'r> {
             Some(query) => format!("{}?{}", uri.path().as_str(), query.as_str()).into(),
         };
         Ok(Received {
-            method: method_as_received(request).as_str(),
+            method: method.as_str(),
             target,
             host: request.host(),
-            authorization,
+            // `HeaderMap::iter` lends its values; the hashed lookup is the
+            // same value should that ever change.
+            authorization: authorization.and_then(|value| match value {
+                Cow::Borrowed(value) => Some(value),
+                Cow::Owned(_) => request.headers().get_one("Authorization"),
+            }),
             client: if trust_ip_header {
                 request.client_ip()
             } else {
                 request.remote().map(|addr| addr.ip())
             },
+            body: if bodiless { Body::Empty } else { Body::Unread },
         })
     }
 
-    /// The verifier's view of the request, with `body`.
-    pub(crate) fn parts<'a>(&'a self, body: Body<'a>) -> RequestParts<'a> {
+    /// The verifier's view of the request, with the body a data guard read,
+    /// or else what the headers announce.
+    pub(crate) fn parts<'a>(&'a self, read: Option<&'a [u8]>) -> RequestParts<'a> {
         RequestParts {
             method: self.method,
             target: &self.target,
             host: self.host,
             authorization: self.authorization,
             client: self.client,
-            body,
+            body: read.map_or(self.body, Body::Bytes),
         }
     }
 }
 
-/// Whether the request announces a body a request guard cannot read.
-pub(crate) fn body_of(request: &Request<'_>) -> Body<'static> {
-    // A request has few headers: one pass over them costs less than two hashed lookups.
-    let (mut zero_length, mut transfer_encoding) = (None, false);
-    for header in request.headers().iter() {
-        let name = header.name().as_str();
-        if zero_length.is_none() && name.eq_ignore_ascii_case("Content-Length") {
-            zero_length = Some(header.value().trim() == "0");
-        } else if name.eq_ignore_ascii_case("Transfer-Encoding") {
-            transfer_encoding = true;
-        }
-    }
-    let empty = match zero_length {
-        Some(zero) => zero,
-        // Without a length, only methods that carry no body are known to be
-        // bodiless (an HTTP/2 request may stream a body with neither header).
-        None => {
-            !transfer_encoding
-                && matches!(
-                    method_as_received(request),
-                    Method::Get | Method::Head | Method::Options | Method::Delete | Method::Trace
-                )
-        }
-    };
-    if empty {
-        Body::Empty
-    } else {
-        Body::Unread
-    }
-}
-
-/// The method the client sent, where Rocket routes the request as another.
-struct ReceivedMethod(Option<Method>);
-
-/// Records the method as the client sent it, when Rocket has rewritten it
-/// (a `_method` form field) or will (a HEAD routed to GET routes). Runs in
-/// the fairing's `on_request`, after Rocket's rewrite and before routing.
-pub(crate) async fn record_method(request: &Request<'_>, data: &mut Data<'_>) {
+/// The method as the client sent it, when Rocket has rewritten it (a
+/// `_method` form field) or will (a HEAD routed to GET routes); `None` when
+/// it routes the method sent. Runs in the fairing's `on_request`, after
+/// Rocket's rewrite and before routing.
+pub(crate) async fn method_as_sent(request: &Request<'_>, data: &mut Data<'_>) -> Option<Method> {
     let routed = request.method();
-    let received = if routed != Method::Post && overridden_from_post(request, data).await {
-        Method::Post
+    if routed != Method::Post && overridden_from_post(request, data).await {
+        Some(Method::Post)
     } else if routed == Method::Head {
-        Method::Head
+        Some(Method::Head)
     } else {
-        return;
-    };
-    request.local_cache(|| ReceivedMethod(Some(received)));
+        None
+    }
 }
 
 /// Whether Rocket's `_method` override made this request's method out of a
@@ -162,12 +162,4 @@ async fn overridden_from_post(request: &Request<'_>, data: &mut Data<'_>) -> boo
             .filter(|field| field.name == "_method")
             .and_then(|field| field.value.parse::<Method>().ok())
             == Some(request.method())
-}
-
-/// The method the client sent and signed.
-fn method_as_received(request: &Request<'_>) -> Method {
-    request
-        .local_cache(|| ReceivedMethod(None))
-        .0
-        .unwrap_or_else(|| request.method())
 }

@@ -1,5 +1,7 @@
 //! The user type a guard yields, and how an app refuses an authenticated user.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use rocket::Request;
 use serde::Serialize;
@@ -42,8 +44,8 @@ pub enum Refusal {
 /// #[rocket::async_trait]
 /// impl DigestUser for Admin {
 ///     async fn from_credential(credential: Credential, _: &Request<'_>) -> Result<Self, Refusal> {
-///         match credential.username.as_str() {
-///             "admin" => Ok(Admin { name: credential.username }),
+///         match &*credential.username {
+///             "admin" => Ok(Admin { name: credential.username.to_string() }),
 ///             // A StoreError from a lookup of the app's own converts with `?` (503).
 ///             _ => Err(Refusal::Forbidden),
 ///         }
@@ -73,8 +75,8 @@ pub trait DigestUser: Sized + Send + Sync + 'static {
 /// The default user: the username and when its token was made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct User {
-    /// The authenticated username.
-    pub username: String,
+    /// The authenticated username (shared with the store's credential).
+    pub username: Arc<str>,
     /// When the user's current token was set, where the store records it.
     pub token_created_at: Option<DateTime<Utc>>,
 }

@@ -18,62 +18,83 @@
 
 use std::sync::OnceLock;
 
+use rocket::http::Method;
+use rocket::tokio::sync::OnceCell;
 use rocket::Request;
 
 use crate::rocket::request::Received;
 use crate::rocket::state::DigestAuthState;
-use crate::verifier::{Body, Rejection, Verified};
+use crate::verifier::{Rejection, Verified};
 
-/// The cached verdict; `None` until a guard of this crate ran.
-struct Verdict(Option<Result<Verified, Rejection>>);
+/// What this crate keeps on a request, in one local-cache entry (each
+/// entry is an allocation and a type-map lookup).
+struct Kept {
+    /// The method as sent, where Rocket routes the request as another.
+    method_as_sent: Option<Method>,
+    /// The verdict, once a guard of this crate ran.
+    verdict: OnceCell<Result<Verified, Rejection>>,
+    /// The app's refusal of the verified user, as the rejection it answers
+    /// with; set at most once, read before the verdict.
+    refused: OnceLock<Rejection>,
+}
 
-/// The app's refusal of the verified user, as the rejection it answers with.
-/// Set at most once; read before [`Verdict`].
-struct Refused(OnceLock<Result<Verified, Rejection>>);
+fn kept<'r>(request: &'r Request<'_>) -> &'r Kept {
+    request.local_cache(|| Kept {
+        method_as_sent: None,
+        verdict: OnceCell::new(),
+        refused: OnceLock::new(),
+    })
+}
 
-fn refused<'r>(request: &'r Request<'_>) -> &'r OnceLock<Result<Verified, Rejection>> {
-    &request.local_cache(|| Refused(OnceLock::new())).0
+/// Records the method the client sent (see `request::method_as_sent`);
+/// before routing, so before any guard reads the request.
+pub(crate) fn record_method_as_sent(request: &Request<'_>, method: Method) {
+    request.local_cache(|| Kept {
+        method_as_sent: Some(method),
+        verdict: OnceCell::new(),
+        refused: OnceLock::new(),
+    });
 }
 
 /// Records that the app refused the verified user with `rejection`.
 pub(crate) fn refuse(request: &Request<'_>, rejection: Rejection) {
     // A second refusal (another guard on the same request) keeps the first.
-    let _ = refused(request).set(Err(rejection));
+    let _ = kept(request).refused.set(rejection);
 }
 
-/// Verifies `request` once, with `body` as far as the caller can see it; a
-/// later call returns the first verdict.
+/// Verifies `request` once, with the body a data guard read (`None`: what
+/// the headers announce); a later call returns the first verdict.
 pub(crate) async fn reach<'r>(
     request: &'r Request<'_>,
     state: &DigestAuthState,
-    body: Body<'_>,
+    body: Option<&[u8]>,
 ) -> Result<&'r Verified, Rejection> {
-    let verdict = request
-        .local_cache_async(async {
+    let kept = kept(request);
+    let verdict = kept
+        .verdict
+        .get_or_init(|| async {
             let verifier = &state.verifier;
-            let verdict = match Received::read(request, verifier.config().trust_ip_header) {
+            let method = kept.method_as_sent.unwrap_or_else(|| request.method());
+            match Received::read(request, method, verifier.config().trust_ip_header) {
                 Ok(received) => verifier.verify(&received.parts(body)).await,
                 Err(rejection) => Err(rejection),
-            };
-            Verdict(Some(verdict))
+            }
         })
         .await;
-    match &verdict.0 {
-        Some(Ok(verified)) => Ok(verified),
-        Some(Err(rejection)) => Err(rejection.clone()),
-        // Only if the cache was read before any guard ran: fail closed.
-        None => Err(Rejection::Challenge { stale: false }),
-    }
+    verdict.as_ref().map_err(Rejection::clone)
 }
 
-/// The verdict reached on `request`, if a guard ran.
-pub(crate) fn of<'r>(request: &'r Request<'_>) -> Option<&'r Result<Verified, Rejection>> {
-    refused(request)
-        .get()
-        .or_else(|| request.local_cache(|| Verdict(None)).0.as_ref())
+/// The verdict reached on `request`, if a guard ran: the app's refusal
+/// first.
+pub(crate) fn of<'r>(request: &'r Request<'_>) -> Option<Result<&'r Verified, &'r Rejection>> {
+    let kept = kept(request);
+    match kept.refused.get() {
+        Some(rejection) => Some(Err(rejection)),
+        None => kept.verdict.get().map(Result::as_ref),
+    }
 }
 
 /// The rejection cached on `request`, if its verification failed.
 pub(crate) fn rejection<'r>(request: &'r Request<'_>) -> Option<&'r Rejection> {
-    of(request).and_then(|verdict| verdict.as_ref().err())
+    of(request).and_then(Result::err)
 }

@@ -296,7 +296,7 @@ mod tests {
 
     fn token_of(c: &Option<Credential>) -> Option<String> {
         match c.as_ref().map(|c| &c.secret) {
-            Some(crate::store::Secret::Token(t)) => Some(t.clone()),
+            Some(crate::store::Secret::Token(t)) => Some(t.to_string()),
             _ => None,
         }
     }

@@ -94,9 +94,9 @@ impl HtdigestFile {
 
     fn credential_of(username: &str, ha1: &str) -> Credential {
         Credential {
-            username: username.to_owned(),
+            username: username.into(),
             secret: Secret::Ha1 {
-                md5: Some(ha1.to_owned()),
+                md5: Some(ha1.into()),
                 sha256: None,
                 sha512_256: None,
             },

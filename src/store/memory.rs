@@ -23,7 +23,7 @@ impl User {
     fn info(&self) -> TokenInfo {
         let updated_at = self.credential.created_at.unwrap_or(self.created_at);
         TokenInfo {
-            username: self.credential.username.clone(),
+            username: self.credential.username.to_string(),
             created_at: self.created_at,
             updated_at,
         }
@@ -55,13 +55,13 @@ impl MemoryStore {
 
     /// Adds or replaces a user with a token chosen by the caller.
     pub fn insert_token(&self, username: &str, token: &str) {
-        self.insert(username, Secret::Token(token.to_owned()));
+        self.insert(username, Secret::Token(token.into()));
     }
 
     fn insert(&self, username: &str, secret: Secret) {
         let now = Utc::now();
         let credential = Credential {
-            username: username.to_owned(),
+            username: username.into(),
             secret,
             created_at: Some(now),
         };
@@ -139,14 +139,14 @@ impl TokenAdmin for MemoryStore {
         // In HA1-only mode the token is never kept.
         let secret = if self.options.ha1_only {
             let [md5, sha256, sha512_256] =
-                Secret::ha1_values(username, &self.options.realm, token).map(Some);
+                Secret::ha1_values(username, &self.options.realm, token).map(|h| Some(h.into()));
             Secret::Ha1 {
                 md5,
                 sha256,
                 sha512_256,
             }
         } else {
-            Secret::Token(token.to_owned())
+            Secret::Token(token.into())
         };
         self.insert(username, secret);
         Ok(())

@@ -30,6 +30,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rand::RngCore;
@@ -83,21 +84,22 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// The secret a user authenticates with.
+/// The secret a user authenticates with. Its text is shared (`Arc<str>`):
+/// a store hands out copies of a credential per request without allocating.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Secret {
     /// The token itself (the Digest "password").
-    Token(String),
+    Token(Arc<str>),
     /// Only HA1 values, `H(username:realm:token)` per hash function, for the
     /// realm they were made for. A missing one means that algorithm cannot be
     /// used for this user.
     Ha1 {
         /// HA1 with MD5.
-        md5: Option<String>,
+        md5: Option<Arc<str>>,
         /// HA1 with SHA-256.
-        sha256: Option<String>,
+        sha256: Option<Arc<str>>,
         /// HA1 with SHA-512/256.
-        sha512_256: Option<String>,
+        sha512_256: Option<Arc<str>>,
     },
 }
 
@@ -111,6 +113,23 @@ impl fmt::Debug for Secret {
 }
 
 impl Secret {
+    /// The stored HA1 for `hash`; `None` for a token or a missing HA1.
+    pub(crate) fn stored_ha1(&self, hash: HashFunction) -> Option<&str> {
+        let Secret::Ha1 {
+            md5,
+            sha256,
+            sha512_256,
+        } = self
+        else {
+            return None;
+        };
+        match hash {
+            HashFunction::Md5 => md5.as_deref(),
+            HashFunction::Sha256 => sha256.as_deref(),
+            HashFunction::Sha512_256 => sha512_256.as_deref(),
+        }
+    }
+
     /// HA1 values of `token` for MD5, SHA-256 and SHA-512/256 (in the order
     /// of [`HashFunction::ALL`]).
     pub fn ha1_values(username: &str, realm: &str, token: &str) -> [String; 3] {
@@ -122,7 +141,7 @@ impl Secret {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credential {
     /// The real username (also when the client sent a userhash).
-    pub username: String,
+    pub username: Arc<str>,
     /// The secret.
     pub secret: Secret,
     /// When the token was created, where the store knows it.
@@ -135,15 +154,16 @@ impl Credential {
     pub fn ha1(&self, alg: Algorithm, realm: &str) -> Option<String> {
         match &self.secret {
             Secret::Token(token) => Some(digest::ha1(alg, &self.username, realm, token)),
-            Secret::Ha1 {
-                md5,
-                sha256,
-                sha512_256,
-            } => match alg.hash_function() {
-                HashFunction::Md5 => md5.clone(),
-                HashFunction::Sha256 => sha256.clone(),
-                HashFunction::Sha512_256 => sha512_256.clone(),
-            },
+            ha1s @ Secret::Ha1 { .. } => ha1s.stored_ha1(alg.hash_function()).map(str::to_owned),
+        }
+    }
+
+    /// The credential of `username` with `token`, created at an unknown time.
+    pub fn token(username: &str, token: &str) -> Credential {
+        Credential {
+            username: username.into(),
+            secret: Secret::Token(token.into()),
+            created_at: None,
         }
     }
 }

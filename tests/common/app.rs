@@ -68,13 +68,13 @@ pub fn sentinel_routes() -> [Vec<Route>; 3] {
 /// An app's user type that refuses one account although its digest is right
 /// (a disabled account).
 pub struct NotMallory {
-    name: String,
+    name: std::sync::Arc<str>,
 }
 
 #[rocket::async_trait]
 impl DigestUser for NotMallory {
     async fn from_credential(credential: Credential, _: &Request<'_>) -> Result<Self, Refusal> {
-        match credential.username.as_str() {
+        match &*credential.username {
             "mallory" => Err(Refusal::Unauthenticated),
             _ => Ok(NotMallory {
                 name: credential.username,

@@ -60,7 +60,7 @@ use rocket_digest_auth::{DigestAuthenticated, User};
 /// `GET /me`: the authenticated username, as text.
 #[get("/me")]
 pub fn me(user: DigestAuthenticated<User>) -> String {
-    user.username.clone()
+    user.username.to_string()
 }
 
 /// The URL of a SQLite database file, created if missing.

@@ -211,7 +211,7 @@ async fn sign_in(verifier: &Verifier, user: &str, token: &str) -> Vec<u16> {
         let parts = RequestParts::new("GET", "/me", Some(&authorization));
         codes.push(match verifier.verify(&parts).await {
             Ok(verified) => {
-                assert_eq!(verified.credential.username, user);
+                assert_eq!(&*verified.credential.username, user);
                 200
             }
             Err(rejection) => rejection.status_code(),
@@ -229,8 +229,8 @@ pub async fn tokens_issue_rotate_revoke(store: &SqlStore, options: &StoreOptions
     assert_eq!(first.len(), 40);
     assert!(first.bytes().all(|b| b.is_ascii_hexdigit()));
     let credential = store.credential(&user).await.unwrap().expect("issued");
-    assert_eq!(credential.username, user);
-    assert_eq!(credential.secret, Secret::Token(first.clone()));
+    assert_eq!(&*credential.username, user);
+    assert_eq!(credential.secret, Secret::Token(first.as_str().into()));
     let created = credential.created_at.expect("created_at recorded");
     assert!((chrono::Utc::now() - created).num_seconds().abs() < 60);
     assert_eq!(sign_in(&verifier, &user, &first).await, [200, 200, 200]);
@@ -239,7 +239,7 @@ pub async fn tokens_issue_rotate_revoke(store: &SqlStore, options: &StoreOptions
     let second = store.issue_token(&user).await.unwrap();
     assert_ne!(second, first);
     let credential = store.credential(&user).await.unwrap().expect("rotated");
-    assert_eq!(credential.secret, Secret::Token(second.clone()));
+    assert_eq!(credential.secret, Secret::Token(second.as_str().into()));
     assert_eq!(sign_in(&verifier, &user, &first).await, [401, 401, 401]);
     assert_eq!(sign_in(&verifier, &user, &second).await, [200, 200, 200]);
 
@@ -265,8 +265,8 @@ pub async fn userhash_lookup(store: &SqlStore, options: &StoreOptions) {
         let found: Option<Credential> =
             store.credential_by_userhash(hash, &userhash).await.unwrap();
         let found = found.unwrap_or_else(|| panic!("{user} not found by its {alg} userhash"));
-        assert_eq!(found.username, user);
-        assert_eq!(found.secret, Secret::Token(token.clone()));
+        assert_eq!(&*found.username, user);
+        assert_eq!(found.secret, Secret::Token(token.as_str().into()));
         let other = if hash == HashFunction::Md5 {
             HashFunction::Sha256
         } else {
@@ -294,7 +294,7 @@ pub async fn userhash_lookup(store: &SqlStore, options: &StoreOptions) {
         .await
         .unwrap()
         .expect("still found after rotation");
-    assert_eq!(found.secret, Secret::Token(rotated));
+    assert_eq!(found.secret, Secret::Token(rotated.into()));
     assert!(store.revoke_token(&user).await.unwrap());
     assert_eq!(
         store

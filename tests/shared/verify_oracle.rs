@@ -64,7 +64,7 @@ pub fn check_correct(
         opaque,
         nonce,
     } = *account;
-    assert_eq!(verified.credential.username, user);
+    assert_eq!(&*verified.credential.username, user);
     if a.realm != realm || a.opaque.as_deref() != Some(opaque) || a.nonce != nonce {
         fail("realm, opaque or nonce");
     }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::Row;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use super::{with_pool, Dialect, Pool, SqlStore};
 use crate::store::{
@@ -122,16 +122,22 @@ macro_rules! credential_from_row {
         let username: String = row.try_get("username")?;
         let token: Option<String> = row.try_get("token")?;
         let secret = match token {
-            Some(token) => Secret::Token(token),
-            None => Secret::Ha1 {
-                md5: row.try_get("ha1_md5")?,
-                sha256: row.try_get("ha1_sha256")?,
-                sha512_256: row.try_get("ha1_sha512_256")?,
-            },
+            Some(token) => Secret::Token(token.into()),
+            None => {
+                let ha1 = |column| {
+                    row.try_get::<Option<String>, _>(column)
+                        .map(|h| h.map(Arc::from))
+                };
+                Secret::Ha1 {
+                    md5: ha1("ha1_md5")?,
+                    sha256: ha1("ha1_sha256")?,
+                    sha512_256: ha1("ha1_sha512_256")?,
+                }
+            }
         };
         let updated_at: i64 = row.try_get("updated_at")?;
         Credential {
-            username,
+            username: username.into(),
             secret,
             created_at: Utc.timestamp_opt(updated_at, 0).single(),
         }
