@@ -34,9 +34,7 @@ impl HashFunction {
     /// Lower-case hex digest of the concatenation of `parts`, on the stack.
     pub fn hex_digest(self, parts: &[&[u8]]) -> HexDigest {
         let mut h = Hasher::new(self);
-        for p in parts {
-            h.update(p);
-        }
+        h.update_all(parts);
         h.finish()
     }
 
@@ -87,6 +85,26 @@ impl Hasher {
             Hasher::Sha256(d) => d.update(bytes),
             Hasher::Sha512_256(d) => d.update(bytes),
         }
+    }
+
+    /// Hashes the concatenation of `parts`, gathered on the stack first:
+    /// a copy costs less than an update of the hash's own buffer.
+    pub(crate) fn update_all(&mut self, parts: &[&[u8]]) {
+        let mut gathered = [0u8; 128];
+        let mut len = 0;
+        for part in parts {
+            if len + part.len() > gathered.len() {
+                self.update(&gathered[..len]);
+                len = 0;
+                if part.len() > gathered.len() {
+                    self.update(part);
+                    continue;
+                }
+            }
+            gathered[len..len + part.len()].copy_from_slice(part);
+            len += part.len();
+        }
+        self.update(&gathered[..len]);
     }
 
     /// The digest in lower-case hex.

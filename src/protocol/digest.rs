@@ -170,13 +170,17 @@ impl KeyedDigest {
     /// The prefix after HA1: `":" nonce ":"` and the qop's part.
     fn continued(mut prefix: Hasher, nonce: &str, qop: Option<&QopParams<'_>>) -> KeyedDigest {
         let hash = prefix.function();
-        prefix.update(b":");
-        prefix.update(nonce.as_bytes());
-        prefix.update(b":");
-        if let Some(q) = qop {
-            for part in [q.nc_raw.as_bytes(), b":", q.cnonce.as_bytes(), b":"] {
-                prefix.update(part);
-            }
+        match qop {
+            Some(q) => prefix.update_all(&[
+                b":",
+                nonce.as_bytes(),
+                b":",
+                q.nc_raw.as_bytes(),
+                b":",
+                q.cnonce.as_bytes(),
+                b":",
+            ]),
+            None => prefix.update_all(&[b":", nonce.as_bytes(), b":"]),
         }
         KeyedDigest {
             hash,
@@ -210,11 +214,10 @@ impl KeyedDigest {
 
     fn finish(&self, kind: Option<Qop>, ha2: &HexDigest) -> HexDigest {
         let mut h = self.prefix.clone();
-        if let Some(kind) = kind {
-            h.update(kind.as_str().as_bytes());
-            h.update(b":");
+        match kind {
+            Some(kind) => h.update_all(&[kind.as_str().as_bytes(), b":", ha2.as_bytes()]),
+            None => h.update(ha2.as_bytes()),
         }
-        h.update(ha2.as_bytes());
         h.finish()
     }
 }

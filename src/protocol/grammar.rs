@@ -38,23 +38,22 @@ pub fn params(s: &str) -> Params<'_> {
     Params {
         s,
         i: 0,
-        seen: [""; MAX_PARAMS],
         count: 0,
         seen_marks: 0,
         failed: false,
     }
 }
 
-/// The iterator of [`params`]. It remembers the names seen so far on the
-/// stack, so that parsing a list allocates nothing unless a value had escapes.
+/// The iterator of [`params`]. Parsing a list allocates nothing unless a
+/// value had escapes.
 #[derive(Debug, Clone)]
 pub struct Params<'a> {
     s: &'a str,
     i: usize,
-    seen: [&'a str; MAX_PARAMS],
     count: usize,
     /// One bit per (length, first letter in any case) of the names seen:
-    /// only a name whose bit is set is compared with the names seen.
+    /// only a name whose bit is set is compared with the names before it
+    /// (read again from the start: rare in real headers).
     seen_marks: u64,
     failed: bool,
 }
@@ -128,21 +127,24 @@ impl<'a> Params<'a> {
             return Err(ParseError::Syntax(i));
         }
         let mark = 1u64 << ((name.len() * 7 + usize::from(bytes[start] | 0x20)) % 64);
-        if self.seen_marks & mark != 0
-            && self.seen[..self.count]
-                .iter()
-                .any(|n| n.eq_ignore_ascii_case(name))
-        {
+        if self.seen_marks & mark != 0 && self.named_before(start, name) {
             return Err(ParseError::Duplicate(name.to_ascii_lowercase()));
         }
         self.seen_marks |= mark;
         if self.count == MAX_PARAMS {
             return Err(ParseError::TooManyParams);
         }
-        self.seen[self.count] = name;
         self.count += 1;
         self.i = i;
         Ok(Some((name, value)))
+    }
+
+    /// Whether a parameter before byte `end` of the list is named `name`,
+    /// in any case. The list up to `end` parsed without error.
+    fn named_before(&self, end: usize, name: &str) -> bool {
+        let mut earlier = params(&self.s[..end]);
+        std::iter::from_fn(|| earlier.parse_one().ok().flatten())
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
     }
 }
 

@@ -85,7 +85,11 @@ impl<'r> Received<'r> {
                 !transfer_encoding
                     && matches!(
                         method,
-                        Method::Get | Method::Head | Method::Options | Method::Delete | Method::Trace
+                        Method::Get
+                            | Method::Head
+                            | Method::Options
+                            | Method::Delete
+                            | Method::Trace
                     )
             }
         };
