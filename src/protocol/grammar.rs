@@ -40,6 +40,7 @@ pub fn params(s: &str) -> Params<'_> {
         i: 0,
         count: 0,
         seen_marks: 0,
+        rescan: false,
         failed: false,
     }
 }
@@ -55,6 +56,8 @@ pub struct Params<'a> {
     /// only a name whose bit is set is compared with the names before it
     /// (read again from the start: rare in real headers).
     seen_marks: u64,
+    /// A scan of names already checked, by [`Params::named_before`].
+    rescan: bool,
     failed: bool,
 }
 
@@ -127,7 +130,7 @@ impl<'a> Params<'a> {
             return Err(ParseError::Syntax(i));
         }
         let mark = 1u64 << ((name.len() * 7 + usize::from(bytes[start] | 0x20)) % 64);
-        if self.seen_marks & mark != 0 && self.named_before(start, name) {
+        if self.seen_marks & mark != 0 && !self.rescan && self.named_before(start, name) {
             return Err(ParseError::Duplicate(name.to_ascii_lowercase()));
         }
         self.seen_marks |= mark;
@@ -142,7 +145,12 @@ impl<'a> Params<'a> {
     /// Whether a parameter before byte `end` of the list is named `name`,
     /// in any case. The list up to `end` parsed without error.
     fn named_before(&self, end: usize, name: &str) -> bool {
-        let mut earlier = params(&self.s[..end]);
+        // The names before were each checked already: the scan looks for
+        // no duplicates among them (and so never recurses).
+        let mut earlier = Params {
+            rescan: true,
+            ..params(&self.s[..end])
+        };
         std::iter::from_fn(|| earlier.parse_one().ok().flatten())
             .any(|(n, _)| n.eq_ignore_ascii_case(name))
     }
@@ -281,6 +289,23 @@ mod tests {
         assert_eq!(names, Err(ParseError::Duplicate("username".into())));
         let p: Vec<_> = params("username=a, userhash=b, usermask=c").collect();
         assert!(p.iter().all(Result::is_ok), "{p:?}");
+    }
+
+    #[test]
+    fn names_that_all_share_a_mark_are_compared_once_each() {
+        // Every name collides with every earlier one: a rescan that looked
+        // for duplicates again would recurse without end (2^32 scans).
+        let list: Vec<String> = (0..MAX_PARAMS).map(|i| format!("x{i:02}=v")).collect();
+        let header = list.join(", ");
+        let parsed: Vec<_> = params(&header).collect();
+        assert_eq!(parsed.len(), MAX_PARAMS);
+        assert!(parsed.iter().all(Result::is_ok), "{parsed:?}");
+        let mut repeated = list.clone();
+        repeated.push("X31=w".to_owned());
+        assert_eq!(
+            all(&repeated.join(", ")),
+            Err(ParseError::Duplicate("x31".into()))
+        );
     }
 
     #[test]
