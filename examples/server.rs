@@ -42,7 +42,6 @@ struct Admin {
     username: std::sync::Arc<str>,
 }
 
-#[rocket::async_trait]
 impl DigestUser for Admin {
     async fn from_credential(credential: Credential, _: &Request<'_>) -> Result<Self, Refusal> {
         match &*credential.username {

@@ -21,7 +21,6 @@ use common::local::{get, issue, send, session, with_auth, Reply};
 /// Admits everyone but `bob` (403) and `carol` (whose lookup fails: 503).
 struct Staff;
 
-#[rocket::async_trait]
 impl DigestUser for Staff {
     async fn from_credential(credential: Credential, _: &Request<'_>) -> Result<Self, Refusal> {
         match &*credential.username {

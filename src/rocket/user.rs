@@ -1,5 +1,6 @@
 //! The user type a guard yields, and how an app refuses an authenticated user.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -41,7 +42,6 @@ pub enum Refusal {
 ///     name: String,
 /// }
 ///
-/// #[rocket::async_trait]
 /// impl DigestUser for Admin {
 ///     async fn from_credential(credential: Credential, _: &Request<'_>) -> Result<Self, Refusal> {
 ///         match &*credential.username {
@@ -57,7 +57,6 @@ pub enum Refusal {
 ///     format!("hello, {}", user.name)
 /// }
 /// ```
-#[rocket::async_trait]
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a user type of `DigestAuthenticated`",
     label = "does not implement `DigestUser`",
@@ -66,10 +65,12 @@ pub enum Refusal {
 )]
 pub trait DigestUser: Sized + Send + Sync + 'static {
     /// The user for `credential`, or why it is refused: see [`Refusal`].
-    async fn from_credential(
+    /// Implement it as a plain `async fn`: `#[async_trait]` on the impl
+    /// changes its signature, which then does not match this one.
+    fn from_credential(
         credential: Credential,
         request: &Request<'_>,
-    ) -> Result<Self, Refusal>;
+    ) -> impl Future<Output = Result<Self, Refusal>> + Send;
 }
 
 /// The default user: the username and when its token was made.
@@ -81,7 +82,6 @@ pub struct User {
     pub token_created_at: Option<DateTime<Utc>>,
 }
 
-#[rocket::async_trait]
 impl DigestUser for User {
     async fn from_credential(credential: Credential, _: &Request<'_>) -> Result<Self, Refusal> {
         Ok(User {

@@ -71,7 +71,6 @@ pub struct NotMallory {
     name: std::sync::Arc<str>,
 }
 
-#[rocket::async_trait]
 impl DigestUser for NotMallory {
     async fn from_credential(credential: Credential, _: &Request<'_>) -> Result<Self, Refusal> {
         match &*credential.username {
