@@ -22,10 +22,11 @@ use super::header::{ParseError, MAX_PARAMS};
 /// another scheme or none.
 pub fn digest_params(value: &str) -> Option<&str> {
     let value = value.trim_start_matches([' ', '\t']);
-    let (scheme, rest) = match value.find([' ', '\t']) {
-        Some(i) => (&value[..i], &value[i..]),
-        None => (value, ""),
-    };
+    let scheme_end = value
+        .bytes()
+        .position(|b| b == b' ' || b == b'\t')
+        .unwrap_or(value.len());
+    let (scheme, rest) = value.split_at(scheme_end);
     scheme.eq_ignore_ascii_case("digest").then_some(rest)
 }
 
