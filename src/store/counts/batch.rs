@@ -1,12 +1,14 @@
-//! Group commit of row-per-claim nonce counts (`nc_lease = 0`).
+//! Group commit of nonce counts claimed one by one in a shared store: the
+//! database's rows (`nc_lease = 0`) and Redis.
 //!
 //! Each claim on its own would be a transaction: on SQLite a WAL append and
 //! two hand-offs to sqlx's connection thread, on PostgreSQL a commit that
-//! waits for the WAL flush. Here concurrent claims queue on a channel while
+//! waits for the WAL flush, on Redis a script call and its round trip. Here
+//! concurrent claims queue on a channel while
 //! the writer task is busy; each round takes everything queued (up to
 //! [`MAX_GROUP`]) and hands the claims that need the store to one callback
 //! call, which decides them in one round trip (the database store's group
-//! statement). Nobody is answered before that call has returned, and a
+//! statement, Redis's claim script). Nobody is answered before that call has returned, and a
 //! failed call fails every claim of the group (503).
 //!
 //! A group means exactly what its claims would mean one after another: the
@@ -92,11 +94,22 @@ where
 {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while requests.recv_many(&mut group, MAX_GROUP).await > 0 {
+        // A claim whose request gave up (`store_timeout`, answered 503) is
+        // not made: it would spend a count the client was never told of.
+        group.retain(|queued| !queued.reply.is_closed());
         let (asked, claims) = pre_decide(&group);
         let answers = if claims.is_empty() {
             Ok(Vec::new())
         } else {
-            decide(claims).await
+            // Once nobody waits, the call is dropped, and with it a command
+            // the store has not been sent yet (a connection still coming back).
+            rocket::tokio::select! {
+                answers = decide(claims) => answers,
+                () = all_gone(&mut group) => {
+                    group.clear();
+                    continue;
+                }
+            }
         };
         match answers {
             Ok(accepted) if accepted.len() == asked.len() => {
@@ -120,6 +133,13 @@ where
                 }
             }
         }
+    }
+}
+
+/// Resolves once every request of `group` has stopped waiting.
+async fn all_gone(group: &mut [Queued]) {
+    for queued in group {
+        queued.reply.closed().await;
     }
 }
 
@@ -224,6 +244,80 @@ mod tests {
             accepted += u32::from(claim == Claim::Accepted);
         }
         assert_eq!(accepted, 50);
+    }
+
+    fn at(nc: u32) -> ClaimRequest<'static> {
+        ClaimRequest::new("n", "c", nc, i64::MAX, 64)
+    }
+
+    #[rocket::async_test]
+    async fn a_claim_whose_request_gave_up_is_not_made() {
+        // The first call waits to be released; a claim queued behind it
+        // gives up meanwhile.
+        let made: Arc<Mutex<Vec<u32>>> = Arc::default();
+        let release = Arc::new(rocket::tokio::sync::Notify::new());
+        let batcher = {
+            let (made, release) = (made.clone(), release.clone());
+            Batcher::start(move |claims: Vec<Asked>| {
+                let (made, release) = (made.clone(), release.clone());
+                async move {
+                    made.lock().unwrap().extend(claims.iter().map(|c| c.nc));
+                    if claims[0].nc == 1 {
+                        release.notified().await;
+                    }
+                    Ok(vec![true; claims.len()])
+                }
+            })
+        };
+        let first = rocket::tokio::spawn({
+            let batcher = batcher.clone();
+            async move { batcher.claim(at(1)).await }
+        });
+        while made.lock().unwrap().is_empty() {
+            rocket::tokio::task::yield_now().await;
+        }
+        let patience = std::time::Duration::from_millis(50);
+        let gave_up = rocket::tokio::time::timeout(patience, batcher.claim(at(2))).await;
+        assert!(gave_up.is_err());
+        release.notify_one();
+        assert_eq!(first.await.unwrap().unwrap(), Claim::Accepted);
+        assert_eq!(batcher.claim(at(3)).await.unwrap(), Claim::Accepted);
+        assert_eq!(*made.lock().unwrap(), [1, 3], "count 2 was never made");
+    }
+
+    #[rocket::async_test]
+    async fn a_call_nobody_waits_for_any_more_is_dropped() {
+        struct Dropped(Arc<Mutex<bool>>);
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                *self.0.lock().unwrap() = true;
+            }
+        }
+        let dropped = Arc::new(Mutex::new(false));
+        let batcher = {
+            let dropped = dropped.clone();
+            Batcher::start(move |claims: Vec<Asked>| {
+                // Only the first call, which never ends on its own (a store
+                // that hangs), flags its drop.
+                let hangs = (claims[0].nc == 1).then(|| Dropped(dropped.clone()));
+                async move {
+                    if let Some(_flag) = hangs {
+                        std::future::pending::<()>().await;
+                    }
+                    Ok(vec![true; claims.len()])
+                }
+            })
+        };
+        let patience = std::time::Duration::from_millis(50);
+        assert!(rocket::tokio::time::timeout(patience, batcher.claim(at(1)))
+            .await
+            .is_err());
+        // The writer is not held by the call: the next claim is decided.
+        let next = rocket::tokio::time::timeout(patience * 100, batcher.claim(at(2)))
+            .await
+            .expect("the writer is still held by a call nobody waits for");
+        assert_eq!(next.unwrap(), Claim::Accepted);
+        assert!(*dropped.lock().unwrap());
     }
 
     #[rocket::async_test]
