@@ -338,7 +338,7 @@ if [ -z "${NO_WRK:-}" ] && { [ -z "${SKIP_COMPARE:-}" ] || [ -n "$HAVE_REDIS" ];
     if command -v wrk >/dev/null; then
         log "wrk rows (bench/wrk.sh)"
         echo >>"$WORK/table"
-        ONLY_FLEET=${SKIP_COMPARE:+1} BASE_PORT=$((PORT + 1)) RESULTS="$WORK/wrk-table" bench/wrk.sh
+        ONLY_FLEET=${SKIP_COMPARE:+1} BASE_PORT=$((PORT + 1)) RESULTS="$WORK/wrk-table" bench/wrk.sh >&2
         cat "$WORK/wrk-table" >>"$WORK/table"
         PORT=$((PORT + 10))
     else
