@@ -36,7 +36,7 @@
 #   ONLY_FLEET=1      only the fleet rows (the load generator's and wrk's) and
 #                     the Redis memory check
 #   NO_WRK=1          skip the wrk rows (bench/wrk.sh, same CONNECTIONS,
-#                     DURATION, ROUNDS, NO_APACHE, NO_FLEET)
+#                     DURATION, ROUNDS, NO_APACHE, NO_FLEET, DIGEST_AUTH_CONFIG)
 #   DIGEST_AUTH_CONFIG  extra [digest_auth] keys for every run of the crate's
 #                     server, as inline TOML, e.g. 'credential_cache_ttl=5'
 #   DIGEST_AUTH_TEST_POSTGRES_URL  PostgreSQL URL (default postgres://postgres@127.0.0.1:5432/test)
