@@ -4,7 +4,8 @@
 # PostgreSQL, MariaDB/MySQL), and Apache httpd with mod_auth_digest, all driven by the same
 # Digest load generator (examples/loadgen.rs) with the same connection count.
 # Then the same with wrk replaying precomputed headers on two routes that
-# differ only in the guard (bench/wrk.sh: memory, SQLite, Apache).
+# differ only in the guard (bench/wrk.sh: memory, SQLite, Apache, and the
+# fleet below with each nonce's counts alternating between the instances).
 # Then a fleet: two instances, PostgreSQL credentials, nonce counts in Redis
 # against counts in PostgreSQL (nc_lease = 0), each against the open route
 # of the same two instances, the load generator sending each connection's
@@ -28,13 +29,14 @@
 #   NO_POSTGRES=1     skip PostgreSQL (also skipped when it is unreachable)
 #   NO_MYSQL=1        skip MariaDB/MySQL (also skipped when it is unreachable)
 #   NO_APACHE=1       skip Apache
-#   SKIP_COMPARE=1    skip the per-store, Apache and wrk rows (with NO_FLEET=1:
-#                     only the counter-table check)
+#   SKIP_COMPARE=1    skip the per-store, Apache and wrk rows but wrk's fleet
+#                     (with NO_FLEET=1: only the counter-table check)
 #   NO_FLEET=1        skip the fleet rows and the Redis memory check (also
 #                     skipped without PostgreSQL or redis-server)
-#   ONLY_FLEET=1      only the fleet rows and the Redis memory check
+#   ONLY_FLEET=1      only the fleet rows (the load generator's and wrk's) and
+#                     the Redis memory check
 #   NO_WRK=1          skip the wrk rows (bench/wrk.sh, same CONNECTIONS,
-#                     DURATION, ROUNDS, NO_APACHE)
+#                     DURATION, ROUNDS, NO_APACHE, NO_FLEET, DIGEST_AUTH_CONFIG)
 #   DIGEST_AUTH_CONFIG  extra [digest_auth] keys for every run of the crate's
 #                     server, as inline TOML, e.g. 'credential_cache_ttl=5'
 #   DIGEST_AUTH_TEST_POSTGRES_URL  PostgreSQL URL (default postgres://postgres@127.0.0.1:5432/test)
@@ -59,7 +61,6 @@ WARMUP=${WARMUP:-2}
 ROUNDS=${ROUNDS:-2}
 MILLION_REQUESTS=${MILLION_REQUESTS:-1000000}
 BASE_PORT=${BASE_PORT:-18180}
-PG_URL=${DIGEST_AUTH_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 MYSQL_URL=${DIGEST_AUTH_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/test}
 TARGET=${CARGO_TARGET_DIR:-target}
 SECRET="compare.sh shared secret, 32 bytes or more"
@@ -69,7 +70,6 @@ USERNAME="bench-$$"
 WORK=$(mktemp -d /tmp/digest-compare.XXXXXX)
 chmod 755 "$WORK"
 PIDS=()
-PG_SCHEMAS=()
 MYSQL_DATABASES=()
 # The `mariadb` client on MYSQL_URL's server: mysql://user[:password]@host[:port]/...
 mysql_client() {
@@ -85,9 +85,7 @@ cleanup() {
         kill "$pid" 2>/dev/null || true
     done
     wait 2>/dev/null || true
-    for schema in "${PG_SCHEMAS[@]}"; do
-        psql "$PG_URL" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
-    done
+    drop_pg_schemas
     for database in "${MYSQL_DATABASES[@]}"; do
         mysql_client -e "DROP DATABASE IF EXISTS $database" >/dev/null 2>&1 || true
     done
@@ -99,25 +97,11 @@ trap cleanup EXIT
 . bench/lib.sh
 
 # --- build --------------------------------------------------------------------
-FEATURES=()
-[ -n "${NO_POSTGRES:-}" ] || FEATURES+=(postgres)
-[ -n "${NO_MYSQL:-}" ] || FEATURES+=(mysql)
 if [ -n "${ONLY_FLEET:-}" ]; then
     SKIP_COMPARE=1
     NO_SQLITE_MILLION=1
 fi
-HAVE_REDIS=""
-if [ -z "${NO_FLEET:-}" ] && [ -z "${NO_POSTGRES:-}" ]; then
-    if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
-        HAVE_REDIS=1
-        FEATURES+=(redis)
-    else
-        log "fleet skipped: redis-server/redis-cli not installed (apt-get install -y redis-server)"
-    fi
-fi
-if [ ${#FEATURES[@]} -gt 0 ]; then
-    FEATURES=(--features "$(IFS=,; echo "${FEATURES[*]}")")
-fi
+bench_features
 log "building release binaries (${FEATURES[*]:-default features})"
 cargo build --release "${FEATURES[@]}" --example server --example loadgen >&2
 SERVER="$TARGET/release/examples/server"
@@ -211,20 +195,6 @@ sampled_run() {
 }
 stale_of() { # label -> the stale=true 401s re-answered, summed over its rounds
     awk -v l="$1" '$1 == l { s += $8 } END { print s + 0 }' "$WORK/runs"
-}
-
-pg_schema_url() { # schema -> the URL with that schema first on the search path
-    local sep='?'
-    [[ $PG_URL == *\?* ]] && sep='&'
-    echo "${PG_URL}${sep}options%5Bsearch_path%5D=$1"
-}
-# pg_schema NAME: creates schema NAME for this run (dropped at exit) and sets
-# SCHEMA_URL to its URL; fails when PostgreSQL is unreachable. Not in a
-# command substitution: its subshell would lose the registration.
-pg_schema() {
-    psql "$PG_URL" -qc "CREATE SCHEMA IF NOT EXISTS $1" >/dev/null 2>&1 || return 1
-    PG_SCHEMAS+=("$1")
-    SCHEMA_URL=$(pg_schema_url "$1")
 }
 
 : >"$WORK/runs"
@@ -360,19 +330,20 @@ fi
     echo "- SQLite protected p99 / open p99: $r (target <= 3: $(meets "$r" 3 "<="))"
 } >"$WORK/table"
 
-# --- wrk replaying precomputed headers, identical routes ----------------------
-if [ -z "${NO_WRK:-}" ]; then
+fi
+
+# --- wrk replaying precomputed headers: identical routes, and the fleet -------
+# (with SKIP_COMPARE, the fleet alone)
+if [ -z "${NO_WRK:-}" ] && { [ -z "${SKIP_COMPARE:-}" ] || [ -n "$HAVE_REDIS" ]; }; then
     if command -v wrk >/dev/null; then
         log "wrk rows (bench/wrk.sh)"
         echo >>"$WORK/table"
-        BASE_PORT=$((PORT + 1)) RESULTS="$WORK/wrk-table" bench/wrk.sh
+        ONLY_FLEET=${SKIP_COMPARE:+1} BASE_PORT=$((PORT + 1)) RESULTS="$WORK/wrk-table" bench/wrk.sh >&2
         cat "$WORK/wrk-table" >>"$WORK/table"
         PORT=$((PORT + 10))
     else
         echo "- wrk rows skipped: wrk is not installed (apt-get install -y wrk)" >>"$WORK/table"
     fi
-fi
-
 fi
 
 # --- a fleet: two instances, one client's requests alternating between them ----
@@ -383,54 +354,12 @@ fi
 # round-robin needs without Redis); each against the open route of the same
 # two instances.
 HAVE_FLEET=""
-# fleet_start LABEL DIGEST_AUTH DATABASES: makes the user's token, starts
-# two instances; sets TOKEN, FLEET_PIDS, FLEET_OPEN and FLEET_ME (their
-# open and protected URLs). Fails when the token cannot be made.
-fleet_start() {
-    local label=$1 digest_auth=$2 databases=$3 i pid
-    FLEET_PIDS=() FLEET_OPEN="" FLEET_ME=""
-    TOKEN=$(env ROCKET_DIGEST_AUTH="$digest_auth" ROCKET_DATABASES="$databases" \
-        "$SERVER" create-token "$USERNAME" 2>"$WORK/$label-token.err" | tail -n1)
-    [ -n "$TOKEN" ] || return 1
-    for i in 1 2; do
-        PORT=$((PORT + 1))
-        env ROCKET_PORT=$PORT ROCKET_DIGEST_AUTH="$digest_auth" ROCKET_DATABASES="$databases" \
-            "$SERVER" >"$WORK/$label-$i.out" 2>"$WORK/$label-$i.err" &
-        pid=$!
-        PIDS+=("$pid")
-        FLEET_PIDS+=("$pid")
-        wait_http "http://127.0.0.1:$PORT/"
-        FLEET_OPEN+=" http://127.0.0.1:$PORT/"
-        FLEET_ME+=" http://127.0.0.1:$PORT/me"
-    done
-}
-fleet_stop() {
-    local pid
-    for pid in "${FLEET_PIDS[@]}"; do stop "$pid"; done
-}
 if [ -n "$HAVE_REDIS" ]; then
-    start_private_redis "$WORK"
-    PIDS+=("$REDIS_PID")
-    REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
-    log "fleet: redis-server $(redis-server --version | sed -E 's/.* v=([^ ]+).*/\1/') on port $REDIS_PORT"
+    fleet_redis
     for variant in fleet-redis fleet-postgres; do
-        if ! pg_schema "digest_auth_bench_$$_${variant//-/_}"; then
-            log "fleet skipped: PostgreSQL unreachable at $PG_URL (psql failed)"
-            break
-        fi
-        if [ "$variant" = fleet-redis ]; then
-            digest_auth="{secret=\"$SECRET\",counts=\"redis\"$EXTRA}"
-            databases="{digest_auth={url=\"$SCHEMA_URL\"},digest_auth_counts={url=\"$REDIS_URL\"}}"
-        else
-            digest_auth="{secret=\"$SECRET\",nc_lease=0$EXTRA}"
-            databases="{digest_auth={url=\"$SCHEMA_URL\"}}"
-        fi
-        if ! fleet_start "$variant" "$digest_auth" "$databases"; then
-            log "fleet skipped: no token ($(tail -n1 "$WORK/$variant-token.err"))"
-            break
-        fi
+        fleet_up "$variant" || break
         HAVE_FLEET=1
-        measure_pair "$variant" "$FLEET_OPEN" "$FLEET_ME" "$USERNAME" "$TOKEN"
+        measure_pair "$variant" "${FLEET_BASES[*]/%//}" "${FLEET_BASES[*]/%//me}" "$USERNAME" "$TOKEN"
         fleet_stop
     done
 fi
@@ -443,18 +372,9 @@ if [ -n "$HAVE_FLEET" ]; then
         echo "| fleet, nonce counts in | open req/s | protected req/s | protected/open | target | open p99 ms | protected p99 ms | p99 protected/open | target | stale=true | errors |"
         echo "|---|---|---|---|---|---|---|---|---|---|---|"
         for label in fleet-redis fleet-postgres; do
-            case $label in
-            fleet-redis) name="Redis" t_rps=0.5 t_p99=3 ;;
-            fleet-postgres) name="PostgreSQL (nc_lease = 0)" t_rps="" t_p99="" ;;
-            esac
             read -r o_rps o_p99 o_err <<<"$(summary "$label-open")"
             read -r p_rps p_p99 p_err <<<"$(summary "$label-protected")"
-            r=$(ratio "$p_rps" "$o_rps")
-            r99=$(ratio "$p_p99" "$o_p99")
-            t1="-" t2="-"
-            [ -n "$t_rps" ] && t1=">= $t_rps: $(meets "$r" "$t_rps" ">=")"
-            [ -n "$t_p99" ] && t2="<= $t_p99: $(meets "$r99" "$t_p99" "<=")"
-            echo "| $name | $o_rps | $p_rps | $r | $t1 | $o_p99 | $p_p99 | $r99 | $t2 | $(stale_of "$label-protected") | $((o_err + p_err)) |"
+            echo "$(fleet_cells "$label" "$o_rps" "$o_p99" "$p_rps" "$p_p99") $(stale_of "$label-protected") | $((o_err + p_err)) |"
         done
     } >>"$WORK/table"
 fi
@@ -475,7 +395,7 @@ if [ -n "$HAVE_FLEET" ] && [ "$MILLION_REQUESTS" -gt 0 ]; then
     fleet_start fleet-memory "{secret=\"$SECRET\",counts=\"redis\",nonce_lifetime=$LIFETIME,nextnonce_within=5$EXTRA}" \
         "{digest_auth={url=\"$SCHEMA_URL\"},digest_auth_counts={url=\"$REDIS_URL\"}}"
     read -r m_before k_before <<<"$(redis_sample)"
-    sampled_run redis-million redis_sample "$FLEET_ME"
+    sampled_run redis-million redis_sample "${FLEET_BASES[*]/%//me}"
     read -r m_end k_end <<<"$(redis_sample)"
     sleep $((LIFETIME + SKEW + 2))
     read -r m_after k_after <<<"$(redis_sample)"

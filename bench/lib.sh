@@ -116,3 +116,134 @@ start_private_redis() {
     echo "the private redis-server did not answer (log: $dir/redis.log)" >&2
     return 1
 }
+
+# bench_features: sets FEATURES to the cargo arguments both bench scripts
+# build the example server with, the same in both so that neither replaces
+# the other's binary with one lacking a feature: postgres unless
+# NO_POSTGRES, mysql unless NO_MYSQL, redis for the fleet unless NO_FLEET
+# or NO_POSTGRES and when redis-server and redis-cli are installed (then
+# HAVE_REDIS=1).
+bench_features() {
+    local features=()
+    HAVE_REDIS=""
+    [ -n "${NO_POSTGRES:-}" ] || features+=(postgres)
+    [ -n "${NO_MYSQL:-}" ] || features+=(mysql)
+    if [ -z "${NO_FLEET:-}" ] && [ -z "${NO_POSTGRES:-}" ]; then
+        if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
+            HAVE_REDIS=1
+            features+=(redis)
+        else
+            log "fleet skipped: redis-server/redis-cli not installed (apt-get install -y redis-server)"
+        fi
+    fi
+    FEATURES=()
+    if [ ${#features[@]} -gt 0 ]; then
+        FEATURES=(--features "$(IFS=,; echo "${features[*]}")")
+    fi
+}
+
+PG_URL=${DIGEST_AUTH_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+PG_SCHEMAS=()
+
+pg_schema_url() { # schema -> the URL with that schema first on the search path
+    local sep='?'
+    [[ $PG_URL == *\?* ]] && sep='&'
+    echo "${PG_URL}${sep}options%5Bsearch_path%5D=$1"
+}
+# pg_schema NAME: creates schema NAME for this run (dropped at exit by
+# drop_pg_schemas) and sets SCHEMA_URL to its URL; fails when PostgreSQL is
+# unreachable. Not in a command substitution: its subshell would lose the
+# registration.
+pg_schema() {
+    psql "$PG_URL" -qc "CREATE SCHEMA IF NOT EXISTS $1" >/dev/null 2>&1 || return 1
+    PG_SCHEMAS+=("$1")
+    SCHEMA_URL=$(pg_schema_url "$1")
+}
+drop_pg_schemas() {
+    local schema
+    for schema in "${PG_SCHEMAS[@]}"; do
+        psql "$PG_URL" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
+    done
+}
+
+# --- a fleet: two instances of the example server -----------------------------
+# These use the calling script's SERVER, WORK, USERNAME, SECRET, PORT (the
+# last port taken) and PIDS (killed at exit), and EXTRA (more [digest_auth]
+# keys, ",key=value...", may be unset).
+
+# fleet_redis: this run's redis-server (start_private_redis in WORK); sets
+# REDIS_URL.
+fleet_redis() {
+    start_private_redis "$WORK"
+    PIDS+=("$REDIS_PID")
+    REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+    log "fleet: redis-server $(redis-server --version | sed -E 's/.* v=([^ ]+).*/\1/') on port $REDIS_PORT"
+}
+
+# fleet_start LABEL DIGEST_AUTH DATABASES: makes the user's token, starts
+# two instances on the next two ports; sets TOKEN, FLEET_PIDS and
+# FLEET_BASES (their base URLs, http://127.0.0.1:PORT). Fails when the
+# token cannot be made.
+fleet_start() {
+    local label=$1 digest_auth=$2 databases=$3 i pid
+    FLEET_PIDS=() FLEET_BASES=()
+    TOKEN=$(env ROCKET_DIGEST_AUTH="$digest_auth" ROCKET_DATABASES="$databases" \
+        "$SERVER" create-token "$USERNAME" 2>"$WORK/$label-token.err" | tail -n1)
+    [ -n "$TOKEN" ] || return 1
+    for i in 1 2; do
+        PORT=$((PORT + 1))
+        env ROCKET_PORT=$PORT ROCKET_DIGEST_AUTH="$digest_auth" ROCKET_DATABASES="$databases" \
+            "$SERVER" >"$WORK/$label-$i.out" 2>"$WORK/$label-$i.err" &
+        pid=$!
+        PIDS+=("$pid")
+        FLEET_PIDS+=("$pid")
+        wait_http "http://127.0.0.1:$PORT/"
+        FLEET_BASES+=("http://127.0.0.1:$PORT")
+    done
+}
+fleet_stop() {
+    local pid
+    for pid in "${FLEET_PIDS[@]}"; do stop "$pid"; done
+}
+
+# fleet_up VARIANT: the fleet of VARIANT, credentials in a PostgreSQL schema
+# of its own: fleet-redis (nonce counts in the Redis at REDIS_URL) or
+# fleet-postgres (counts in PostgreSQL, nc_lease = 0: what round-robin
+# needs without Redis). Logs why and fails when PostgreSQL or the token
+# fails.
+fleet_up() {
+    local variant=$1 digest_auth databases
+    if ! pg_schema "digest_auth_bench_$$_${variant//-/_}"; then
+        log "fleet skipped: PostgreSQL unreachable at $PG_URL (psql failed)"
+        return 1
+    fi
+    case $variant in
+    fleet-redis)
+        digest_auth="{secret=\"$SECRET\",counts=\"redis\"${EXTRA:-}}"
+        databases="{digest_auth={url=\"$SCHEMA_URL\"},digest_auth_counts={url=\"$REDIS_URL\"}}" ;;
+    fleet-postgres)
+        digest_auth="{secret=\"$SECRET\",nc_lease=0${EXTRA:-}}"
+        databases="{digest_auth={url=\"$SCHEMA_URL\"}}" ;;
+    esac
+    if ! fleet_start "$variant" "$digest_auth" "$databases"; then
+        log "fleet skipped: no token ($(tail -n1 "$WORK/$variant-token.err"))"
+        return 1
+    fi
+}
+
+# fleet_cells LABEL OPEN_RPS OPEN_P99 PROTECTED_RPS PROTECTED_P99: the
+# first cells of a fleet's table row, "| name | open req/s | protected req/s
+# | ratio | target | open p99 | protected p99 | p99 ratio | target |", with
+# issue 13's targets for the Redis fleet.
+fleet_cells() {
+    local label=$1 o_rps=$2 o_p99=$3 p_rps=$4 p_p99=$5 name t_rps="" t_p99="" r r99 t1="-" t2="-"
+    case $label in
+    fleet-redis) name="Redis" t_rps=0.5 t_p99=3 ;;
+    fleet-postgres) name="PostgreSQL (nc_lease = 0)" ;;
+    esac
+    r=$(ratio "$p_rps" "$o_rps")
+    r99=$(ratio "$p_p99" "$o_p99")
+    [ -n "$t_rps" ] && t1=">= $t_rps: $(meets "$r" "$t_rps" ">=")"
+    [ -n "$t_p99" ] && t2="<= $t_p99: $(meets "$r99" "$t_p99" "<=")"
+    echo "| $name | $o_rps | $p_rps | $r | $t1 | $o_p99 | $p_p99 | $r99 | $t2 |"
+}

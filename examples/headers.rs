@@ -16,11 +16,18 @@
 //! nonces are signed with its secret and, with the memory store, bound to
 //! its process.
 //!
+//! `--interleave I` spreads each stream over I files, as one client whose
+//! requests alternate between I instances (bench/wrk.sh's fleet, a wrk
+//! thread per file, each pinned to an instance): file `PREFIX-<s*I+j>.txt`
+//! holds stream s's nc j+1, j+1+I, j+1+2I, ... (`--count` lines per file),
+//! all on the stream's one nonce and cnonce.
+//!
 //! Options:
 //! - `--url URL` (required): `http://host[:port]/path`, the protected route
 //! - `--user U --token T` (required)
-//! - `--count N` headers per stream (default 1000)
+//! - `--count N` headers per file (default 1000)
 //! - `--streams K` (default 1)
+//! - `--interleave I` files per stream (default 1; needs `--out` when above 1)
 //! - `--algorithm A` (default SHA-256)
 //! - `--method M` (default GET)
 //! - `--out PREFIX`
@@ -39,13 +46,14 @@ struct Options {
     token: String,
     count: u32,
     streams: u32,
+    interleave: u32,
     algorithm: Algorithm,
     method: String,
     out: Option<String>,
 }
 
 const USAGE: &str = "usage: headers --url http://host:port/path --user U --token T \
-[--count N] [--streams K] [--algorithm A] [--method M] [--out PREFIX]";
+[--count N] [--streams K] [--interleave I] [--algorithm A] [--method M] [--out PREFIX]";
 
 fn parse_args() -> Result<Options, String> {
     let mut args = std::env::args().skip(1);
@@ -57,6 +65,7 @@ fn parse_args() -> Result<Options, String> {
         token: String::new(),
         count: 1000,
         streams: 1,
+        interleave: 1,
         algorithm: Algorithm::Sha256,
         method: "GET".into(),
         out: None,
@@ -77,6 +86,7 @@ fn parse_args() -> Result<Options, String> {
             "--token" => token = Some(value),
             "--count" => o.count = count(value)?,
             "--streams" => o.streams = count(value)?,
+            "--interleave" => o.interleave = count(value)?,
             "--algorithm" => {
                 o.algorithm = value
                     .parse()
@@ -99,6 +109,9 @@ fn parse_args() -> Result<Options, String> {
     o.target = target.to_string();
     o.user = user.ok_or_else(|| format!("--user is required\n{USAGE}"))?;
     o.token = token.ok_or_else(|| format!("--token is required\n{USAGE}"))?;
+    if o.interleave > 1 && out.is_none() {
+        return Err(format!("--interleave needs --out\n{USAGE}"));
+    }
     o.out = out;
     Ok(o)
 }
@@ -131,14 +144,21 @@ fn challenge(o: &Options) -> Result<ClientChallenge, String> {
         })
 }
 
-fn write_stream(o: &Options, out: &mut dyn Write) -> Result<(), String> {
+/// One stream: a challenge, a cnonce, and nc 1, 2, ... dealt in turn to
+/// `outs` (`--count` each).
+fn write_stream(o: &Options, outs: Vec<Box<dyn Write>>) -> Result<(), String> {
     let challenge = challenge(o)?;
     let mut cnonce = [0u8; 12];
     rand::thread_rng().fill_bytes(&mut cnonce);
     let cnonce = hex::encode(cnonce);
     let qop = challenge.qop.contains(&Qop::Auth).then_some(Qop::Auth);
-    let mut out = BufWriter::new(out);
-    for nc in 1..=o.count {
+    let mut outs: Vec<_> = outs.into_iter().map(BufWriter::new).collect();
+    let files = outs.len() as u32;
+    let total = o
+        .count
+        .checked_mul(files)
+        .ok_or("--count times --interleave is too large")?;
+    for nc in 1..=total {
         let header = Answer {
             username: &o.user,
             password: &o.token,
@@ -152,22 +172,28 @@ fn write_stream(o: &Options, out: &mut dyn Write) -> Result<(), String> {
             userhash: false,
         }
         .header();
+        let out = &mut outs[((nc - 1) % files) as usize];
         writeln!(out, "{header}").map_err(|e| format!("write: {e}"))?;
     }
-    out.flush().map_err(|e| format!("write: {e}"))
+    outs.iter_mut()
+        .try_for_each(|out| out.flush())
+        .map_err(|e| format!("write: {e}"))
 }
 
 fn run(o: &Options) -> Result<(), String> {
-    for k in 0..o.streams {
-        match &o.out {
-            Some(prefix) => {
-                let path = format!("{prefix}-{k}.txt");
-                let mut file =
-                    std::fs::File::create(&path).map_err(|e| format!("create {path}: {e}"))?;
-                write_stream(o, &mut file)?;
-            }
-            None => write_stream(o, &mut std::io::stdout().lock())?,
-        }
+    for s in 0..o.streams {
+        let outs: Vec<Box<dyn Write>> = match &o.out {
+            Some(prefix) => (0..o.interleave)
+                .map(|j| {
+                    let path = format!("{prefix}-{}.txt", s * o.interleave + j);
+                    std::fs::File::create(&path)
+                        .map(|f| Box::new(f) as Box<dyn Write>)
+                        .map_err(|e| format!("create {path}: {e}"))
+                })
+                .collect::<Result<_, _>>()?,
+            None => vec![Box::new(std::io::stdout().lock())],
+        };
+        write_stream(o, outs)?;
     }
     Ok(())
 }
