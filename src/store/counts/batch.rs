@@ -1,14 +1,12 @@
-//! Group commit of nonce counts claimed one by one in a shared store: the
-//! database's rows (`nc_lease = 0`) and Redis.
+//! Group commit of row-per-claim nonce counts (`nc_lease = 0`).
 //!
 //! Each claim on its own would be a transaction: on SQLite a WAL append and
 //! two hand-offs to sqlx's connection thread, on PostgreSQL a commit that
-//! waits for the WAL flush, on Redis a script call and its round trip. Here
-//! concurrent claims queue on a channel while
+//! waits for the WAL flush. Here concurrent claims queue on a channel while
 //! the writer task is busy; each round takes everything queued (up to
 //! [`MAX_GROUP`]) and hands the claims that need the store to one callback
 //! call, which decides them in one round trip (the database store's group
-//! statement, Redis's claim script). Nobody is answered before that call has returned, and a
+//! statement). Nobody is answered before that call has returned, and a
 //! failed call fails every claim of the group (503).
 //!
 //! A group means exactly what its claims would mean one after another: the

@@ -53,17 +53,16 @@ impl RedisStore {
         pair: &str,
         args: &[&[u8]],
     ) -> Result<Vec<Value>, StoreError> {
-        let keys = &self.shared.failure_keys;
+        let keys = &self.failure_keys;
         let pair_key = format!("{}{pair}", keys.pair_prefix);
         let mut all: Vec<&[u8]> = vec![op.as_bytes(), pair.as_bytes()];
         all.extend_from_slice(args);
-        self.shared
-            .eval(
-                (FAILURES, &keys.sha),
-                &[&pair_key, &keys.lock_index, &keys.lock_ends],
-                &all,
-            )
-            .await
+        self.eval(
+            (FAILURES, &keys.sha),
+            &[&pair_key, &keys.lock_index, &keys.lock_ends],
+            &all,
+        )
+        .await
     }
 }
 

@@ -3,11 +3,7 @@
 //!
 //! A claim is one round trip: `claim.lua` runs the engine's rule
 //! ([`counts`](super::counts)) atomically inside Redis, sent as `EVALSHA`
-//! (its full text only when the server does not know it yet). Claims that
-//! arrive while one is in flight queue and go together in the next call
-//! (the group commit of [`counts`](super::counts)), which Redis decides one
-//! after another: under load a call and its round trip serve many requests.
-//! Each nonce's
+//! (its full text only when the server does not know it yet). Each nonce's
 //! counts are a sorted set of `nc:cnonce` scored by `nc`; entries below the
 //! window go as the highest count rises, so a nonce holds at most
 //! [`max_entries_per_nonce`] entries, and the key expires with the nonce
@@ -33,7 +29,6 @@
 //! node. A cluster brings failover, not sharding, to the counts.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -42,7 +37,6 @@ use redis::{FromRedisValue, RedisResult};
 use rocket::figment::Figment;
 use serde::Deserialize;
 
-use super::counts::batch::{Asked, Batcher};
 use super::counts::max_entries_per_nonce;
 use super::{Claim, ClaimRequest, NonceCountStore, StoreError};
 use crate::protocol::{NonceKey, MAX_CLOCK_SKEW_SECS};
@@ -203,13 +197,6 @@ impl Connection {
 
 /// Nonce counts in Redis. See the [module docs](self).
 pub struct RedisStore {
-    shared: Arc<Shared>,
-    /// Queues claims for [`Shared::claim_group`].
-    claims: Batcher,
-}
-
-/// What the store's calls and its claim writer share.
-struct Shared {
     connection: Connection,
     generation_key: String,
     counts_prefix: String,
@@ -227,7 +214,7 @@ struct Shared {
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
-            .field("generation_key", &self.shared.generation_key)
+            .field("generation_key", &self.generation_key)
             .finish_non_exhaustive()
     }
 }
@@ -256,7 +243,7 @@ impl RedisStore {
         }
         check_eviction_policy(&connection).await?;
         let tag = format!("{{{}}}", options.key_prefix);
-        let shared = Arc::new(Shared {
+        let store = RedisStore {
             connection,
             generation_key: format!("{tag}:generation"),
             counts_prefix: format!("{tag}:n:"),
@@ -266,14 +253,9 @@ impl RedisStore {
             wait: (options.replicas > 0).then_some((options.replicas, options.replica_timeout)),
             waiting,
             next_waiting: AtomicUsize::new(0),
-        });
-        shared.learn_generation().await?;
-        let writer = shared.clone();
-        let claims = Batcher::start(move |group| {
-            let shared = writer.clone();
-            async move { shared.claim_group(group).await }
-        });
-        Ok(RedisStore { shared, claims })
+        };
+        store.learn_generation().await?;
+        Ok(store)
     }
 
     /// The store `[databases.digest_auth_counts]` configures (the fairing's).
@@ -301,9 +283,7 @@ impl RedisStore {
         };
         Ok(RedisStore::connect(&url, options).await?)
     }
-}
 
-impl Shared {
     /// The generation now: read, or created when missing.
     async fn learn_generation(&self) -> Result<(), StoreError> {
         let current: String = self
@@ -412,71 +392,60 @@ async fn check_eviction_policy(connection: &Connection) -> Result<(), StoreError
     }
 }
 
-impl Shared {
-    /// Decides `group` in one call of the claim script (one round trip,
-    /// with `WAIT` when replicas are asked for): per claim, whether it was
-    /// accepted. The script decides the claims one after another, so
-    /// `Asked::earlier` is already counted by then.
-    async fn claim_group(&self, group: Vec<Asked>) -> Result<Vec<bool>, StoreError> {
-        let mut keys = Vec::with_capacity(1 + group.len());
-        keys.push(self.generation_key.clone());
-        let mut args: Vec<Vec<u8>> = Vec::with_capacity(2 + 6 * group.len());
-        args.push(Generation::fresh().into_bytes());
-        args.push(MAX_CLOCK_SKEW_SECS.to_string().into_bytes());
-        for claim in &group {
-            keys.push(format!("{}{}", self.counts_prefix, claim.nonce));
-            // A string not minted by this crate carries no generation: only
-            // the rule applies (the verifier passes only nonces it minted).
-            let minted_in = NonceKey::epoch_of(&claim.nonce)
-                .map(Generation::hex)
-                .unwrap_or_default();
-            args.extend([
-                minted_in.into_bytes(),
-                format!("{}:{}", claim.nc, claim.cnonce).into_bytes(),
-                claim.nc.to_string().into_bytes(),
-                claim.window.to_string().into_bytes(),
-                max_entries_per_nonce(claim.window).to_string().into_bytes(),
-                claim.expires_at.to_string().into_bytes(),
-            ]);
-        }
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-        let (answer, acknowledged): (Vec<redis::Value>, _) = self
-            .eval_and_wait((CLAIM, &self.claim_sha), &keys, &args, self.wait)
-            .await?;
-        let Some((current, codes)) = answer.split_first() else {
-            return Err(StoreError::new("the claim script answered nothing"));
-        };
-        self.generation
-            .learn(&String::from_redis_value(current).map_err(StoreError::new)?)?;
-        let accepted = codes
-            .iter()
-            .map(|code| match i64::from_redis_value(code) {
-                Ok(1) => Ok(true),
-                Ok(0 | 2) => Ok(false),
-                Ok(other) => Err(StoreError::new(format!("claim script answered {other}"))),
-                Err(e) => Err(StoreError::new(e)),
-            })
-            .collect::<Result<Vec<bool>, StoreError>>()?;
-        // A count only the master holds would be accepted again by a
-        // replica promoted in its place: none is Accepted until the
-        // replicas have the group. Its counts stay spent on the master.
-        if let (Some((wanted, timeout_ms)), Some(got)) = (self.wait, acknowledged) {
-            if got < wanted && accepted.contains(&true) {
-                return Err(StoreError::new(format!(
-                    "the claim reached {got} of the {wanted} replicas asked \
-                     (`databases.{DATABASE_NAME}.replicas`) within {timeout_ms} ms"
-                )));
-            }
-        }
-        Ok(accepted)
-    }
-}
-
 #[rocket::async_trait]
 impl NonceCountStore for RedisStore {
     async fn claim(&self, request: ClaimRequest<'_>) -> Result<Claim, StoreError> {
-        self.claims.claim(request).await
+        let key = format!("{}{}", self.counts_prefix, request.nonce);
+        // A string not minted by this crate carries no generation: only the
+        // rule applies (the verifier passes only nonces it minted).
+        let minted_in = NonceKey::epoch_of(request.nonce)
+            .map(Generation::hex)
+            .unwrap_or_default();
+        let member = format!("{}:{}", request.nc, request.cnonce);
+        let (nc, window) = (request.nc.to_string(), request.window.to_string());
+        let bound = max_entries_per_nonce(request.window).to_string();
+        let (expires_at, margin) = (
+            request.expires_at.to_string(),
+            MAX_CLOCK_SKEW_SECS.to_string(),
+        );
+        let fresh = Generation::fresh();
+        let args: [&[u8]; 8] = [
+            minted_in.as_bytes(),
+            fresh.as_bytes(),
+            member.as_bytes(),
+            nc.as_bytes(),
+            window.as_bytes(),
+            bound.as_bytes(),
+            expires_at.as_bytes(),
+            margin.as_bytes(),
+        ];
+        let ((code, current), acknowledged): ((i64, String), _) = self
+            .eval_and_wait(
+                (CLAIM, &self.claim_sha),
+                &[&self.generation_key, &key],
+                &args,
+                self.wait,
+            )
+            .await?;
+        self.generation.learn(&current)?;
+        match code {
+            1 => {
+                // A count only the master holds would be accepted again by
+                // a replica promoted in its place: not Accepted until the
+                // replicas have it. It stays spent on the master.
+                if let (Some((wanted, timeout_ms)), Some(got)) = (self.wait, acknowledged) {
+                    if got < wanted {
+                        return Err(StoreError::new(format!(
+                            "the claim reached {got} of the {wanted} replicas asked \
+                             (`databases.{DATABASE_NAME}.replicas`) within {timeout_ms} ms"
+                        )));
+                    }
+                }
+                Ok(Claim::Accepted)
+            }
+            0 | 2 => Ok(Claim::Replayed),
+            other => Err(StoreError::new(format!("claim script answered {other}"))),
+        }
     }
 
     async fn remove_expired(&self, _now: i64) -> Result<u64, StoreError> {
@@ -485,7 +454,7 @@ impl NonceCountStore for RedisStore {
     }
 
     fn nonce_generation(&self) -> Option<[u8; 4]> {
-        Some(self.shared.generation.current())
+        Some(self.generation.current())
     }
 }
 
