@@ -51,16 +51,26 @@ end
 if nc + window <= highest then
   return {0, generation}
 end
--- Entries below the window are trimmed as the highest count rises, so every
--- entry left is inside the window: the bound counts exactly those.
-if redis.call('ZCARD', key) >= tonumber(ARGV[6]) then
-  return {0, generation}
+-- Entries below the window are trimmed once the nonce holds two windows'
+-- worth, as in the engine, not at every rise of the highest count (each
+-- call from the script costs about a microsecond); at the bound they are
+-- trimmed first, so that it counts exactly the entries inside the window.
+local entries = redis.call('ZCARD', key)
+local bound = tonumber(ARGV[6])
+if entries >= bound then
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', highest - window)
+  entries = redis.call('ZCARD', key)
+  if entries >= bound then
+    return {0, generation}
+  end
 end
 if redis.call('ZADD', key, 'NX', nc, ARGV[3]) == 0 then
   return {0, generation}
 end
-if nc > highest then
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', nc - window)
+-- The expiry is the nonce's, the same for all its counts: set with the first.
+if entries == 0 then
+  redis.call('PEXPIREAT', key, until_ms)
+elseif entries + 1 > 2 * window then
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', math.max(highest, nc) - window)
 end
-redis.call('PEXPIREAT', key, until_ms)
 return {1, generation}

@@ -5,8 +5,8 @@
 //! ([`counts`](super::counts)) atomically inside Redis, sent as `EVALSHA`
 //! (its full text only when the server does not know it yet). Each nonce's
 //! counts are a sorted set of `nc:cnonce` scored by `nc`; entries below the
-//! window go as the highest count rises, so a nonce holds at most
-//! [`max_entries_per_nonce`] entries, and the key expires with the nonce
+//! window go once the nonce holds two windows' worth (as in the engine), and
+//! never more than [`max_entries_per_nonce`] are kept; the key expires with the nonce
 //! plus [`MAX_CLOCK_SKEW_SECS`], as in every store. Redis's own clock (`TIME`) decides both
 //! when the key goes and when a claim on the nonce is refused as expired, so
 //! no claim ever lands on counts already deleted: that is this store's
