@@ -6,7 +6,7 @@
 //! The method is the one the client sent and signed, not the one Rocket
 //! routes: Rocket turns a POST with a `_method` form field into that method
 //! before any fairing runs, and routes a HEAD to GET routes. The fairing
-//! records the method as received ([`record_method`]) before routing.
+//! records the method as sent ([`method_as_sent`]) before routing.
 //!
 //! ```
 //! use rocket::http::Header;
