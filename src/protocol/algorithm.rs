@@ -139,8 +139,10 @@ impl HexDigest {
             pairs
         };
         let mut digits = [0u8; 64];
-        for (pair, &b) in digits.chunks_exact_mut(2).zip(bytes) {
-            pair.copy_from_slice(&PAIRS[usize::from(b)]);
+        for (i, &b) in bytes.iter().take(32).enumerate() {
+            let [high, low] = PAIRS[usize::from(b)];
+            digits[2 * i] = high;
+            digits[2 * i + 1] = low;
         }
         HexDigest {
             len: (bytes.len().min(32) * 2) as u8,

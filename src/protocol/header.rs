@@ -186,10 +186,11 @@ fn field_index(name: &str) -> Option<usize> {
         9 => &[1, 7],
         _ => &[],
     };
-    candidates
-        .iter()
-        .copied()
-        .find(|&i| FIELDS[i].eq_ignore_ascii_case(name))
+    // A name is `tchar`s and the fields are lower-case letters and `*`:
+    // among those, setting 0x20 changes only upper-case letters, so the
+    // comparison is exact (and cheaper than `eq_ignore_ascii_case`).
+    let folded_eq = |field: &str| field.bytes().zip(name.bytes()).all(|(f, b)| b | 0x20 == f);
+    candidates.iter().copied().find(|&i| folded_eq(FIELDS[i]))
 }
 
 impl<'a> Authorization<'a> {
