@@ -44,10 +44,53 @@ use std::time::{Duration, Instant};
 use super::{Credential, CredentialStore, HashFunction, StoreError, TokenAdmin, TokenInfo};
 
 /// What a lookup was keyed on.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
-    Username(String),
-    Userhash(HashFunction, String),
+#[derive(Debug, Clone, Copy)]
+enum Key<'a> {
+    Username(&'a str),
+    Userhash(HashFunction, &'a str),
+}
+
+/// The cached answers by what they were looked up with. Plain names, the
+/// common case, are found without copying the name; both maps are keyed
+/// with a random seed, since clients choose what is looked up.
+#[derive(Debug, Default)]
+struct Entries {
+    by_name: HashMap<String, Entry, ahash::RandomState>,
+    by_userhash: HashMap<(HashFunction, String), Entry, ahash::RandomState>,
+}
+
+impl Entries {
+    fn get(&self, key: Key<'_>) -> Option<&Entry> {
+        match key {
+            Key::Username(name) => self.by_name.get(name),
+            Key::Userhash(h, userhash) => self.by_userhash.get(&(h, userhash.to_owned())),
+        }
+    }
+
+    fn contains(&self, key: Key<'_>) -> bool {
+        self.get(key).is_some()
+    }
+
+    fn insert(&mut self, key: Key<'_>, entry: Entry) {
+        match key {
+            Key::Username(name) => self.by_name.insert(name.to_owned(), entry),
+            Key::Userhash(h, userhash) => self.by_userhash.insert((h, userhash.to_owned()), entry),
+        };
+    }
+
+    fn len(&self) -> usize {
+        self.by_name.len() + self.by_userhash.len()
+    }
+
+    fn retain(&mut self, keep: impl Fn(&Entry) -> bool) {
+        self.by_name.retain(|_, e| keep(e));
+        self.by_userhash.retain(|_, e| keep(e));
+    }
+
+    fn clear(&mut self) {
+        self.by_name.clear();
+        self.by_userhash.clear();
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -63,7 +106,7 @@ pub struct CachedCredentials<S: ?Sized> {
     inner: Arc<S>,
     ttl: Duration,
     max_entries: usize,
-    entries: RwLock<HashMap<Key, Entry>>,
+    entries: RwLock<Entries>,
     /// Bumped by every invalidation: a lookup that raced with one does not
     /// store what it read.
     generation: AtomicU64,
@@ -148,7 +191,7 @@ impl<S: ?Sized> CachedCredentials<S> {
         self.entries.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    fn get(&self, key: &Key) -> Option<Option<Credential>> {
+    fn get(&self, key: Key<'_>) -> Option<Option<Credential>> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         entries
             .get(key)
@@ -156,15 +199,15 @@ impl<S: ?Sized> CachedCredentials<S> {
             .map(|e| e.credential.clone())
     }
 
-    fn put(&self, key: Key, credential: Option<Credential>, generation: u64, fetched: Instant) {
+    fn put(&self, key: Key<'_>, credential: Option<Credential>, generation: u64, fetched: Instant) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         // Read before an invalidation that happened while we were asking:
         // what we read may be the old token.
         if self.generation.load(Ordering::SeqCst) != generation {
             return;
         }
-        if entries.len() >= self.max_entries && !entries.contains_key(&key) {
-            entries.retain(|_, e| e.fetched.elapsed() < self.ttl);
+        if entries.len() >= self.max_entries && !entries.contains(key) {
+            entries.retain(|e| e.fetched.elapsed() < self.ttl);
             if entries.len() >= self.max_entries {
                 entries.clear();
             }
@@ -210,26 +253,26 @@ impl<S: CredentialStore + ?Sized> CachedCredentials<S> {
         Ok(())
     }
 
-    async fn lookup(&self, key: Key) -> Result<Option<Credential>, StoreError> {
+    async fn lookup(&self, key: Key<'_>) -> Result<Option<Credential>, StoreError> {
         if self.ttl.is_zero() {
-            return match &key {
+            return match key {
                 Key::Username(u) => self.inner.credential(u).await,
-                Key::Userhash(h, u) => self.inner.credential_by_userhash(*h, u).await,
+                Key::Userhash(h, u) => self.inner.credential_by_userhash(h, u).await,
             };
         }
         if let Some(recheck) = &self.recheck {
             self.recheck(recheck).await?;
         }
-        if let Some(hit) = self.get(&key) {
+        if let Some(hit) = self.get(key) {
             return Ok(hit);
         }
         let generation = self.generation.load(Ordering::SeqCst);
         // The age counts from before the query: an answer is never reused
         // longer than `ttl` after the store was asked.
         let fetched = Instant::now();
-        let credential = match &key {
+        let credential = match key {
             Key::Username(u) => self.inner.credential(u).await?,
-            Key::Userhash(h, u) => self.inner.credential_by_userhash(*h, u).await?,
+            Key::Userhash(h, u) => self.inner.credential_by_userhash(h, u).await?,
         };
         self.put(key, credential.clone(), generation, fetched);
         Ok(credential)
@@ -239,7 +282,7 @@ impl<S: CredentialStore + ?Sized> CachedCredentials<S> {
 #[rocket::async_trait]
 impl<S: CredentialStore + ?Sized> CredentialStore for CachedCredentials<S> {
     async fn credential(&self, username: &str) -> Result<Option<Credential>, StoreError> {
-        self.lookup(Key::Username(username.to_owned())).await
+        self.lookup(Key::Username(username)).await
     }
 
     async fn credential_by_userhash(
@@ -247,7 +290,7 @@ impl<S: CredentialStore + ?Sized> CredentialStore for CachedCredentials<S> {
         hash: HashFunction,
         userhash: &str,
     ) -> Result<Option<Credential>, StoreError> {
-        self.lookup(Key::Userhash(hash, userhash.to_owned())).await
+        self.lookup(Key::Userhash(hash, userhash)).await
     }
 
     async fn credentials_version(&self) -> Result<Option<i64>, StoreError> {
