@@ -17,7 +17,7 @@ use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use rocket::tokio::runtime::{Builder, Runtime};
 use rocket_digest_auth::protocol::{
-    Algorithm, Answer, Authorization, ClientChallenge, Qop, MAX_CNONCE_LEN, MAX_HEADER_LEN,
+    Algorithm, Answer, ClientChallenge, Qop, MAX_CNONCE_LEN, MAX_HEADER_LEN,
 };
 use rocket_digest_auth::store::{MemoryStore, StoreOptions};
 use rocket_digest_auth::verifier::{Body, RequestParts, Verifier};
