@@ -504,12 +504,7 @@ mod tests {
         // lookup that read the old token stores it.
         inner.insert_token("erin", "new");
         cached.invalidate();
-        cached.put(
-            Key::Username("erin".into()),
-            read,
-            generation,
-            Instant::now(),
-        );
+        cached.put(Key::Username("erin"), read, generation, Instant::now());
         assert_eq!(cached.cached(), 0);
         assert_eq!(
             token_of(&cached.credential("erin").await.unwrap()).as_deref(),
