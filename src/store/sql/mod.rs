@@ -377,7 +377,8 @@ impl SqlStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         // Instances starting together must migrate once: a lock held by the
         // session (PostgreSQL: an advisory lock; MySQL: `GET_LOCK`, as
-        // MariaDB has no waiting without a timeout). Migrating runs on a
+        // MariaDB has no waiting without a timeout; SQLite: the write lock of
+        // one transaction around the run). Migrating runs on a
         // connection of its own, closed when it failed, so that no pooled
         // connection keeps a lock.
         let sql = MigrationSql::of(&self.pool);
@@ -397,8 +398,7 @@ impl SqlStore {
             let mut conn = p.acquire().await?;
             let migrated: Result<(), StoreError> = async {
                 match sql.lock {
-                    Lock::None => {}
-                    Lock::Waits(lock, _) => {
+                    Lock::Waits(lock, _) | Lock::Transaction(lock, _) => {
                         sqlx::query(lock).execute(&mut *conn).await?;
                     }
                     Lock::Answers(lock, _) => {
@@ -449,26 +449,36 @@ impl SqlStore {
                         }
                         continue;
                     }
-                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                    sqlx::Executor::execute(&mut *tx, &*migration.sql)
-                        .await
-                        .map_err(|e| {
-                            StoreError::new(format!(
-                                "migration {} ({}) failed: {e}",
-                                migration.version, migration.description
-                            ))
-                        })?;
-                    sqlx::query(&record)
-                        .bind(migration.version)
-                        .bind(&*migration.description)
-                        .bind(&*migration.checksum)
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
+                    // A migration and its record go together: in the run's
+                    // transaction (SQLite), or in one of their own.
+                    macro_rules! apply {
+                        ($on:expr) => {{
+                            sqlx::Executor::execute(&mut *$on, &*migration.sql)
+                                .await
+                                .map_err(|e| {
+                                    StoreError::new(format!(
+                                        "migration {} ({}) failed: {e}",
+                                        migration.version, migration.description
+                                    ))
+                                })?;
+                            sqlx::query(&record)
+                                .bind(migration.version)
+                                .bind(&*migration.description)
+                                .bind(&*migration.checksum)
+                                .execute(&mut *$on)
+                                .await?;
+                        }};
+                    }
+                    if let Lock::Transaction(..) = sql.lock {
+                        apply!(conn);
+                    } else {
+                        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                        apply!(tx);
+                        tx.commit().await?;
+                    }
                 }
                 match sql.lock {
-                    Lock::None => {}
-                    Lock::Waits(_, unlock) | Lock::Answers(_, unlock) => {
+                    Lock::Waits(_, unlock) | Lock::Answers(_, unlock) | Lock::Transaction(_, unlock) => {
                         sqlx::query(unlock).execute(&mut *conn).await?;
                     }
                 }
@@ -494,9 +504,11 @@ pub const MIGRATIONS_TABLE: &str = "digest_auth_migrations";
 
 /// How a migration run serializes with other instances'.
 enum Lock {
-    /// SQLite: none (one file, one writer at a time anyway).
+    /// SQLite: the run is one write transaction, begun by taking the write
+    /// lock (`BEGIN IMMEDIATE` waits for another writer), so an instance
+    /// reads what was recorded only once another's run has committed.
     #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
-    None,
+    Transaction(&'static str, &'static str),
     /// Taking it waits as long as it takes (PostgreSQL); then releasing it.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     Waits(&'static str, &'static str),
@@ -524,7 +536,7 @@ impl MigrationSql {
                     applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
                 sqlx_table_exists: "SELECT COUNT(*) FROM sqlite_master \
                     WHERE type = 'table' AND name = '_sqlx_migrations'",
-                lock: Lock::None,
+                lock: Lock::Transaction("BEGIN IMMEDIATE", "COMMIT"),
             },
             #[cfg(feature = "postgres")]
             Pool::Postgres(_) => MigrationSql {
