@@ -36,15 +36,23 @@ impl MariaDbServer {
             .prefix("digest-auth-mariadb-")
             .tempdir()
             .map_err(|e| format!("temporary directory: {e}"))?;
+        // A temporary directory of its own: a server starting clears the
+        // `#sql*` files of its tmpdir, which would take those of another
+        // private server bootstrapping at the same time in /tmp.
+        let tmpdir = dir.path().join("tmp");
+        std::fs::create_dir(&tmpdir).map_err(|e| format!("{}: {e}", tmpdir.display()))?;
         if as_mysql_user {
             let (uid, gid) = (id_of("-u")?, id_of("-g")?);
-            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
-                .map_err(|e| format!("chown {} to mysql: {e}", dir.path().display()))?;
+            for owned in [dir.path(), &tmpdir] {
+                std::os::unix::fs::chown(owned, Some(uid), Some(gid))
+                    .map_err(|e| format!("chown {} to mysql: {e}", owned.display()))?;
+            }
         }
         let mut command = Command::new(install);
         command
             .arg("--no-defaults")
             .arg(format!("--datadir={}", dir.path().join("data").display()))
+            .arg(format!("--tmpdir={}", tmpdir.display()))
             .arg("--auth-root-authentication-method=normal");
         if as_mysql_user {
             command.arg("--user=mysql");
@@ -99,6 +107,7 @@ impl MariaDbServer {
         command
             .arg("--no-defaults")
             .arg(format!("--datadir={}", dir.join("data").display()))
+            .arg(format!("--tmpdir={}", dir.join("tmp").display()))
             .arg(format!("--socket={}", dir.join("sock").display()))
             .arg(format!("--pid-file={}", dir.join("pid").display()))
             .arg(format!("--log-error={}", dir.join("error.log").display()))
