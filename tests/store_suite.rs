@@ -36,9 +36,9 @@ async fn temp_database() -> Option<(String, tempfile::TempDir)> {
 #[cfg(feature = "sqlite")]
 #[rocket::async_test]
 async fn stores_opened_at_once_on_a_new_file_all_start() {
-    for _ in 0..5 {
+    for _ in 0..10 {
         let (url, _dir) = temp_database().await.expect("a temporary database");
-        let opening = (0..8).map(|_| SqlStore::connect_url(&url, StoreOptions::new("realm")));
+        let opening = (0..3).map(|_| SqlStore::connect_url(&url, StoreOptions::new("realm")));
         for opened in rocket::futures::future::join_all(opening).await {
             opened.expect("every store starts");
         }
