@@ -31,20 +31,6 @@ async fn temp_database() -> Option<(String, tempfile::TempDir)> {
     Some((url, dir))
 }
 
-/// Stores opened at once on one new SQLite file (instances starting
-/// together) all start: one migrates it, the others find it migrated.
-#[cfg(feature = "sqlite")]
-#[rocket::async_test]
-async fn stores_opened_at_once_on_a_new_file_all_start() {
-    for _ in 0..10 {
-        let (url, _dir) = temp_database().await.expect("a temporary database");
-        let opening = (0..3).map(|_| SqlStore::connect_url(&url, StoreOptions::new("realm")));
-        for opened in rocket::futures::future::join_all(opening).await {
-            opened.expect("every store starts");
-        }
-    }
-}
-
 #[cfg(feature = "sqlite")]
 impl SqliteInTempDir {
     async fn new(options: StoreOptions) -> SqliteInTempDir {
